@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+// wakeport's command line: `run` (the launcher, in the foreground) and
+// `check` (validate a table and print it resolved).
+
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { formatSocket, type ServiceEntry } from './config/entry.js';
+import { loadTable } from './config/table.js';
+import { formatProblem, isWakeportError, WakeportError } from './errors.js';
+import { createLogger, logFormats, logLevels } from './log.js';
+import { exitCodes } from './runtime/exit-codes.js';
+import { run } from './runtime/launcher.js';
+
+const usage = `Usage: wakeport run   [-f FILE] [--strict] [--log-level LEVEL] [--log-format FORMAT]
+       wakeport check [-f FILE]
+
+  run     bind every socket of the services table and serve it, in the foreground
+  check   validate the table and print it resolved; exit 1 if it has errors
+
+Options:
+  -f, --file FILE        the services table (default: services.conf)
+      --strict           run: refuse to start if any line is wrong or any socket cannot be bound
+      --log-level LEVEL  debug | info | warn | error (default: info)
+      --log-format FMT   text | json (default: text)
+  -h, --help             this help
+  -V, --version          wakeport's version
+`;
+
+async function main(argv: readonly string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    options: {
+      file: { type: 'string', short: 'f', default: 'services.conf' },
+      strict: { type: 'boolean', default: false },
+      'log-level': { type: 'string', default: 'info' },
+      'log-format': { type: 'string', default: 'text' },
+      help: { type: 'boolean', short: 'h', default: false },
+      version: { type: 'boolean', short: 'V', default: false },
+    },
+  });
+  if (values.help) return print(usage);
+  if (values.version) return print(`wakeport ${version()}\n`);
+  const level = oneOf(values['log-level'], logLevels, '--log-level');
+  const format = oneOf(values['log-format'], logFormats, '--log-format');
+  const [command, ...rest] = positionals;
+  if (rest.length > 0) throw new WakeportError('ERR_USAGE', `unexpected argument "${rest[0]}"`);
+  switch (command) {
+    case 'run':
+      return run({ file: values.file, strict: values.strict }, createLogger({ level, format }));
+    case 'check':
+      return check(values.file);
+    case undefined:
+      throw new WakeportError('ERR_USAGE', 'no command given: wakeport run or wakeport check');
+    default:
+      throw new WakeportError('ERR_USAGE', `unknown command "${command}" (expected run or check)`);
+  }
+}
+
+async function check(file: string): Promise<number> {
+  const table = await loadTable(file);
+  process.stdout.write(formatTable(table.entries));
+  for (const problem of table.problems) process.stderr.write(`${formatProblem(problem)}\n`);
+  const errors = table.problems.filter((problem) => problem.severity === 'error').length;
+  return errors > 0 ? exitCodes.checkFailed : exitCodes.ok;
+}
+
+/** One row per service: label, address, protocol, mode, user, program. */
+export function formatTable(entries: readonly ServiceEntry[]): string {
+  const rows = [
+    ['LABEL', 'ADDRESS', 'PROTO', 'MODE', 'USER', 'PROGRAM'],
+    ...entries.map((entry) => [
+      entry.label,
+      formatSocket(entry.socket),
+      entry.socket.transport,
+      entry.program.kind === 'internal' ? 'internal' : entry.mode + (entry.maxSpawns === null ? '' : `.${entry.maxSpawns}`),
+      entry.runAs?.name ?? '-',
+      entry.program.kind === 'internal'
+        ? `internal ${entry.program.name}`
+        : [entry.program.path, ...entry.program.args].join(' '),
+    ]),
+  ];
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+}
+
+function oneOf<T extends string>(value: string, allowed: readonly T[], flag: string): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new WakeportError('ERR_USAGE', `${flag} must be one of ${allowed.join(', ')}, not "${value}"`);
+}
+
+function version(): string {
+  const packageJson = new URL('../../package.json', import.meta.url);
+  return (JSON.parse(readFileSync(packageJson, 'utf8')) as { version: string }).version;
+}
+
+function print(text: string): number {
+  process.stdout.write(text);
+  return exitCodes.ok;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (isWakeportError(error) && error.code === 'ERR_USAGE') {
+      process.stderr.write(`wakeport: ${error.message}\n${usage}`);
+      process.exitCode = exitCodes.usage;
+    } else if (isWakeportError(error) || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`wakeport: ${(error as Error).message}\n`);
+      process.exitCode = isWakeportError(error) ? exitCodes.system : exitCodes.usage;
+    } else {
+      process.stderr.write(`wakeport: internal error, please report: ${(error as Error).stack ?? error}\n`);
+      process.exitCode = exitCodes.bug;
+    }
+  },
+);

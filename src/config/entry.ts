@@ -1,0 +1,75 @@
+// The services table after parsing and validation: one readonly record per
+// service. Everything here is resolved (ports are numbers, hosts are IP
+// literals, paths are absolute, users are uids) and plain JSON, because the
+// launcher sends the table to the supervisor.
+
+export type Transport = 'tcp' | 'udp' | 'unix';
+
+export type SocketSpec =
+  | {
+      readonly transport: 'tcp' | 'udp';
+      /** An IP literal: 0.0.0.0 and :: are the wildcards. */
+      readonly host: string;
+      readonly family: 4 | 6;
+      /** 0 asks the kernel for a free port. */
+      readonly port: number;
+    }
+  | {
+      readonly transport: 'unix';
+      readonly path: string;
+    };
+
+export const internalNames = ['echo', 'discard', 'chargen', 'daytime', 'time'] as const;
+export type InternalName = (typeof internalNames)[number];
+
+export type Program =
+  | { readonly kind: 'internal'; readonly name: InternalName }
+  | {
+      readonly kind: 'exec';
+      /** Absolute path of the executable. */
+      readonly path: string;
+      readonly argv0: string;
+      readonly args: readonly string[];
+    };
+
+export interface RunAs {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+  readonly home: string;
+}
+
+/** Where a program's stdout or stderr goes: a file (appended to), or the default. */
+export type OutputTarget = { readonly kind: 'default' } | { readonly kind: 'file'; readonly path: string };
+
+export interface ServiceEntry {
+  /** Unique name, used in every log line about the service. */
+  readonly label: string;
+  /** Where the service was defined, for messages. */
+  readonly file: string;
+  readonly line: number;
+  readonly socket: SocketSpec;
+  readonly socketType: 'stream' | 'dgram';
+  readonly mode: 'wait' | 'nowait';
+  /** inetd's `nowait.max`: at most this many spawns per `rateWindowMs`; null = no limit. */
+  readonly maxSpawns: number | null;
+  readonly rateWindowMs: number;
+  /** The user programs run as; null = the user running wakeport. */
+  readonly runAs: RunAs | null;
+  readonly program: Program;
+  readonly env: readonly (readonly [string, string])[];
+  readonly cwd: string | null;
+  readonly stdout: OutputTarget;
+  readonly stderr: OutputTarget;
+  readonly backlog: number;
+  /** Concurrent connections being served; null = no limit (internal services' default). */
+  readonly maxConnections: number | null;
+  readonly maxPerSource: number | null;
+  readonly exitTimeoutMs: number;
+}
+
+/** `127.0.0.1:7`, `[::1]:7`, or a unix path: how an address is written in every message. */
+export function formatSocket(socket: SocketSpec): string {
+  if (socket.transport === 'unix') return socket.path;
+  return socket.family === 6 ? `[${socket.host}]:${socket.port}` : `${socket.host}:${socket.port}`;
+}

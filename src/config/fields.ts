@@ -1,0 +1,159 @@
+// The meaning of each field of a service line (the order is in syntax.ts).
+// Each parser returns plain values or throws a LineProblem whose message says
+// what is wrong and, where it helps, what would be right.
+
+import path from 'node:path';
+import { internalNames, type InternalName, type Transport } from './entry.js';
+
+/** A problem with one line of the table; the caller adds file and line. */
+export class LineProblem extends Error {
+  constructor(
+    message: string,
+    /** The line it is on, when it is not the service line (an option line). */
+    readonly line?: number,
+  ) {
+    super(message);
+  }
+}
+
+export type SocketType = 'stream' | 'dgram';
+
+export function parseSocketType(field: string): SocketType {
+  if (field === 'stream' || field === 'dgram') return field;
+  if (['raw', 'rdm', 'seqpacket'].includes(field)) {
+    throw new LineProblem(`socket type "${field}" is not supported (wakeport serves stream and dgram)`);
+  }
+  throw new LineProblem(`unknown socket type "${field}" (expected stream or dgram)`);
+}
+
+export interface Protocol {
+  readonly transport: Transport;
+  /** The address family the protocol asks for: tcp and udp mean IPv4, as in BSD inetd. */
+  readonly family: 4 | 6 | null;
+  /** Whether the protocol named its family (tcp4, tcp6) or left it to the host (tcp). */
+  readonly familyExplicit: boolean;
+}
+
+const protocols: Record<string, Protocol> = {
+  tcp: { transport: 'tcp', family: 4, familyExplicit: false },
+  tcp4: { transport: 'tcp', family: 4, familyExplicit: true },
+  tcp6: { transport: 'tcp', family: 6, familyExplicit: true },
+  udp: { transport: 'udp', family: 4, familyExplicit: false },
+  udp4: { transport: 'udp', family: 4, familyExplicit: true },
+  udp6: { transport: 'udp', family: 6, familyExplicit: true },
+  unix: { transport: 'unix', family: null, familyExplicit: false },
+};
+
+export function parseProtocol(field: string, socketType: SocketType): Protocol {
+  if (field.startsWith('rpc/')) throw new LineProblem(`RPC services ("${field}") are not supported`);
+  const protocol = protocols[field];
+  if (!protocol) {
+    throw new LineProblem(`unknown protocol "${field}" (expected one of ${Object.keys(protocols).join(', ')})`);
+  }
+  if (socketType === 'stream' && protocol.transport === 'udp') {
+    throw new LineProblem(`socket type stream needs protocol tcp, tcp4, tcp6 or unix, not ${field}`);
+  }
+  if (socketType === 'dgram' && protocol.transport === 'tcp') {
+    throw new LineProblem(`socket type dgram needs protocol udp, udp4 or udp6, not ${field}`);
+  }
+  if (socketType === 'dgram' && protocol.transport === 'unix') {
+    throw new LineProblem('unix dgram sockets are not supported (Node has no AF_UNIX datagram sockets)');
+  }
+  return protocol;
+}
+
+export interface WaitField {
+  readonly mode: 'wait' | 'nowait';
+  readonly max: number | null;
+}
+
+export function parseWait(field: string): WaitField {
+  const match = /^(wait|nowait)(?:\.(\d+))?$/.exec(field);
+  if (match) {
+    const max = match[2] === undefined ? null : Number(match[2]);
+    if (max === 0) throw new LineProblem(`"${field}": the spawn limit after the dot must be at least 1`);
+    return { mode: match[1] as 'wait' | 'nowait', max };
+  }
+  if (/^(wait|nowait)\//.test(field)) {
+    throw new LineProblem(
+      `"${field}": FreeBSD's wait/max-child/… form is not supported; write nowait.max and use the max-connections and max-per-source options`,
+    );
+  }
+  throw new LineProblem(`"${field}" is neither wait nor nowait (optionally with .max, as in nowait.100)`);
+}
+
+export interface UserField {
+  /** null for "-": the user running wakeport. */
+  readonly user: string | null;
+  readonly group: string | null;
+}
+
+export function parseUserField(field: string): UserField {
+  if (field === '-') return { user: null, group: null };
+  const [user, group, extra] = field.split(/[:.]/);
+  if (!user || group === '' || extra !== undefined) {
+    throw new LineProblem(`"${field}" is not a user field (expected user, user:group, user.group or -)`);
+  }
+  return { user, group: group ?? null };
+}
+
+export type ProgramField =
+  | { readonly kind: 'internal'; readonly name: string | null }
+  | { readonly kind: 'exec'; readonly path: string; readonly argv0: string; readonly args: readonly string[] };
+
+/** `program [argv0 args…]`. Relative paths must start with ./ or ../ and are taken from `baseDir`. */
+export function parseProgram(fields: readonly string[], baseDir: string): ProgramField {
+  const [program, ...argv] = fields;
+  if (program === undefined) throw new LineProblem('missing fields: a service line needs at least 6');
+  if (program === 'internal') {
+    if (argv.length > 1) throw new LineProblem(`internal services take at most one argument, got ${argv.length}`);
+    return { kind: 'internal', name: argv[0] ?? null };
+  }
+  let resolved: string;
+  if (path.isAbsolute(program)) resolved = program;
+  else if (program.startsWith('./') || program.startsWith('../')) resolved = path.resolve(baseDir, program);
+  else {
+    throw new LineProblem(
+      `program "${program}" must be an absolute path, a path starting with ./ or ../ (from this file's folder), or internal`,
+    );
+  }
+  const [argv0 = path.basename(resolved), ...args] = argv;
+  return { kind: 'exec', path: resolved, argv0, args };
+}
+
+/** Which built-in an internal service is: named by its argument, or else by its service field. */
+export function internalName(argument: string | null, service: string): InternalName {
+  const name = argument ?? service;
+  if ((internalNames as readonly string[]).includes(name)) return name as InternalName;
+  const list = internalNames.join(', ');
+  if (argument === null) {
+    throw new LineProblem(`"${service}" is not an internal service (${list}); name one after "internal"`);
+  }
+  throw new LineProblem(`unknown internal service "${argument}" (expected one of ${list})`);
+}
+
+export interface ServiceField {
+  /** The host as written ("*" or none means every address). */
+  readonly host: string | null;
+  /** A service name or a port number, as written. */
+  readonly service: string;
+}
+
+/** `service`, `host:service`, `[v6addr]:service` or `*:service`. */
+export function parseServiceField(field: string, stickyHost: string | null): ServiceField {
+  const bracketed = /^\[([^\]]+)\]:(.+)$/.exec(field);
+  if (bracketed) return { host: bracketed[1]!, service: bracketed[2]! };
+  if (field.startsWith('[')) throw new LineProblem(`"${field}" is not of the form [v6addr]:service`);
+  const colon = field.lastIndexOf(':');
+  if (colon === -1) return { host: unbracket(stickyHost), service: field };
+  const host = field.slice(0, colon);
+  const service = field.slice(colon + 1);
+  if (service === '') throw new LineProblem(`"${field}" has no service or port after the colon`);
+  if (host.includes(':')) throw new LineProblem(`"${field}": write an IPv6 address in brackets, as [${host}]:${service}`);
+  return { host: host === '*' || host === '' ? null : host, service };
+}
+
+function unbracket(host: string | null): string | null {
+  const match = host === null ? null : /^\[(.+)\]$/.exec(host);
+  return match ? match[1]! : host;
+}

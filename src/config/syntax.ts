@@ -1,0 +1,96 @@
+// services.conf — the format. A plain inetd.conf is a valid services.conf.
+//
+// Service lines have whitespace-separated fields, in this order:
+//
+//   service  socket-type  protocol  wait|nowait[.max]  user[:group]  program  [argv0 args…]
+//
+//   service      a name from /etc/services, a port number, host:service,
+//                [v6addr]:service or *:service; for protocol unix, the
+//                socket's path.
+//   socket-type  stream | dgram
+//   protocol     tcp tcp4 tcp6 udp udp4 udp6 unix
+//   wait         nowait: one process per connection; wait: one worker is
+//                handed the socket. ".max": at most max spawns per minute.
+//   user         user, user:group or user.group; "-" is the user running
+//                wakeport.
+//   program      an absolute path (or ./path, relative to this file's
+//                folder), or "internal" for inetd's built-in services.
+//   argv0 args…  the program's argv, starting with argv[0]. For "internal",
+//                the name of the built-in when the service field is not one.
+//
+// Extended options: `key = value` lines, indented, directly under their
+// service line (see options.ts for the keys).
+//
+// A line "host:" alone sets the host for the service lines after it (inetd's
+// sticky host); "*:" sets it back to every address. A line whose first
+// non-blank character is "#" is a comment; blank lines are ignored.
+//
+// This module only splits the text into service lines with their options;
+// fields.ts and options.ts give the fields their meaning.
+
+import type { ConfigProblem } from '../errors.js';
+
+export interface RawOption {
+  readonly line: number;
+  readonly key: string;
+  readonly value: string;
+}
+
+export interface RawService {
+  readonly file: string;
+  readonly line: number;
+  readonly fields: readonly string[];
+  /** The sticky host in force for this line, if any. */
+  readonly stickyHost: string | null;
+  readonly options: RawOption[];
+}
+
+export interface SplitResult {
+  readonly services: RawService[];
+  readonly problems: ConfigProblem[];
+}
+
+const optionLine = /^([A-Za-z][A-Za-z0-9-]*)\s*=\s*(.*?)\s*$/;
+const stickyHostLine = /^(\S*):$/;
+
+export function splitTable(file: string, text: string): SplitResult {
+  const services: RawService[] = [];
+  const problems: ConfigProblem[] = [];
+  let stickyHost: string | null = null;
+  // The service line that option lines attach to; null after a blank or
+  // comment line, so that options cannot drift away from their service.
+  let current: RawService | null = null;
+  const problem = (line: number, message: string): void => {
+    problems.push({ file, line, severity: 'error', message });
+  };
+
+  text.split('\n').forEach((rawLine, index) => {
+    const line = index + 1;
+    const content = rawLine.replace(/\r$/, '');
+    const trimmed = content.trim();
+    if (trimmed === '' || trimmed.startsWith('#')) {
+      current = null;
+      return;
+    }
+    if (/^\s/.test(content)) {
+      const match = optionLine.exec(trimmed);
+      if (!match) {
+        problem(line, `indented line is not an option of the form "key = value": ${JSON.stringify(trimmed)}`);
+      } else if (current === null) {
+        problem(line, `option "${match[1]}" is not directly under a service line`);
+      } else {
+        current.options.push({ line, key: match[1]!, value: match[2]! });
+      }
+      return;
+    }
+    const sticky = stickyHostLine.exec(trimmed);
+    if (sticky) {
+      stickyHost = sticky[1] === '*' || sticky[1] === '' ? null : sticky[1]!;
+      current = null;
+      return;
+    }
+    current = { file, line, fields: trimmed.split(/\s+/), stickyHost, options: [] };
+    services.push(current);
+  });
+  return { services, problems };
+}

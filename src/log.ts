@@ -1,0 +1,95 @@
+// One log grammar for every process of wakeport:
+//
+//   text:  wakeport: <subject>: <severity>: <message>
+//   json:  {"time":"…","severity":"…","subject":"…","message":"…", …fields}
+//
+// The subject is a service label, or "wakeport" for the runtime itself.
+// Lines a service's program writes to its stderr are passed through whatever
+// the level, as `wakeport: <label>[<pid>]: <line>` (severity "output").
+
+export const logLevels = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof logLevels)[number];
+export const logFormats = ['text', 'json'] as const;
+export type LogFormat = (typeof logFormats)[number];
+
+export interface LogOptions {
+  readonly level: LogLevel;
+  readonly format: LogFormat;
+}
+
+export type LogFields = Readonly<Record<string, string | number | boolean | null | undefined>>;
+
+export interface Logger {
+  readonly options: LogOptions;
+  debug(subject: string, message: string, fields?: LogFields): void;
+  info(subject: string, message: string, fields?: LogFields): void;
+  warn(subject: string, message: string, fields?: LogFields): void;
+  error(subject: string, message: string, fields?: LogFields): void;
+  /** A line of a program's own stderr: always written. */
+  output(subject: string, pid: number, line: string): void;
+}
+
+const rank: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+const severityWord: Record<LogLevel, string> = { debug: 'debug', info: 'info', warn: 'warning', error: 'error' };
+
+export function createLogger(options: LogOptions, write: (line: string) => void = writeStderr): Logger {
+  const threshold = rank[options.level];
+  const emit = (severity: string, subject: string, message: string, fields?: LogFields): void => {
+    if (options.format === 'json') {
+      const record = { time: new Date().toISOString(), severity, subject, message, ...fields };
+      write(JSON.stringify(record) + '\n');
+    } else {
+      write(`wakeport: ${subject}: ${severity}: ${message}\n`);
+    }
+  };
+  const at =
+    (level: LogLevel) =>
+    (subject: string, message: string, fields?: LogFields): void => {
+      if (rank[level] >= threshold) emit(severityWord[level], subject, message, fields);
+    };
+  return {
+    options,
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    output(subject, pid, line) {
+      if (options.format === 'json') emit('output', subject, line, { pid });
+      else write(`wakeport: ${subject}[${pid}]: ${line}\n`);
+    },
+  };
+}
+
+function writeStderr(line: string): void {
+  process.stderr.write(line);
+}
+
+/**
+ * For problems that can repeat thousands of times a second (a missing
+ * program, a full queue): report the first, hold back the rest for a while,
+ * then report again with how many were held back.
+ */
+export class ReportThrottle {
+  #nextReport = 0;
+  #heldBack = 0;
+
+  constructor(readonly intervalMs: number) {}
+
+  /** The number held back since the last report when a report is due now; null when this one is held back. */
+  due(now = Date.now()): number | null {
+    if (now < this.#nextReport) {
+      this.#heldBack++;
+      return null;
+    }
+    const heldBack = this.#heldBack;
+    this.#heldBack = 0;
+    this.#nextReport = now + this.intervalMs;
+    return heldBack;
+  }
+}
+
+/** 1500 → "1.5s", 60000 → "1m", 250 → "250ms". */
+export function formatDuration(ms: number): string {
+  if (ms > 0 && ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return ms >= 1000 ? `${Math.round(ms / 100) / 10}s` : `${Math.round(ms)}ms`;
+}

@@ -1,0 +1,45 @@
+// A program's environment: a small clean base (not wakeport's own
+// environment), the service's env options, then facts about the connection
+// under the names CGI/systemd (REMOTE_ADDR) and UCSPI (TCPREMOTEIP) use.
+
+import os from 'node:os';
+import type net from 'node:net';
+import type { ServiceEntry, Transport } from '../config/entry.js';
+
+export type Environment = Record<string, string>;
+
+const passedThrough = ['PATH', 'LANG', 'TZ'] as const;
+const defaultPath = '/usr/local/bin:/usr/bin:/bin';
+
+/** The part of the environment that is the same for every process of a service. */
+export function serviceEnvironment(entry: ServiceEntry, parent: NodeJS.ProcessEnv = process.env): Environment {
+  const self = os.userInfo();
+  const env: Environment = {
+    PATH: defaultPath,
+    HOME: entry.runAs?.home ?? parent.HOME ?? self.homedir,
+    USER: entry.runAs?.name ?? self.username,
+  };
+  for (const name of passedThrough) {
+    const value = parent[name];
+    if (value !== undefined) env[name] = value;
+  }
+  for (const [name, value] of entry.env) env[name] = value;
+  return env;
+}
+
+/** Who is connected, for a program given one connection. */
+export function connectionEnvironment(socket: net.Socket, transport: Transport): Environment {
+  if (transport === 'unix') return { PROTO: 'UNIX' };
+  // Empty when the client is already gone: the program will see that soon enough.
+  const remoteIp = socket.remoteAddress ?? '';
+  const remotePort = String(socket.remotePort);
+  return {
+    PROTO: 'TCP',
+    TCPREMOTEIP: remoteIp,
+    TCPREMOTEPORT: remotePort,
+    TCPLOCALIP: socket.localAddress ?? '',
+    TCPLOCALPORT: String(socket.localPort),
+    REMOTE_ADDR: remoteIp,
+    REMOTE_PORT: remotePort,
+  };
+}

@@ -1,0 +1,25 @@
+// The launcher's one message to the supervisor, over the IPC channel it
+// spawns it with: the table, and which inherited fd serves which service.
+// The sockets themselves travel as inherited fds, never over IPC.
+
+import type { ServiceEntry, SocketSpec } from '../config/entry.js';
+import type { LogOptions } from '../log.js';
+
+export interface SocketAssignment {
+  readonly label: string;
+  /** The fd number in the supervisor. */
+  readonly fd: number;
+  /** The real address (a port the kernel chose, for port 0). */
+  readonly socket: SocketSpec;
+}
+
+export interface Hello {
+  readonly type: 'hello';
+  readonly log: LogOptions;
+  readonly entries: readonly ServiceEntry[];
+  readonly sockets: readonly SocketAssignment[];
+}
+
+export function isHello(message: unknown): message is Hello {
+  return typeof message === 'object' && message !== null && (message as { type?: unknown }).type === 'hello';
+}

@@ -1,0 +1,163 @@
+// The launcher: `wakeport run`. It reads the table, binds every socket (or
+// adopts the ones it was given under LISTEN_FDS), starts the supervisor with
+// them as inherited fds, closes its own copies, then only waits: it forwards
+// signals to the supervisor and exits with its status.
+//
+// Why it closes its copies at once: a listening socket held by a Node process
+// is accepted on whenever its event loop polls (NODE-FACTS 5), and two
+// holders would compete for clients. Binding, spawning the supervisor and
+// closing all happen before the launcher's event loop polls even once
+// (binding to an IP literal completes in process.nextTick callbacks), so the
+// launcher never accepts a connection. A setImmediate guard checks that this
+// still holds.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { unlinkSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { ServiceEntry } from '../config/entry.js';
+import { loadTable, type Table } from '../config/table.js';
+import type { WakeportError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { adoptListenFds, type AdoptedSocket } from '../sockets/adopt.js';
+import { bindSocket, checkUnixPath, type BoundSocket } from '../sockets/bind.js';
+import { firstListenFd, takeListenFds } from '../sockets/listen-fds.js';
+import { exitCodes } from './exit-codes.js';
+import type { Hello, SocketAssignment } from './hello.js';
+
+export interface RunOptions {
+  readonly file: string;
+  readonly strict: boolean;
+}
+
+const subject = 'wakeport';
+
+/** Runs wakeport in the foreground; resolves with the exit code. */
+export async function run(options: RunOptions, log: Logger): Promise<number> {
+  const table = await loadTable(options.file);
+  reportProblems(table, log);
+  if (options.strict && table.problems.some((problem) => problem.severity === 'error')) {
+    log.error(subject, `fatal: ${options.file} has errors and --strict is set; not starting`);
+    return exitCodes.usage;
+  }
+
+  const { adopted, unmatched } = adoptListenFds(table.entries, takeListenFds());
+  for (const sentence of unmatched) log.warn(subject, sentence);
+  const adoptedLabels = new Set(adopted.map(({ label }) => label));
+  const toBind = await checkUnixPaths(
+    table.entries.filter((entry) => !adoptedLabels.has(entry.label)),
+    log,
+  );
+  if (toBind.failed && options.strict) return exitCodes.system;
+
+  // From here to the end of startSupervisor(), nothing may wait for I/O.
+  let polled = false;
+  const guard = setImmediate(() => (polled = true));
+  const { bound, failures } = await bindAll(toBind.entries, log);
+  for (const failure of failures) log.error(subject, `${failure.message}; the other services go on`);
+  if (failures.length > 0 && options.strict) {
+    for (const socket of bound) socket.release();
+    return exitCodes.system;
+  }
+  const supervisor = startSupervisor(table, [...adopted, ...bound], log);
+  for (const socket of bound) socket.release();
+  clearImmediate(guard);
+  if (polled) log.error(subject, 'internal inconsistency: the event loop polled while the launcher held sockets; please report');
+
+  const socketFiles = bound.flatMap(({ socket }) => (socket.transport === 'unix' ? [socket.path] : []));
+  return waitForSupervisor(supervisor, socketFiles, log);
+}
+
+function reportProblems(table: Table, log: Logger): void {
+  for (const problem of table.problems) {
+    const where = `${problem.file}:${problem.line}`;
+    if (problem.severity === 'warning') log.warn(where, problem.message);
+    else log.error(where, `${problem.message} (line skipped)`);
+  }
+}
+
+async function checkUnixPaths(
+  entries: readonly ServiceEntry[],
+  log: Logger,
+): Promise<{ entries: ServiceEntry[]; failed: boolean }> {
+  const checked = await Promise.all(
+    entries.map(async (entry) => {
+      try {
+        await checkUnixPath(entry);
+        return entry;
+      } catch (error) {
+        log.error(subject, `${(error as WakeportError).message}; the other services go on`);
+        return null;
+      }
+    }),
+  );
+  const ok = checked.filter((entry) => entry !== null);
+  return { entries: ok, failed: ok.length < entries.length };
+}
+
+async function bindAll(
+  entries: readonly ServiceEntry[],
+  log: Logger,
+): Promise<{ bound: BoundSocket[]; failures: WakeportError[] }> {
+  const onStray = (label: string): void =>
+    log.error(label, 'internal inconsistency: the launcher received traffic on its copy of the socket; please report');
+  const results = await Promise.allSettled(entries.map((entry) => bindSocket(entry, onStray)));
+  const bound: BoundSocket[] = [];
+  const failures: WakeportError[] = [];
+  for (const result of results) {
+    if (result.status === 'fulfilled') bound.push(result.value);
+    else failures.push(result.reason as WakeportError);
+  }
+  return { bound, failures };
+}
+
+type Held = AdoptedSocket | BoundSocket;
+
+/** Spawns the supervisor with the sockets at fd 3, 4, … and the IPC channel after them. */
+function startSupervisor(table: Table, sockets: readonly Held[], log: Logger): ChildProcess {
+  const main = fileURLToPath(new URL(`./supervisor-main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
+  const child = spawn(process.execPath, [...process.execArgv, main], {
+    stdio: ['ignore', 'inherit', 'inherit', ...sockets.map(({ fd }) => fd), 'ipc'],
+    // Its own process group: a Ctrl-C reaches the launcher only, which
+    // forwards it once.
+    detached: true,
+  });
+  const assignments: SocketAssignment[] = sockets.map(({ label, socket }, index) => ({
+    label,
+    fd: firstListenFd + index,
+    socket,
+  }));
+  const hello: Hello = { type: 'hello', log: log.options, entries: table.entries, sockets: assignments };
+  child.send(hello);
+  return child;
+}
+
+/** Resolves with the supervisor's exit code, once it has exited and `socketFiles` are removed. */
+function waitForSupervisor(supervisor: ChildProcess, socketFiles: readonly string[], log: Logger): Promise<number> {
+  const forward = (signal: NodeJS.Signals) => () => supervisor.kill(signal);
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const handlers = signals.map((signal) => [signal, forward(signal)] as const);
+  for (const [signal, handler] of handlers) process.on(signal, handler);
+  return new Promise((resolve) => {
+    supervisor.once('error', (error) => {
+      log.error(subject, `fatal: cannot start the supervisor: ${error.message}`);
+      resolve(exitCodes.system);
+    });
+    supervisor.once('exit', (code, signal) => {
+      for (const [name, handler] of handlers) process.off(name, handler);
+      removeSocketFiles(socketFiles);
+      if (signal !== null) log.error(subject, `the supervisor was killed by ${signal}`);
+      resolve(code ?? exitCodes.system);
+    });
+  });
+}
+
+/** Only the socket files wakeport made: adopted ones belong to whoever made them. */
+function removeSocketFiles(socketFiles: readonly string[]): void {
+  for (const file of socketFiles) {
+    try {
+      unlinkSync(file);
+    } catch {
+      // Already gone, or never bound.
+    }
+  }
+}

@@ -1,0 +1,72 @@
+// An internal service over a stream socket (TCP or unix), served inside the
+// supervisor. With max-connections or max-per-source set, clients beyond
+// them wait in a queue, as for a nowait service.
+//
+// States: serving → stopped (stop closes the listener and every connection).
+
+import type net from 'node:net';
+import type { ServiceEntry } from '../../config/entry.js';
+import type { Logger } from '../../log.js';
+import { Admission } from '../admission.js';
+import { acceptOn, QueueOverflow, sourceOf } from '../listener.js';
+import { builtins } from './index.js';
+
+export class InternalStreamService {
+  #state: 'serving' | 'stopped' = 'serving';
+  readonly #serve: (socket: net.Socket) => void;
+  readonly #log: Logger;
+  readonly #label: string;
+  readonly #admission: Admission<net.Socket>;
+  readonly #overflow: QueueOverflow;
+  readonly #open = new Set<net.Socket>();
+  #server: net.Server | null = null;
+
+  private constructor(entry: ServiceEntry, log: Logger) {
+    if (entry.program.kind !== 'internal') throw new Error(`internal: ${entry.label} is not an internal service`);
+    const builtin = builtins[entry.program.name];
+    this.#serve = (socket) => builtin.stream(socket);
+    this.#log = log;
+    this.#label = entry.label;
+    const limits = { maxConnections: entry.maxConnections, maxPerSource: entry.maxPerSource, queueLimit: entry.backlog };
+    this.#admission = new Admission(limits);
+    this.#overflow = new QueueOverflow(entry.label, log, entry.backlog);
+  }
+
+  static async start(entry: ServiceEntry, fd: number, log: Logger): Promise<InternalStreamService> {
+    const service = new InternalStreamService(entry, log);
+    service.#server = await acceptOn(fd, { pauseOnConnect: false, allowHalfOpen: true }, (socket) =>
+      service.#onConnection(socket),
+    );
+    service.#server.on('error', (error) => log.error(entry.label, `accept failed: ${error.message}`));
+    return service;
+  }
+
+  stop(): Promise<void> {
+    if (this.#state === 'serving') {
+      this.#state = 'stopped';
+      this.#server?.close();
+      for (const socket of [...this.#admission.takeQueue(), ...this.#open]) socket.destroy();
+    }
+    return Promise.resolve();
+  }
+
+  #onConnection(socket: net.Socket): void {
+    if (this.#state === 'stopped') return void socket.destroy();
+    socket.on('error', (error) => this.#log.debug(this.#label, `client error: ${error.message}`));
+    if (!this.#admission.offer(socket, sourceOf(socket))) return this.#overflow.refuse(socket);
+    this.#serveQueue();
+  }
+
+  #serveQueue(): void {
+    for (let admitted = this.#admission.admit(); admitted; admitted = this.#admission.admit()) {
+      const { client: socket, source } = admitted;
+      this.#open.add(socket);
+      socket.once('close', () => {
+        this.#open.delete(socket);
+        this.#admission.release(source);
+        if (this.#state === 'serving') this.#serveQueue();
+      });
+      this.#serve(socket);
+    }
+  }
+}

@@ -1,0 +1,263 @@
+// A nowait service: one process per connection, with the connection as its
+// stdin and stdout (inetd nowait, launchd inetdCompatibility, systemd
+// Accept=yes).
+//
+// States:
+//   serving    each admitted connection gets a process at once
+//   throttled  nowait.max spawns happened within rate-window: connections
+//              wait in the queue until the window has room again
+//   stopping   no new connections; processes got SIGTERM (SIGKILL after
+//              exit-timeout, or at once on a second stop)
+//   stopped    every process has exited
+//
+// Events are connection, exit (a process ended), window (the throttle's
+// timer fired) and stop. The table at the bottom is every transition.
+
+import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import type net from 'node:net';
+import type { ServiceEntry } from '../config/entry.js';
+import { errnoOf } from '../errors.js';
+import { formatDuration, ReportThrottle, type Logger } from '../log.js';
+import { ProgramRecipe } from '../processes/program.js';
+import { signalGroup, stopChild } from '../processes/stop.js';
+import { Admission } from './admission.js';
+import { acceptOn, clientOf, QueueOverflow, sourceOf } from './listener.js';
+
+type State = 'serving' | 'throttled' | 'stopping' | 'stopped';
+
+interface Run {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly client: string;
+  readonly source: string;
+  readonly startedAt: number;
+}
+
+type Event =
+  | { readonly type: 'connection'; readonly socket: net.Socket }
+  | { readonly type: 'exit'; readonly run: Run; readonly code: number | null; readonly signal: NodeJS.Signals | null }
+  | { readonly type: 'window' }
+  | { readonly type: 'stop' };
+
+const failureReportMs = 60_000;
+
+export class NowaitService {
+  #state: State = 'serving';
+  readonly #entry: ServiceEntry;
+  readonly #log: Logger;
+  readonly #recipe: ProgramRecipe;
+  readonly #admission: Admission<net.Socket>;
+  readonly #overflow: QueueOverflow;
+  readonly #runs = new Set<Run>();
+  /** Start times of the spawns inside the current rate window, oldest first. */
+  readonly #spawnTimes: number[] = [];
+  readonly #spawnFailures = new ReportThrottle(failureReportMs);
+  readonly #acceptFailures = new ReportThrottle(failureReportMs);
+  #server: net.Server | null = null;
+  #windowTimer: NodeJS.Timeout | null = null;
+  #onStopped: (() => void)[] = [];
+
+  private constructor(entry: ServiceEntry, recipe: ProgramRecipe, log: Logger) {
+    this.#entry = entry;
+    this.#recipe = recipe;
+    this.#log = log;
+    const queueLimit = entry.backlog;
+    this.#admission = new Admission({ maxConnections: entry.maxConnections, maxPerSource: entry.maxPerSource, queueLimit });
+    this.#overflow = new QueueOverflow(entry.label, log, queueLimit);
+  }
+
+  /** Starts serving on the listening `fd`. Throws a sentence when the service cannot start. */
+  static async start(entry: ServiceEntry, fd: number, log: Logger): Promise<NowaitService> {
+    if (entry.program.kind !== 'exec') throw new Error(`internal: ${entry.label} is not a program service`);
+    const service = new NowaitService(entry, new ProgramRecipe(entry, entry.program, log), log);
+    const server = await acceptOn(fd, { pauseOnConnect: true, allowHalfOpen: true }, (socket) =>
+      service.#dispatch({ type: 'connection', socket }),
+    );
+    server.on('error', (error) => service.#reportAcceptFailure(error));
+    service.#server = server;
+    return service;
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  /** Stops the service; resolves once every process has exited. A second call kills what is left. */
+  stop(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#state === 'stopped') return resolve();
+      this.#onStopped.push(resolve);
+      this.#dispatch({ type: 'stop' });
+    });
+  }
+
+  #dispatch(event: Event): void {
+    const handler = NowaitService.#transitions[this.#state][event.type] as (s: NowaitService, e: Event) => State;
+    const next = handler(this, event);
+    if (next === this.#state) return;
+    this.#state = next;
+    if (next === 'throttled') this.#announceThrottle();
+    if (next === 'stopped') this.#finishStop();
+  }
+
+  // ---- effects, called from the transition table ----
+
+  #queue(socket: net.Socket): void {
+    if (!this.#admission.offer(socket, sourceOf(socket))) this.#overflow.refuse(socket);
+  }
+
+  /** Starts a process for every connection the limits admit; says whether the spawn limit stopped it. */
+  #serveQueue(): 'serving' | 'throttled' {
+    for (;;) {
+      if (this.#spawnLimitReached()) return 'throttled';
+      const admitted = this.#admission.admit();
+      if (!admitted) return 'serving';
+      this.#spawn(admitted.client, admitted.source);
+    }
+  }
+
+  #spawn(socket: net.Socket, source: string): void {
+    const client = clientOf(socket);
+    if (this.#entry.maxSpawns !== null) this.#spawnTimes.push(Date.now());
+    const child = this.#recipe.spawnForConnection(socket);
+    if (child.pid === undefined) {
+      this.#admission.release(source);
+      child.once('error', (error) => this.#reportSpawnFailure(error, client));
+      return;
+    }
+    const run: Run = { child, pid: child.pid, client, source, startedAt: performance.now() };
+    this.#runs.add(run);
+    this.#log.debug(this.#entry.label, `accept client ${client} pid ${run.pid}`);
+    child.once('exit', (code, signal) => this.#dispatch({ type: 'exit', run, code, signal }));
+    child.on('error', (error) => this.#log.warn(this.#entry.label, `pid ${run.pid}: ${error.message}`));
+  }
+
+  #finish(event: Event & { type: 'exit' }): void {
+    const { run, code, signal } = event;
+    this.#runs.delete(run);
+    this.#admission.release(run.source);
+    const how = signal === null ? `exitcode ${code}` : `signal ${signal}`;
+    const ms = Math.round(performance.now() - run.startedAt);
+    this.#log.info(this.#entry.label, `end pid ${run.pid} client ${run.client} ${how} after ${ms}ms`, {
+      pid: run.pid,
+      client: run.client,
+      exitCode: code,
+      signal,
+      durationMs: ms,
+    });
+  }
+
+  #spawnLimitReached(): boolean {
+    const max = this.#entry.maxSpawns;
+    if (max === null) return false;
+    const now = Date.now();
+    const windowStart = now - this.#entry.rateWindowMs;
+    while (this.#spawnTimes.length > 0 && this.#spawnTimes[0]! <= windowStart) this.#spawnTimes.shift();
+    if (this.#spawnTimes.length < max) return false;
+    const waitMs = this.#spawnTimes[0]! - windowStart;
+    this.#windowTimer ??= setTimeout(() => {
+      this.#windowTimer = null;
+      this.#dispatch({ type: 'window' });
+    }, waitMs);
+    return true;
+  }
+
+  #announceThrottle(): void {
+    const window = formatDuration(this.#entry.rateWindowMs);
+    const waitMs = this.#spawnTimes[0]! + this.#entry.rateWindowMs - Date.now();
+    this.#log.warn(
+      this.#entry.label,
+      `${this.#spawnTimes.length} processes started in the last ${window} (limit nowait.${this.#entry.maxSpawns}): ` +
+        `pausing new spawns for ${formatDuration(waitMs)}; clients wait in the queue`,
+    );
+  }
+
+  #beginStop(): 'stopping' | 'stopped' {
+    this.#server?.close();
+    if (this.#windowTimer) clearTimeout(this.#windowTimer);
+    const waiting = this.#admission.takeQueue();
+    for (const socket of waiting) socket.destroy();
+    if (waiting.length > 0) {
+      this.#log.info(this.#entry.label, `closed ${waiting.length} waiting clients: the service is stopping`);
+    }
+    for (const run of this.#runs) void stopChild(run.child, this.#entry.exitTimeoutMs);
+    return this.#runs.size === 0 ? 'stopped' : 'stopping';
+  }
+
+  #killAll(): void {
+    for (const run of this.#runs) signalGroup(run.child, 'SIGKILL');
+  }
+
+  #refuseWhileStopping(socket: net.Socket): void {
+    this.#log.info(this.#entry.label, `reject client ${clientOf(socket)}: the service is stopping`);
+    socket.destroy();
+  }
+
+  #finishStop(): void {
+    this.#recipe.close();
+    for (const resolve of this.#onStopped.splice(0)) resolve();
+  }
+
+  #reportSpawnFailure(error: Error, client: string): void {
+    const heldBack = this.#spawnFailures.due();
+    if (heldBack === null) return;
+    const errno = errnoOf(error) ?? 'EINVAL';
+    const cwd = this.#entry.cwd;
+    const why =
+      cwd !== null && errno === 'ENOENT' && !existsSync(cwd)
+        ? `its working directory ${cwd} does not exist`
+        : errno === 'ENOENT'
+          ? 'the program does not exist'
+          : errno === 'EACCES'
+            ? 'permission denied (is it executable, and may this user run it?)'
+            : error.message;
+    const more = heldBack > 0 ? `; ${heldBack} more failed since the last report` : '';
+    this.#log.error(
+      this.#entry.label,
+      `cannot start ${this.#recipe.path}: ${errno} ${why}; closed client ${client}${more} ` +
+        `(further failures are counted, not logged, for ${formatDuration(failureReportMs)})`,
+      { code: errno },
+    );
+  }
+
+  #reportAcceptFailure(error: Error): void {
+    const heldBack = this.#acceptFailures.due();
+    if (heldBack === null) return;
+    const more = heldBack > 0 ? ` (${heldBack} more since the last report)` : '';
+    this.#log.error(this.#entry.label, `accept failed: ${errnoOf(error) ?? error.message}${more}`);
+  }
+
+  // The transition table: every state, every event. Each handler carries out
+  // the effects and names the next state.
+  static readonly #transitions = {
+    serving: {
+      connection: (s, e) => (s.#queue(e.socket), s.#serveQueue()),
+      exit: (s, e) => (s.#finish(e), s.#serveQueue()),
+      window: () => 'serving',
+      stop: (s) => s.#beginStop(),
+    },
+    throttled: {
+      connection: (s, e) => (s.#queue(e.socket), 'throttled'),
+      exit: (s, e) => (s.#finish(e), 'throttled'),
+      window: (s) => {
+        const next = s.#serveQueue();
+        if (next === 'serving') s.#log.info(s.#entry.label, 'spawn rate back under the limit: serving again');
+        return next;
+      },
+      stop: (s) => s.#beginStop(),
+    },
+    stopping: {
+      connection: (s, e) => (s.#refuseWhileStopping(e.socket), 'stopping'),
+      exit: (s, e) => (s.#finish(e), s.#runs.size === 0 ? 'stopped' : 'stopping'),
+      window: () => 'stopping',
+      stop: (s) => (s.#killAll(), 'stopping'),
+    },
+    stopped: {
+      connection: (s, e) => (s.#refuseWhileStopping(e.socket), 'stopped'),
+      exit: () => 'stopped',
+      window: () => 'stopped',
+      stop: () => 'stopped',
+    },
+  } satisfies { [S in State]: { [T in Event['type']]: (s: NowaitService, e: Extract<Event, { type: T }>) => State } };
+}

@@ -1,0 +1,153 @@
+// The services table: classic inetd.conf lines, extended options, and the
+// exact error for each kind of broken line (FILE:LINE: what is wrong).
+
+import t from 'tap';
+import { formatProblem } from '../../src/errors.js';
+import { parseTable } from '../../src/config/table.js';
+
+const parse = (text: string) => parseTable('services.conf', text);
+
+t.test('classic inetd.conf lines', async (t) => {
+  const table = await parse(
+    [
+      '# comment',
+      'echo    stream  tcp   nowait  root  internal',
+      'echo    dgram   udp   wait    root  internal',
+      'daytime stream  tcp6  nowait  root  internal',
+      '127.0.0.1:',
+      '8080    stream  tcp   nowait.50  -  /bin/cat  cat -u',
+      '[::1]:chargen stream tcp nowait - internal',
+      '*:',
+      '7777    stream  tcp   nowait  -  /bin/cat',
+      '/tmp/wakeport-test.sock stream unix nowait - internal echo',
+    ].join('\n'),
+  );
+  const root = process.getuid?.() === 0;
+  t.same(table.problems.filter((p) => p.severity === 'error').map(formatProblem), root ? [] : table.problems.map(formatProblem));
+  if (!root) return;
+  const [echoTcp, echoUdp, daytime, cat, chargen, bare, unix] = table.entries;
+  t.match(echoTcp, { label: 'echo/tcp', socket: { transport: 'tcp', host: '0.0.0.0', family: 4, port: 7 }, program: { kind: 'internal', name: 'echo' } });
+  t.match(echoUdp, { label: 'echo/udp', socket: { transport: 'udp', port: 7 }, mode: 'wait' });
+  t.match(daytime, { socket: { host: '::', family: 6, port: 13 } });
+  t.match(cat, {
+    label: '127.0.0.1:8080/tcp',
+    socket: { host: '127.0.0.1', port: 8080 },
+    maxSpawns: 50,
+    program: { kind: 'exec', path: '/bin/cat', argv0: 'cat', args: ['-u'] },
+    maxConnections: 64,
+    exitTimeoutMs: 20_000,
+  });
+  t.match(chargen, { socket: { host: '::1', family: 6, port: 19 } });
+  t.match(bare, { socket: { host: '0.0.0.0', port: 7777 }, program: { argv0: 'cat', args: [] } }, 'argv0 defaults to the basename');
+  t.match(unix, { socket: { transport: 'unix', path: '/tmp/wakeport-test.sock' }, program: { name: 'echo' } });
+});
+
+t.test('extended options', async (t) => {
+  const table = await parse(
+    [
+      '127.0.0.1:8080  stream  tcp  nowait  -  /usr/bin/env  env',
+      '    label        = env-dump',
+      '    env          = GREETING=hello',
+      '    env          = EMPTY=',
+      '    cwd          = /tmp',
+      '    stderr       = logs/env-dump.log',
+      '    max-connections = 3',
+      '    max-per-source  = 1',
+      '    exit-timeout = 500ms',
+      '    backlog      = 16',
+      '    rate-window  = 2m',
+    ].join('\n'),
+  );
+  t.same(table.problems, []);
+  t.match(table.entries[0], {
+    label: 'env-dump',
+    env: [['GREETING', 'hello'], ['EMPTY', '']],
+    cwd: '/tmp',
+    stderr: { kind: 'file', path: `${process.cwd()}/logs/env-dump.log` },
+    stdout: { kind: 'default' },
+    maxConnections: 3,
+    maxPerSource: 1,
+    exitTimeoutMs: 500,
+    backlog: 16,
+    rateWindowMs: 120_000,
+  });
+});
+
+// Each kind of broken line, and the exact error it gets.
+const broken: [string, string][] = [
+  ['echo stream tcp nowait', 'services.conf:1: a service line needs at least 6 fields (service socket-type protocol wait user program), found 4'],
+  ['echo strem tcp nowait - internal', 'services.conf:1: unknown socket type "strem" (expected stream or dgram)'],
+  ['echo raw tcp nowait - internal', 'services.conf:1: socket type "raw" is not supported (wakeport serves stream and dgram)'],
+  ['echo stream tcpx nowait - internal', 'services.conf:1: unknown protocol "tcpx" (expected one of tcp, tcp4, tcp6, udp, udp4, udp6, unix)'],
+  ['echo stream udp nowait - internal', 'services.conf:1: socket type stream needs protocol tcp, tcp4, tcp6 or unix, not udp'],
+  ['echo dgram tcp wait - internal', 'services.conf:1: socket type dgram needs protocol udp, udp4 or udp6, not tcp'],
+  ['/tmp/x.sock dgram unix wait - internal echo', 'services.conf:1: unix dgram sockets are not supported (Node has no AF_UNIX datagram sockets)'],
+  ['echo stream tcp sometimes - internal', 'services.conf:1: "sometimes" is neither wait nor nowait (optionally with .max, as in nowait.100)'],
+  ['echo stream tcp nowait.0 - internal', 'services.conf:1: "nowait.0": the spawn limit after the dot must be at least 1'],
+  ['echo stream tcp nowait/10/5 - internal', 'services.conf:1: "nowait/10/5": FreeBSD\'s wait/max-child/… form is not supported; write nowait.max and use the max-connections and max-per-source options'],
+  ['nosuchservice stream tcp nowait - internal echo', 'services.conf:1: unknown service "nosuchservice" for tcp (not in /etc/services; write a port number)'],
+  ['70000 stream tcp nowait - internal echo', 'services.conf:1: port 70000 is out of range (0–65535)'],
+  ['8080 stream tcp nowait - internal', 'services.conf:1: "8080" is not an internal service (echo, discard, chargen, daytime, time); name one after "internal"'],
+  ['8080 stream tcp nowait - internal qotd', 'services.conf:1: unknown internal service "qotd" (expected one of echo, discard, chargen, daytime, time)'],
+  ['8080 stream tcp nowait - bin/cat', 'services.conf:1: program "bin/cat" must be an absolute path, a path starting with ./ or ../ (from this file\'s folder), or internal'],
+  ['8080 dgram udp nowait - /bin/cat', 'services.conf:1: a dgram service with a program must be "wait": a datagram socket has no connections to hand out one at a time'],
+  ['8080 stream tcp nowait nosuchuser - /bin/cat', 'services.conf:1: unknown user "nosuchuser"'],
+  ['8080 stream tcp nowait a:b:c /bin/cat', 'services.conf:1: "a:b:c" is not a user field (expected user, user:group, user.group or -)'],
+  ['[::1]:8080 stream tcp4 nowait - /bin/cat', 'services.conf:1: ::1 is an IPv6 address, but the protocol asks for IPv4'],
+  ['::1:8080 stream tcp6 nowait - /bin/cat', 'services.conf:1: "::1:8080": write an IPv6 address in brackets, as [::1]:8080'],
+  ['no.such.host.invalid:8080 stream tcp nowait - /bin/cat', 'services.conf:1: cannot resolve host "no.such.host.invalid" to an IPv4 address (ENOTFOUND)'],
+  ['rpcbind/1 stream rpc/tcp nowait - /bin/cat', 'services.conf:1: RPC services ("rpc/tcp") are not supported'],
+  ['8080 stream tcp nowait - /bin/cat\n    colour = blue', 'services.conf:2: unknown option "colour" (known: label, env, cwd, stdout, stderr, backlog, max-connections, max-per-source, exit-timeout, rate-window)'],
+  ['8080 stream tcp nowait - /bin/cat\n    exit-timeout = soon', 'services.conf:2: option "exit-timeout": "soon" is not a duration (examples: 500ms, 30s, 2m)'],
+  ['8080 stream tcp nowait - /bin/cat\n    max-connections = 0', 'services.conf:2: option "max-connections": expected a whole number from 1 to 16384, got 0'],
+  ['8080 stream tcp nowait - /bin/cat\n    env = 1X=y', 'services.conf:2: option "env": "1X=y" is not of the form NAME=value'],
+  ['8080 stream tcp nowait - /bin/cat\n    label = a b', 'services.conf:2: option "label": "a b" is not a label (letters, digits and _ . : @ / [ ] - only)'],
+  ['8080 stream tcp nowait - /bin/cat\n    just some words', 'services.conf:2: indented line is not an option of the form "key = value": "just some words"'],
+  ['8080 stream tcp nowait - /bin/cat\n    backlog = 5\n    backlog = 6', 'services.conf:3: option "backlog" is already set on line 2'],
+  ['8080 stream tcp nowait - internal echo\n    env = A=b', 'services.conf:2: option "env" does not apply to internal services'],
+  ['    backlog = 5', 'services.conf:1: option "backlog" is not directly under a service line'],
+  ['8080 stream tcp nowait - /bin/cat\n\n    backlog = 5', 'services.conf:3: option "backlog" is not directly under a service line'],
+];
+
+t.test('broken lines: each gets its documented error, and the good lines stand', async (t) => {
+  for (const [line, expected] of broken) {
+    const table = await parse(line);
+    t.same(table.problems.filter((p) => p.severity === 'error').map(formatProblem), [expected], line);
+  }
+  const mixed = await parse('echo strem tcp nowait - internal\n127.0.0.1:7 stream tcp nowait - internal echo');
+  t.equal(mixed.entries.length, 1, 'the good line after a broken one is kept');
+});
+
+t.test('collisions name both lines', async (t) => {
+  const table = await parse(
+    [
+      '127.0.0.1:9000 stream tcp nowait - internal echo',
+      '127.0.0.1:9000 stream tcp nowait - internal discard',
+      '9000 stream tcp nowait - internal chargen',
+      '127.0.0.1:9000 dgram udp wait - internal echo',
+      '127.0.0.1:0 stream tcp nowait - internal echo',
+      '    label = same',
+      '127.0.0.1:0 stream tcp nowait - internal echo',
+      '    label = same',
+    ].join('\n'),
+  );
+  t.same(table.problems.map(formatProblem), [
+    'services.conf:2: 127.0.0.1:9000/tcp is already bound by line 1',
+    'services.conf:3: 0.0.0.0:9000/tcp is already bound by line 1 (service "127.0.0.1:9000/tcp")',
+    'services.conf:7: label "same" is already used by line 5; give one of them a label = option',
+  ]);
+  t.equal(table.entries.length, 3, 'udp on the same port, and port 0, do not collide');
+});
+
+t.test('a missing program is a warning: the service still stands', async (t) => {
+  const table = await parse('8080 stream tcp nowait - /no/such/program');
+  t.same(table.problems.map(formatProblem), [
+    'services.conf:1: warning: program /no/such/program does not exist; its clients will be closed until it can be started',
+  ]);
+  t.equal(table.entries.length, 1);
+});
+
+t.test('a non-root wakeport may only run programs as itself', { skip: process.getuid?.() === 0 ? 'runs as root' : false }, async (t) => {
+  const table = await parse('8080 stream tcp nowait root /bin/cat');
+  t.match(table.problems.map(formatProblem)[0], /so it can only run programs as that user and group; write "-" or run wakeport as root$/);
+});

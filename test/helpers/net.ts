@@ -1,0 +1,34 @@
+// Small real clients for tests: one TCP exchange, one UDP exchange.
+
+import dgram from 'node:dgram';
+import net from 'node:net';
+
+/** Connects, writes `input` (then half-closes), and resolves with everything received until the server closes. */
+export function exchange(port: number, input: Buffer | string = '', host = '127.0.0.1', timeoutMs = 15_000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = net.connect({ port, host }, () => socket.end(input));
+    socket.on('data', (chunk) => chunks.push(chunk));
+    socket.on('end', () => resolve(Buffer.concat(chunks)));
+    socket.on('error', reject);
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no end from port ${port} within ${timeoutMs}ms`)));
+  });
+}
+
+/** Sends one datagram and resolves with the first answer, or null if none comes within `waitMs`. */
+export function datagram(port: number, input: Buffer | string, waitMs = 1000, host = '127.0.0.1'): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+    const timer = setTimeout(() => {
+      socket.close();
+      resolve(null);
+    }, waitMs);
+    socket.on('message', (message) => {
+      clearTimeout(timer);
+      socket.close();
+      resolve(message);
+    });
+    socket.on('error', reject);
+    socket.send(input, port, host);
+  });
+}

@@ -1,0 +1,114 @@
+// inetd's internal services over TCP and UDP, checked against their RFCs
+// through a real wakeport.
+
+import dgram from 'node:dgram';
+import net from 'node:net';
+import t from 'tap';
+import { chargenLine } from '../../src/services/internal/chargen.js';
+import { datagram, exchange } from '../helpers/net.js';
+import { startWakeport } from '../helpers/wakeport.js';
+
+const table = ['echo', 'discard', 'chargen', 'daytime', 'time']
+  .flatMap((name) => [
+    `127.0.0.1:0  stream  tcp  nowait  -  internal  ${name}`,
+    `    label = ${name}-tcp`,
+    `127.0.0.1:0  dgram   udp  wait    -  internal  ${name}`,
+    `    label = ${name}-udp`,
+  ])
+  .join('\n');
+
+const patternStart = Array.from({ length: 7 }, (_, n) => `${chargenLine(n)}\r\n`).join('');
+const secondsFrom1900To1970 = 2_208_988_800;
+const ctimePattern = /^(Sun|Mon|Tue|Wed|Thu|Fri|Sat) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d\d:\d\d:\d\d \d{4}\r\n$/;
+
+t.test('internal services', async (t) => {
+  const wakeport = await startWakeport(t, table);
+
+  t.test('echo (RFC 862) over TCP returns every byte, after a half-close too', async (t) => {
+    const payload = Buffer.from(Array.from({ length: 300_000 }, (_, i) => i % 251));
+    t.same(await exchange(wakeport.port('echo-tcp'), payload), payload);
+  });
+
+  t.test('echo over UDP answers with the same datagram', async (t) => {
+    t.same(await datagram(wakeport.port('echo-udp'), 'ping'), Buffer.from('ping'));
+  });
+
+  t.test('discard (RFC 863) answers nothing, and closes after the client does', async (t) => {
+    t.equal((await exchange(wakeport.port('discard-tcp'), 'x'.repeat(100_000))).length, 0);
+    t.equal(await datagram(wakeport.port('discard-udp'), 'x', 300), null);
+  });
+
+  t.test('chargen (RFC 864) over TCP sends 72-character lines, each starting one character later', async (t) => {
+    const received = await firstBytes(wakeport.port('chargen-tcp'), 74 * 200);
+    const lines = received.toString('latin1').split('\r\n').slice(0, 199);
+    t.equal(lines.length, 199);
+    lines.forEach((line, n) => {
+      if (line !== chargenLine(n)) t.fail(`line ${n} is ${JSON.stringify(line)}`);
+    });
+    t.equal(lines[0], ' !"#$%&\'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefg');
+    t.equal(lines[95], lines[0], 'the pattern repeats after 95 lines');
+  });
+
+  t.test('chargen over UDP answers with 0 to 512 characters of the pattern', async (t) => {
+    for (let i = 0; i < 20; i++) {
+      const answer = await datagram(wakeport.port('chargen-udp'), 'x');
+      t.ok(answer !== null && answer.length <= 512, `answer ${i} has ${answer?.length} bytes`);
+      t.equal(answer!.toString('latin1'), patternStart.slice(0, answer!.length));
+    }
+  });
+
+  t.test('daytime (RFC 867) sends one human-readable line, over TCP and UDP', async (t) => {
+    t.match((await exchange(wakeport.port('daytime-tcp'))).toString(), ctimePattern);
+    t.match((await datagram(wakeport.port('daytime-udp'), 'x'))!.toString(), ctimePattern);
+  });
+
+  t.test('time (RFC 868) sends seconds since 1900 as 32 bits, over TCP and UDP', async (t) => {
+    const now = Math.floor(Date.now() / 1000) + secondsFrom1900To1970;
+    for (const answer of [await exchange(wakeport.port('time-tcp')), (await datagram(wakeport.port('time-udp'), 'x'))!]) {
+      t.equal(answer.length, 4);
+      t.ok(Math.abs(answer.readUInt32BE() - now) <= 2, `${answer.readUInt32BE()} is within 2 s of ${now}`);
+    }
+  });
+
+  t.test('UDP loop protection: no answer to a datagram from an internal service port or a privileged port', async (t) => {
+    const echoPort = wakeport.port('echo-udp');
+    const fromPort = (port: number) => sendFrom('127.0.0.2', port, echoPort, 'loop?');
+    t.equal(await fromPort(wakeport.port('chargen-udp')), null, 'from another internal UDP service port');
+    t.equal(await fromPort(wakeport.port('time-tcp')), null, 'from an internal TCP service port');
+    if (process.getuid?.() === 0) t.equal(await fromPort(999), null, 'from a privileged port');
+    else t.comment('skipped the privileged-port case: binding port 999 needs root');
+    t.same(await fromPort(0), Buffer.from('loop?'), 'an ordinary source port is answered');
+    await wakeport.waitForLog((r) => r.subject === 'echo-udp' && /loop protection/.test(r.message));
+  });
+});
+
+/** Reads `count` bytes from a TCP service, then hangs up. */
+function firstBytes(port: number, count: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      length += chunk.length;
+      if (length >= count) {
+        socket.destroy();
+        resolve(Buffer.concat(chunks).subarray(0, count));
+      }
+    });
+    socket.on('error', reject);
+  });
+}
+
+/** Sends a datagram from a chosen local address and port; resolves with the answer or null. */
+function sendFrom(host: string, port: number, to: number, text: string): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket('udp4');
+    socket.on('error', reject);
+    socket.bind(port, host, () => {
+      const timer = setTimeout(() => (socket.close(), resolve(null)), 400);
+      socket.on('message', (message) => (clearTimeout(timer), socket.close(), resolve(message)));
+      socket.send(text, to, '127.0.0.1');
+    });
+  });
+}
