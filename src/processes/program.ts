@@ -47,16 +47,21 @@ export class ProgramRecipe {
     return this.#program.path;
   }
 
-  /** Starts the program for one connection. A failed start has no pid and emits 'error'. */
+  /**
+   * Starts the program for one connection and lets go of wakeport's copy of
+   * it. A failed start has no pid and emits 'error'; the connection is then
+   * still the caller's.
+   */
   spawnForConnection(socket: net.Socket): ChildProcess {
     const child = spawn(this.#program.path, this.#program.args, {
       ...this.#options,
       env: { ...this.#env, ...connectionEnvironment(socket, this.#entry.socket.transport) },
       stdio: [socket, this.#stdoutFd ?? socket, this.#stderrFd ?? 'pipe'],
     });
-    socket.destroy();
     const { stderr, pid } = child;
-    if (stderr && pid !== undefined) forEachLine(stderr, (line) => this.#log.output(this.#entry.label, pid, line));
+    if (pid === undefined) return child;
+    socket.destroy();
+    if (stderr) forEachLine(stderr, (line) => this.#log.output(this.#entry.label, pid, line));
     return child;
   }
 

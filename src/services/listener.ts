@@ -32,6 +32,22 @@ export function sourceOf(socket: net.Socket): string {
   return socket.remoteAddress ?? 'local';
 }
 
+// How long a refused client has to hang up before its connection is cut.
+const closeGraceMs = 2000;
+
+/**
+ * Closes a client's connection without a reset: ends our side, and reads
+ * and discards whatever the client sent (closing a socket with unread bytes
+ * makes the kernel send RST, which the client reports as an error).
+ */
+export function closeGently(socket: net.Socket): void {
+  socket.on('error', () => socket.destroy());
+  socket.on('end', () => socket.destroy());
+  socket.setTimeout(closeGraceMs, () => socket.destroy());
+  socket.end();
+  socket.resume();
+}
+
 const reportEveryMs = 60_000;
 
 /** Closes a client the queue has no room for, and says so (at most once a minute, with a count). */
@@ -46,7 +62,7 @@ export class QueueOverflow {
 
   refuse(socket: net.Socket): void {
     const client = clientOf(socket);
-    socket.destroy();
+    closeGently(socket);
     const heldBack = this.#throttle.due();
     if (heldBack === null) return;
     const more = heldBack > 0 ? ` (${heldBack} more since the last report)` : '';

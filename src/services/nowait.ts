@@ -22,7 +22,7 @@ import { formatDuration, ReportThrottle, type Logger } from '../log.js';
 import { ProgramRecipe } from '../processes/program.js';
 import { signalGroup, stopChild } from '../processes/stop.js';
 import { Admission } from './admission.js';
-import { acceptOn, clientOf, QueueOverflow, sourceOf } from './listener.js';
+import { acceptOn, clientOf, closeGently, QueueOverflow, sourceOf } from './listener.js';
 
 type State = 'serving' | 'throttled' | 'stopping' | 'stopped';
 
@@ -122,6 +122,7 @@ export class NowaitService {
     if (this.#entry.maxSpawns !== null) this.#spawnTimes.push(Date.now());
     const child = this.#recipe.spawnForConnection(socket);
     if (child.pid === undefined) {
+      closeGently(socket);
       this.#admission.release(source);
       child.once('error', (error) => this.#reportSpawnFailure(error, client));
       return;
@@ -191,7 +192,7 @@ export class NowaitService {
 
   #refuseWhileStopping(socket: net.Socket): void {
     this.#log.info(this.#entry.label, `reject client ${clientOf(socket)}: the service is stopping`);
-    socket.destroy();
+    closeGently(socket);
   }
 
   #finishStop(): void {

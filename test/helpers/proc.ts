@@ -1,0 +1,34 @@
+// Reading a process's state from /proc: its open fds, and its children.
+
+import { readdirSync, readFileSync } from 'node:fs';
+
+export function openFdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** The pids and states (R, S, Z, …) of the direct children of `pid`. */
+export function childrenOf(pid: number): { pid: number; state: string }[] {
+  const children: { pid: number; state: string }[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // Gone meanwhile.
+    }
+    // pid (comm) state ppid …: comm may hold spaces and parentheses.
+    const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(ppid) === pid) children.push({ pid: Number(name), state: state! });
+  }
+  return children;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,182 @@
+// nowait services: one real process per connection, with the connection as
+// its stdin and stdout.
+
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import t from 'tap';
+import { exchange } from '../helpers/net.js';
+import { childrenOf, openFdCount } from '../helpers/proc.js';
+import { root, startWakeport } from '../helpers/wakeport.js';
+
+const fixtures = `${root}/test/fixtures`;
+
+t.test('10 MB of random bytes through /bin/cat come back identical, after a half-close', async (t) => {
+  const wakeport = await startWakeport(t, '127.0.0.1:0 stream tcp nowait - /bin/cat cat\n    label = cat');
+  const payload = randomBytes(10 * 1024 * 1024);
+  const echoed = await exchange(wakeport.port('cat'), payload);
+  t.equal(echoed.length, payload.length);
+  t.ok(echoed.equals(payload), 'byte-identical');
+  const end = await wakeport.waitForLog((r) => r.subject === 'cat' && r.message.startsWith('end pid'));
+  t.match(end, { exitCode: 0, signal: null, client: /^127\.0\.0\.1:\d+$/ });
+});
+
+t.test('the program gets a clean environment with the connection described in it', async (t) => {
+  const wakeport = await startWakeport(
+    t,
+    ['127.0.0.1:0 stream tcp nowait - /usr/bin/env env', '    label = env', '    env = GREETING=hello'].join('\n'),
+    { env: { ...process.env, WAKEPORT_TEST_SECRET: 'must-not-leak' } },
+  );
+  const port = wakeport.port('env');
+  const client = net.connect({ port, host: '127.0.0.1' });
+  const output = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    client.on('data', (chunk) => (text += chunk));
+    client.on('end', () => resolve(text));
+    client.on('error', reject);
+  });
+  const env = Object.fromEntries(output.trim().split('\n').map((line) => line.split(/=(.*)/s).slice(0, 2) as [string, string]));
+  t.match(env, {
+    GREETING: 'hello',
+    PROTO: 'TCP',
+    REMOTE_ADDR: '127.0.0.1',
+    REMOTE_PORT: String(client.localPort),
+    TCPREMOTEIP: '127.0.0.1',
+    TCPREMOTEPORT: String(client.localPort),
+    TCPLOCALIP: '127.0.0.1',
+    TCPLOCALPORT: String(port),
+    PATH: /\//,
+    HOME: /\//,
+  });
+  t.equal(env.WAKEPORT_TEST_SECRET, undefined, "wakeport's own environment does not leak");
+  t.equal(env.NODE_CHANNEL_FD, undefined);
+});
+
+t.test('at max-connections, clients wait in the queue and are all served', async (t) => {
+  const wakeport = await startWakeport(
+    t,
+    [`127.0.0.1:0 stream tcp nowait - ${fixtures}/read-reply.sh`, '    label = slow', '    max-connections = 2'].join('\n'),
+  );
+  const port = wakeport.port('slow');
+  const clients = Array.from({ length: 6 }, () => net.connect({ port, host: '127.0.0.1' }));
+  const replies = clients.map(
+    (client) =>
+      new Promise<string>((resolve, reject) => {
+        let text = '';
+        client.on('data', (chunk) => (text += chunk));
+        client.on('end', () => resolve(text));
+        client.on('error', reject);
+      }),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const running = () => wakeport.logs.filter((r) => r.message.startsWith('accept client')).length;
+  t.equal(running(), 2, 'only two processes started while both are busy');
+  clients.forEach((client, i) => client.write(`client${i}\n`));
+  t.same(await Promise.all(replies), clients.map((_, i) => `got:client${i}\n`), 'every queued client was served');
+  await wakeport.waitForLog(() => running() === 6);
+});
+
+t.test('max-per-source: one address gets at most that many processes at once', async (t) => {
+  const wakeport = await startWakeport(
+    t,
+    [`127.0.0.1:0 stream tcp nowait - ${fixtures}/read-reply.sh`, '    label = per-source', '    max-per-source = 1'].join('\n'),
+  );
+  const port = wakeport.port('per-source');
+  const first = net.connect({ port, host: '127.0.0.1' });
+  const second = net.connect({ port, host: '127.0.0.1' });
+  const other = net.connect({ port, host: '127.0.0.1', localAddress: '127.0.0.2' });
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  const accepted = (from: string) => wakeport.logs.filter((r) => r.message.startsWith(`accept client ${from}`)).length;
+  t.equal(accepted('127.0.0.1'), 1, 'one process for 127.0.0.1 while its first is busy');
+  t.equal(accepted('127.0.0.2'), 1, 'another address is served meanwhile');
+  const replies = [first, second, other].map((client, i) => {
+    client.end(`${i}\n`);
+    return new Promise<string>((resolve) => {
+      let text = '';
+      client.on('data', (chunk) => (text += chunk)).on('end', () => resolve(text));
+    });
+  });
+  t.same(await Promise.all(replies), ['got:0\n', 'got:1\n', 'got:2\n']);
+  t.equal(accepted('127.0.0.1'), 2, 'the second ran after the first');
+});
+
+t.test('nowait.max: past the spawn limit the service pauses, then resumes by itself', async (t) => {
+  const wakeport = await startWakeport(t, ['127.0.0.1:0 stream tcp nowait.2 - /bin/echo echo hi', '    label = limited', '    rate-window = 1500ms'].join('\n'));
+  const port = wakeport.port('limited');
+  const started = Date.now();
+  const replies = await Promise.all(Array.from({ length: 4 }, () => exchange(port)));
+  t.same(replies.map(String), ['hi\n', 'hi\n', 'hi\n', 'hi\n'], 'every client is served in the end');
+  t.ok(Date.now() - started >= 1000, 'the last two waited for the window');
+  await wakeport.waitForLog((r) => r.severity === 'warning' && /2 processes started in the last 1\.5s \(limit nowait\.2\): pausing new spawns for/.test(r.message));
+  await wakeport.waitForLog((r) => r.message === 'spawn rate back under the limit: serving again');
+});
+
+t.test('a program that cannot be started: client closed, logged once, other services unaffected', async (t) => {
+  const wakeport = await startWakeport(
+    t,
+    ['127.0.0.1:0 stream tcp nowait - /no/such/program prog', '    label = missing', '127.0.0.1:0 stream tcp nowait - internal echo', '    label = echo'].join('\n'),
+  );
+  await wakeport.waitForLog((r) => r.severity === 'warning' && /program \/no\/such\/program does not exist/.test(r.message));
+  for (let i = 0; i < 3; i++) t.equal((await exchange(wakeport.port('missing'), 'hello')).length, 0, `client ${i} is closed`);
+  t.same(String(await exchange(wakeport.port('echo'), 'still here')), 'still here');
+  const errors = wakeport.logs.filter((r) => r.subject === 'missing' && r.severity === 'error');
+  t.equal(errors.length, 1, 'logged once');
+  t.match(errors[0]!.message, /^cannot start \/no\/such\/program: ENOENT the program does not exist; closed client 127\.0\.0\.1:\d+ \(further failures are counted, not logged, for 1m\)$/);
+});
+
+t.test("a program's stderr goes to the log under its label, or to a file", async (t) => {
+  const wakeport = await startWakeport(
+    t,
+    [
+      `127.0.0.1:0 stream tcp nowait - ${fixtures}/say-stderr.sh say to-the-log`,
+      '    label = talker',
+      `127.0.0.1:0 stream tcp nowait - ${fixtures}/say-stderr.sh say to-a-file`,
+      '    label = filed',
+      '    stderr = filed.log',
+    ].join('\n'),
+  );
+  await exchange(wakeport.port('talker'));
+  await exchange(wakeport.port('filed'));
+  const line = await wakeport.waitForLog((r) => r.severity === 'output');
+  t.match(line, { subject: 'talker', message: 'to-the-log', pid: Number });
+  await wakeport.waitForLog((r) => r.subject === 'filed' && r.message.startsWith('end pid'));
+  t.equal(readFileSync(`${wakeport.dir}/filed.log`, 'utf8'), 'to-a-file\n');
+});
+
+t.test('a unix stream socket serves a nowait program too', async (t) => {
+  // Not under the test folder: a unix socket path is limited to 107 bytes.
+  const dir = mkdtempSync('/tmp/wakeport-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const wakeport = await startWakeport(t, `${dir}/cat.sock stream unix nowait - /bin/cat cat\n    label = unix-cat`);
+  const reply = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    const client = net.connect(`${dir}/cat.sock`, () => client.end('over unix'));
+    client.on('data', (chunk) => (text += chunk));
+    client.on('end', () => resolve(text));
+    client.on('error', reject);
+  });
+  t.equal(reply, 'over unix');
+  t.match(await wakeport.waitForLog((r) => r.message.startsWith('end pid')), { message: /client local exitcode 0/ });
+  await wakeport.stop();
+  t.notOk(existsSync(`${dir}/cat.sock`), 'the socket file is removed when wakeport stops');
+});
+
+t.test('2,000 connections leave no zombie and no leaked fd in the supervisor', async (t) => {
+  const wakeport = await startWakeport(t, '127.0.0.1:0 stream tcp nowait - /bin/echo echo ok\n    label = many');
+  const port = wakeport.port('many');
+  await exchange(port); // Let the supervisor open whatever it opens once.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const fdsBefore = openFdCount(wakeport.supervisorPid);
+  let done = 0;
+  const worker = async () => {
+    while (done < 2000) {
+      done++;
+      const reply = await exchange(port);
+      if (String(reply) !== 'ok\n') throw new Error(`reply ${done} was ${JSON.stringify(String(reply))}`);
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  t.same(childrenOf(wakeport.supervisorPid), [], 'no child left, zombie or otherwise');
+  t.equal(openFdCount(wakeport.supervisorPid), fdsBefore, 'the same number of open fds as before');
+});
