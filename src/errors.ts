@@ -4,11 +4,8 @@
 
 export type ErrorCode =
   | 'ERR_BIND' //            a socket of the table could not be bound
-  | 'ERR_CONFIG' //          a line of the services table is wrong
   | 'ERR_CONFIG_READ' //     the services table could not be read
-  | 'ERR_INHERITED_FD' //    a file descriptor handed to wakeport is not what it should be
   | 'ERR_NODE_INTERNALS' //  this Node version no longer has an internal wakeport relies on
-  | 'ERR_SPAWN' //           a service's program could not be started
   | 'ERR_USAGE'; //          the command line is wrong
 
 const brand = Symbol.for('wakeport.error');
@@ -19,7 +16,7 @@ export class WakeportError extends Error {
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
-    Object.defineProperty(this, 'name', { value: 'WakeportError', enumerable: false });
+    Object.defineProperty(this, 'name', { value: 'WakeportError', enumerable: false, configurable: true });
     Object.defineProperty(this, brand, { value: true, enumerable: false });
   }
 }

@@ -180,3 +180,30 @@ t.test('2,000 connections leave no zombie and no leaked fd in the supervisor', a
   t.same(childrenOf(wakeport.supervisorPid), [], 'no child left, zombie or otherwise');
   t.equal(openFdCount(wakeport.supervisorPid), fdsBefore, 'the same number of open fds as before');
 });
+
+t.test('when the waiting queue is full, a client is refused with a log line saying why', async (t) => {
+  const table = [`127.0.0.1:0 stream tcp nowait - ${fixtures}/read-reply.sh`, '    label = full', '    max-connections = 1', '    backlog = 2'].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const port = wakeport.port('full');
+  const clients = Array.from({ length: 4 }, () => net.connect({ port, host: '127.0.0.1' }));
+  const replies = clients.map(
+    (client) =>
+      new Promise<string>((resolve) => {
+        let text = '';
+        client.on('data', (chunk) => (text += chunk)).on('end', () => resolve(text)).on('error', () => resolve('error'));
+      }),
+  );
+  const refusal = await wakeport.waitForLog((r) => r.severity === 'warning' && r.subject === 'full');
+  t.match(refusal.message, /^reject client 127\.0\.0\.1:\d+: 2 clients are already waiting for a free slot; closed its connection$/);
+  clients.forEach((client, i) => client.end(`${i}\n`));
+  const answers = await Promise.all(replies);
+  t.equal(answers.filter((answer) => answer.startsWith('got:')).length, 3, 'one served at once, two after waiting');
+  t.equal(answers.filter((answer) => answer === '').length, 1, 'one closed cleanly (no reset)');
+});
+
+t.test('as root, the user field runs the program as that user and group', { skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
+  const wakeport = await startWakeport(t, '127.0.0.1:0 stream tcp nowait nobody:nogroup /bin/sh sh -c id\n    label = id');
+  // inetd has no quoting: "sh -c id" is argv ["sh", "-c", "id"].
+  const output = String(await exchange(wakeport.port('id')));
+  t.match(output, /^uid=65534\(nobody\) gid=65534\(nogroup\) groups=65534\(nogroup\)$/m);
+});

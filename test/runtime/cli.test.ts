@@ -1,0 +1,61 @@
+// The command line: check, help, version, usage errors.
+
+import { spawnSync } from 'node:child_process';
+import t from 'tap';
+import { cli, root } from '../helpers/wakeport.js';
+
+const wakeport = (args: string[], cwd = root) => spawnSync(process.execPath, [cli, ...args], { cwd, encoding: 'utf8' });
+
+t.test('check prints the resolved table and exits 0', async (t) => {
+  const dir = t.testdir({
+    'services.conf': ['127.0.0.1:7007 stream tcp nowait - internal echo', '[::1]:8080 stream tcp6 nowait.10 - /bin/cat cat -u', '    label = cat'].join('\n'),
+  });
+  const result = wakeport(['check', '-f', `${dir}/services.conf`]);
+  t.equal(result.status, 0);
+  t.equal(result.stderr, '');
+  t.equal(
+    result.stdout,
+    [
+      'LABEL               ADDRESS         PROTO  MODE       USER  PROGRAM',
+      '127.0.0.1:7007/tcp  127.0.0.1:7007  tcp    internal   -     internal echo',
+      'cat                 [::1]:8080      tcp    nowait.10  -     /bin/cat -u',
+      '',
+    ].join('\n'),
+  );
+});
+
+t.test('check reports every error as FILE:LINE and exits 1', async (t) => {
+  const dir = t.testdir({ 'bad.conf': 'echo strem tcp nowait - internal\n7 stream tcp nowait - internal echo\n    colour = red\n' });
+  const result = wakeport(['check', '-f', 'bad.conf'], dir);
+  t.equal(result.status, 1);
+  t.equal(
+    result.stderr,
+    'bad.conf:1: unknown socket type "strem" (expected stream or dgram)\n' +
+      'bad.conf:3: unknown option "colour" (known: label, env, cwd, stdout, stderr, backlog, max-connections, max-per-source, exit-timeout, rate-window)\n',
+  );
+});
+
+t.test('check on a file that does not exist', async (t) => {
+  const result = wakeport(['check', '-f', '/no/such/services.conf']);
+  t.equal(result.status, 111);
+  t.equal(result.stderr, 'wakeport: cannot read the services table /no/such/services.conf: ENOENT\n');
+});
+
+t.test('the default table is valid', async (t) => {
+  const result = wakeport(['check']);
+  t.equal(result.status, 0, result.stderr);
+  t.match(result.stdout, /hello-http\s+127\.0\.0\.1:8081\s+tcp\s+nowait/);
+});
+
+t.test('--help, --version and usage errors', async (t) => {
+  const help = wakeport(['--help']);
+  t.equal(help.status, 0);
+  t.match(help.stdout, /^Usage: wakeport run/);
+  const version = wakeport(['--version']);
+  t.equal(version.stdout, `wakeport ${JSON.parse((await import('node:fs')).readFileSync(`${root}/package.json`, 'utf8')).version}\n`);
+  for (const args of [[], ['serve'], ['run', '--log-level', 'loud'], ['run', '--no-such-flag']]) {
+    const result = wakeport(args);
+    t.equal(result.status, 100, `wakeport ${args.join(' ')} exits 100`);
+    t.match(result.stderr, /^wakeport: /);
+  }
+});

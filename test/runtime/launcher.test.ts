@@ -1,0 +1,122 @@
+// The launcher and the supervisor as a pair: startup lines, a port already
+// in use, socket activation under LISTEN_FDS, and stopping.
+
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import t from 'tap';
+import { fdOfServer } from '../../src/sockets/internals.js';
+import { exchange } from '../helpers/net.js';
+import { childrenOf, isAlive } from '../helpers/proc.js';
+import { cli, root, startWakeport } from '../helpers/wakeport.js';
+
+const fixtures = `${root}/test/fixtures`;
+
+t.test('startup prints one line per service with its real address, in text format', async (t) => {
+  const dir = t.testdir({ 'services.conf': '127.0.0.1:0 stream tcp nowait - internal echo\n    label = echo\n' });
+  const child = spawn(process.execPath, [cli, 'run', '-f', `${dir}/services.conf`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  await new Promise<void>((resolve) =>
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+      if (stderr.includes('serving')) resolve();
+    }),
+  );
+  const match = /^wakeport: echo: info: listening on 127\.0\.0\.1:(\d+) \(tcp, internal echo\)$/m.exec(stderr);
+  t.ok(match, stderr);
+  t.equal(String(await exchange(Number(match![1]), 'text')), 'text');
+  child.kill('SIGINT');
+  const [code] = await new Promise<[number | null]>((resolve) => child.once('exit', (code) => resolve([code])));
+  t.equal(code, 0, 'SIGINT: exit 0');
+});
+
+t.test('a port already in use: logged with its service and line, and the other services go on', async (t) => {
+  const squatter = net.createServer();
+  await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => squatter.close());
+  const { port } = squatter.address() as net.AddressInfo;
+  const table = `127.0.0.1:${port} stream tcp nowait - internal echo\n    label = web\n127.0.0.1:0 stream tcp nowait - internal echo\n    label = other\n`;
+  const wakeport = await startWakeport(t, table);
+  const error = wakeport.logs.find((r) => r.severity === 'error')!;
+  t.equal(
+    error.message,
+    `EADDRINUSE 127.0.0.1:${port} (service "web", ${wakeport.dir}/services.conf:1): another program is already bound to this address and port; the other services go on`,
+  );
+  t.equal(String(await exchange(wakeport.port('other'), 'fine')), 'fine');
+
+  t.test('--strict refuses to start instead', async (t) => {
+    const dir = t.testdir({ 'services.conf': table });
+    const result = await new Promise<number | null>((resolve) =>
+      spawn(process.execPath, [cli, 'run', '--strict', '-f', `${dir}/services.conf`], { stdio: 'ignore' }).once('exit', resolve),
+    );
+    t.equal(result, 111);
+  });
+});
+
+t.test('a broken line is reported with FILE:LINE and skipped; the rest is served', async (t) => {
+  const wakeport = await startWakeport(t, 'echo strem tcp nowait - internal\n127.0.0.1:0 stream tcp nowait - internal echo\n    label = echo\n');
+  t.match(wakeport.logs[0], {
+    severity: 'error',
+    subject: `${wakeport.dir}/services.conf:1`,
+    message: 'unknown socket type "strem" (expected stream or dgram) (line skipped)',
+  });
+  t.equal(String(await exchange(wakeport.port('echo'), 'x')), 'x');
+});
+
+t.test('under LISTEN_FDS, the given sockets are adopted (by name and by address) instead of bound', async (t) => {
+  const byName = net.createServer();
+  const byAddress = net.createServer();
+  await new Promise<void>((resolve) => byName.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => byAddress.listen(0, '127.0.0.1', resolve));
+  const namePort = (byName.address() as net.AddressInfo).port;
+  const addressPort = (byAddress.address() as net.AddressInfo).port;
+  const table = [
+    '127.0.0.1:0 stream tcp nowait - internal echo',
+    '    label = named',
+    `127.0.0.1:${addressPort} stream tcp nowait - internal daytime`,
+    '    label = by-address',
+  ].join('\n');
+  // LISTEN_PID must be the launcher's own pid, known only after exec: the shell sets it and execs.
+  const wakeportPromise = startWakeport(t, table, {
+    env: { ...process.env, LISTEN_FDS: '2', LISTEN_FDNAMES: 'named:unknown' },
+    stdio: [fdOfServer(byName), fdOfServer(byAddress)],
+    wrap: (command) => ['/bin/sh', '-c', 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"', 'sh', ...command],
+  });
+  // The test's own copies must not compete for connections: close them now that the child has its copies.
+  byName.close();
+  byAddress.close();
+  const wakeport = await wakeportPromise;
+  t.equal(wakeport.port('named'), namePort, 'the named socket serves "named"');
+  t.equal(wakeport.port('by-address'), addressPort);
+  t.equal(String(await exchange(namePort, 'adopted')), 'adopted');
+  t.match(String(await exchange(addressPort)), /\d\d:\d\d:\d\d/);
+});
+
+t.test('stopping: SIGTERM to every process, SIGKILL after exit-timeout, exit 0', async (t) => {
+  const table = `127.0.0.1:0 stream tcp nowait - ${fixtures}/stubborn.sh stubborn\n    label = stubborn\n    exit-timeout = 300ms\n`;
+  const wakeport = await startWakeport(t, table);
+  const client = net.connect({ port: wakeport.port('stubborn'), host: '127.0.0.1' });
+  await new Promise((resolve) => client.once('data', resolve));
+  const [child] = childrenOf(wakeport.supervisorPid);
+  t.ok(child, 'the program runs');
+  const exit = await wakeport.stop('SIGTERM');
+  t.same(exit, { code: 0, signal: null });
+  t.match(wakeport.logs.find((r) => r.message.startsWith('end pid')), { signal: 'SIGKILL' });
+  t.notOk(isAlive(child!.pid), 'the program is gone');
+  t.notOk(isAlive(wakeport.supervisorPid), 'the supervisor is gone');
+  client.destroy();
+});
+
+t.test('if the launcher dies, the supervisor stops its programs and exits', async (t) => {
+  const table = `127.0.0.1:0 stream tcp nowait - ${fixtures}/read-reply.sh\n    label = waiting\n`;
+  const wakeport = await startWakeport(t, table);
+  const client = net.connect({ port: wakeport.port('waiting'), host: '127.0.0.1' });
+  await wakeport.waitForLog((r) => r.message.startsWith('accept client'));
+  const [child] = childrenOf(wakeport.supervisorPid);
+  await wakeport.stop('SIGKILL');
+  for (let i = 0; i < 50 && (isAlive(wakeport.supervisorPid) || isAlive(child!.pid)); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  t.notOk(isAlive(wakeport.supervisorPid), 'the supervisor exited');
+  t.notOk(isAlive(child!.pid), 'its program was stopped');
+  client.destroy();
+});
