@@ -71,9 +71,9 @@ export function formatTable(entries: readonly ServiceEntry[]): string {
     ['LABEL', 'ADDRESS', 'PROTO', 'MODE', 'USER', 'PROGRAM'],
     ...entries.map((entry) => [
       entry.label,
-      formatSocket(entry.socket),
-      entry.socket.transport,
-      entry.program.kind === 'internal' ? 'internal' : entry.mode + (entry.maxSpawns === null ? '' : `.${entry.maxSpawns}`),
+      entry.sockets.map(({ spec }) => formatSocket(spec)).join(','),
+      entry.transport,
+      describeMode(entry),
       entry.runAs?.name ?? '-',
       entry.program.kind === 'internal'
         ? `internal ${entry.program.name}`
@@ -82,6 +82,14 @@ export function formatTable(entries: readonly ServiceEntry[]): string {
   ];
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+}
+
+/** `nowait.10`, `wait (lazy)`, `wait (kept alive)`: how the service is run. */
+function describeMode(entry: ServiceEntry): string {
+  if (entry.program.kind === 'internal') return 'internal';
+  if (entry.mode === 'nowait') return entry.maxSpawns === null ? 'nowait' : `nowait.${entry.maxSpawns}`;
+  const { runAtLoad, restart } = entry.worker;
+  return restart === 'always' && runAtLoad ? 'wait (kept alive)' : runAtLoad ? 'wait (at load)' : 'wait (lazy)';
 }
 
 function oneOf<T extends string>(value: string, allowed: readonly T[], flag: string): T {

@@ -42,13 +42,42 @@ export interface RunAs {
 /** Where a program's stdout or stderr goes: a file (appended to), or the default. */
 export type OutputTarget = { readonly kind: 'default' } | { readonly kind: 'file'; readonly path: string };
 
+/** One address a service listens on. */
+export interface ListenSocket {
+  readonly spec: SocketSpec;
+  /** Passed to the program in LISTEN_FDNAMES; the label unless a `name` option says otherwise. */
+  readonly name: string;
+  /** The line it is written on (the service line, or its `listen` option). */
+  readonly line: number;
+}
+
+/** How a wait service's worker is started, checked in, and restarted. */
+export interface WorkerPolicy {
+  /** Start at startup instead of at the first client. */
+  readonly runAtLoad: boolean;
+  /** Restart without waiting for a client: never, after a failure, or after any exit. */
+  readonly restart: 'no' | 'on-failure' | 'always';
+  /** Up once started, or once it writes READY=1 to NOTIFY_FD. */
+  readonly ready: 'spawn' | 'notify';
+  readonly startTimeoutMs: number;
+  readonly restartDelayMs: number;
+  readonly restartMaxDelayMs: number;
+  readonly startLimitBurst: number;
+  readonly startLimitIntervalMs: number;
+  readonly failedCooldownMs: number;
+  /** Files and folders whose changes restart the worker gracefully. */
+  readonly watch: readonly string[];
+}
+
 export interface ServiceEntry {
   /** Unique name, used in every log line about the service. */
   readonly label: string;
   /** Where the service was defined, for messages. */
   readonly file: string;
   readonly line: number;
-  readonly socket: SocketSpec;
+  readonly transport: Transport;
+  /** At least one: the service field's, then each `listen` option's. */
+  readonly sockets: readonly ListenSocket[];
   readonly socketType: 'stream' | 'dgram';
   readonly mode: 'wait' | 'nowait';
   /** inetd's `nowait.max`: at most this many spawns per `rateWindowMs`; null = no limit. */
@@ -57,6 +86,8 @@ export interface ServiceEntry {
   /** The user programs run as; null = the user running wakeport. */
   readonly runAs: RunAs | null;
   readonly program: Program;
+  /** stdio: the socket is the program's fd 0 and 1 (inetd); listen-fds: fd 3, 4, … (systemd). */
+  readonly handoff: 'stdio' | 'listen-fds';
   readonly env: readonly (readonly [string, string])[];
   readonly cwd: string | null;
   readonly stdout: OutputTarget;
@@ -66,6 +97,7 @@ export interface ServiceEntry {
   readonly maxConnections: number | null;
   readonly maxPerSource: number | null;
   readonly exitTimeoutMs: number;
+  readonly worker: WorkerPolicy;
 }
 
 /** `127.0.0.1:7`, `[::1]:7`, or a unix path: how an address is written in every message. */

@@ -1,17 +1,42 @@
 // Extended options: `key = value` lines under a service line. Every key, its
-// default and its limits are in this file; an unknown key is an error.
+// default and its limits are in this file; an unknown key is an error, and so
+// is a key that does not apply to the service's kind (see `keyScope`).
 //
+// Every service
 //   label            unique name of the service (default: the service field and protocol)
+//   listen           one more address to listen on, written like the service field
+//                    (repeatable; the service field is the first)
+//   name             the name of the socket above it (the service field's, or the
+//                    last listen's), passed in LISTEN_FDNAMES (default: the label)
+//   backlog          listen backlog, 1–65535 (default 4096; the kernel caps it at somaxconn)
+// Services with a program
 //   env              NAME=value added to the program's environment (repeatable)
 //   cwd              the program's working directory
 //   stdout, stderr   a file the program's output is appended to; default: stdout is the
-//                    connection, stderr goes to wakeport's log prefixed with the label
-//   backlog          listen backlog, 1–65535 (default 4096; the kernel caps it at somaxconn)
+//                    connection (nowait stdio) or the log, stderr goes to the log
+//   handoff          stdio (the socket is fd 0 and 1, as in inetd) or listen-fds (the
+//                    sockets are fd 3, 4, … as in systemd); default stdio
+//   exit-timeout     grace between SIGTERM and SIGKILL when stopping (default 20s)
+// nowait services
 //   max-connections  concurrent connections served, 1–16384 (default 64 for programs,
 //                    no limit for internal services); more clients wait in a queue
 //   max-per-source   concurrent connections served per client address, 1–16384
-//   exit-timeout     grace between SIGTERM and SIGKILL when stopping (default 20s)
 //   rate-window      the window of the spawn limit in nowait.max (default 60s)
+// wait services
+//   run-at-load      yes: start the worker at startup, not at the first client (default no)
+//   keep-alive       yes: start at load and restart whenever it exits (launchd KeepAlive)
+//   restart          no | on-failure | always: restart without waiting for a client
+//                    after an exit (default no: the next client starts it)
+//   ready            spawn (up once started) or notify (up once it writes READY=1 to NOTIFY_FD)
+//   start-timeout    how long a notify worker has to check in (default 30s)
+//   restart-delay    the first back-off after a failure, doubled each time (default 100ms)
+//   restart-max-delay  the longest back-off; a worker up this long resets it (default 10s)
+//   start-limit-burst, start-limit-interval
+//                    this many failures within this interval mark the service failed
+//                    (default 5 within 60s)
+//   failed-cooldown  how long a failed service refuses clients before it tries again (default 60s)
+//   watch            a file or folder (recursively) whose changes restart the worker
+//                    gracefully (repeatable)
 //
 // Durations are a number with ms, s, m or h (a bare number is seconds).
 
@@ -20,72 +45,159 @@ import type { OutputTarget } from './entry.js';
 import { LineProblem } from './fields.js';
 import type { RawOption } from './syntax.js';
 
+export type Handoff = 'stdio' | 'listen-fds';
+export type RestartPolicy = 'no' | 'on-failure' | 'always';
+export type Readiness = 'spawn' | 'notify';
+
+/** An extra address, as written; table.ts resolves it with the service's protocol. */
+export interface RawListen {
+  readonly line: number;
+  readonly address: string;
+  readonly name: string | null;
+}
+
 export interface Options {
   readonly label: string | null;
+  readonly primaryName: string | null;
+  readonly listens: readonly RawListen[];
   readonly env: readonly (readonly [string, string])[];
   readonly cwd: string | null;
   readonly stdout: OutputTarget;
   readonly stderr: OutputTarget;
+  readonly handoff: Handoff;
   readonly backlog: number;
   readonly maxConnections: number | null;
   readonly maxPerSource: number | null;
   readonly exitTimeoutMs: number;
   readonly rateWindowMs: number;
+  readonly runAtLoad: boolean;
+  readonly keepAlive: boolean;
+  readonly restart: RestartPolicy;
+  readonly ready: Readiness;
+  readonly startTimeoutMs: number;
+  readonly restartDelayMs: number;
+  readonly restartMaxDelayMs: number;
+  readonly startLimitBurst: number;
+  readonly startLimitIntervalMs: number;
+  readonly failedCooldownMs: number;
+  readonly watch: readonly string[];
+  /** The line each key was set on. */
+  readonly keyLines: ReadonlyMap<string, number>;
 }
 
-export const defaultOptions: Options = {
+export const defaultOptions: Omit<Options, 'keyLines'> = {
   label: null,
+  primaryName: null,
+  listens: [],
   env: [],
   cwd: null,
   stdout: { kind: 'default' },
   stderr: { kind: 'default' },
+  handoff: 'stdio',
   backlog: 4096,
   maxConnections: null,
   maxPerSource: null,
   exitTimeoutMs: 20_000,
   rateWindowMs: 60_000,
+  runAtLoad: false,
+  keepAlive: false,
+  restart: 'no',
+  ready: 'spawn',
+  startTimeoutMs: 30_000,
+  restartDelayMs: 100,
+  restartMaxDelayMs: 10_000,
+  startLimitBurst: 5,
+  startLimitIntervalMs: 60_000,
+  failedCooldownMs: 60_000,
+  watch: [],
 };
 
-/** Options that only make sense for a program wakeport starts. */
-export const programOnlyKeys: ReadonlySet<string> = new Set(['env', 'cwd', 'stdout', 'stderr', 'exit-timeout']);
+/** Which services a key applies to. */
+export type KeyScope = 'any' | 'program' | 'nowait' | 'wait';
 
-type Setter = (options: Mutable<Options>, value: string, baseDir: string) => void;
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+type Setter = (options: Mutable<Omit<Options, 'keyLines'>>, value: string, baseDir: string, line: number) => void;
 
-const setters: Record<string, Setter> = {
-  label: (o, v) => (o.label = parseLabel(v)),
-  env: (o, v) => (o.env = [...o.env, parseEnv(v)]),
-  cwd: (o, v, base) => (o.cwd = parsePath(v, base)),
-  stdout: (o, v, base) => (o.stdout = { kind: 'file', path: parsePath(v, base) }),
-  stderr: (o, v, base) => (o.stderr = { kind: 'file', path: parsePath(v, base) }),
-  backlog: (o, v) => (o.backlog = parseInteger(v, 1, 65535)),
-  'max-connections': (o, v) => (o.maxConnections = parseInteger(v, 1, 16384)),
-  'max-per-source': (o, v) => (o.maxPerSource = parseInteger(v, 1, 16384)),
-  'exit-timeout': (o, v) => (o.exitTimeoutMs = parseDuration(v)),
-  'rate-window': (o, v) => (o.rateWindowMs = Math.max(1, parseDuration(v))),
+const keys: Record<string, { scope: KeyScope; repeatable?: true; set: Setter }> = {
+  label: { scope: 'any', set: (o, v) => (o.label = parseLabel(v)) },
+  listen: { scope: 'any', repeatable: true, set: (o, v, _, line) => (o.listens = [...o.listens, { line, address: v, name: null }]) },
+  name: { scope: 'any', repeatable: true, set: setName },
+  backlog: { scope: 'any', set: (o, v) => (o.backlog = parseInteger(v, 1, 65535)) },
+  env: { scope: 'program', repeatable: true, set: (o, v) => (o.env = [...o.env, parseEnv(v)]) },
+  cwd: { scope: 'program', set: (o, v, base) => (o.cwd = parsePath(v, base)) },
+  stdout: { scope: 'program', set: (o, v, base) => (o.stdout = { kind: 'file', path: parsePath(v, base) }) },
+  stderr: { scope: 'program', set: (o, v, base) => (o.stderr = { kind: 'file', path: parsePath(v, base) }) },
+  handoff: { scope: 'program', set: (o, v) => (o.handoff = parseChoice(v, ['stdio', 'listen-fds'])) },
+  'exit-timeout': { scope: 'program', set: (o, v) => (o.exitTimeoutMs = parseDuration(v)) },
+  'max-connections': { scope: 'nowait', set: (o, v) => (o.maxConnections = parseInteger(v, 1, 16384)) },
+  'max-per-source': { scope: 'nowait', set: (o, v) => (o.maxPerSource = parseInteger(v, 1, 16384)) },
+  'rate-window': { scope: 'nowait', set: (o, v) => (o.rateWindowMs = Math.max(1, parseDuration(v))) },
+  'run-at-load': { scope: 'wait', set: (o, v) => (o.runAtLoad = parseYesNo(v)) },
+  'keep-alive': { scope: 'wait', set: (o, v) => (o.keepAlive = parseYesNo(v)) },
+  restart: { scope: 'wait', set: (o, v) => (o.restart = parseChoice(v, ['no', 'on-failure', 'always'])) },
+  ready: { scope: 'wait', set: (o, v) => (o.ready = parseChoice(v, ['spawn', 'notify'])) },
+  'start-timeout': { scope: 'wait', set: (o, v) => (o.startTimeoutMs = parseDuration(v)) },
+  'restart-delay': { scope: 'wait', set: (o, v) => (o.restartDelayMs = parseDuration(v)) },
+  'restart-max-delay': { scope: 'wait', set: (o, v) => (o.restartMaxDelayMs = parseDuration(v)) },
+  'start-limit-burst': { scope: 'wait', set: (o, v) => (o.startLimitBurst = parseInteger(v, 1, 1000)) },
+  'start-limit-interval': { scope: 'wait', set: (o, v) => (o.startLimitIntervalMs = parseDuration(v)) },
+  'failed-cooldown': { scope: 'wait', set: (o, v) => (o.failedCooldownMs = parseDuration(v)) },
+  watch: { scope: 'wait', repeatable: true, set: (o, v, base) => (o.watch = [...o.watch, parsePath(v, base)]) },
 };
 
-const repeatable = new Set(['env']);
+export function scopeOf(key: string): KeyScope {
+  return keys[key]!.scope;
+}
 
 export function parseOptions(raw: readonly RawOption[], baseDir: string): Options {
-  const options: Mutable<Options> = { ...defaultOptions };
-  const seen = new Map<string, number>();
+  const options: Mutable<Omit<Options, 'keyLines'>> = { ...defaultOptions };
+  const keyLines = new Map<string, number>();
   for (const { key, value, line } of raw) {
-    const set = setters[key];
-    if (!set) throw new LineProblem(`unknown option "${key}" (known: ${Object.keys(setters).join(', ')})`, line);
-    const earlier = seen.get(key);
-    if (earlier !== undefined && !repeatable.has(key)) {
+    const spec = keys[key];
+    if (!spec) throw new LineProblem(`unknown option "${key}" (known: ${Object.keys(keys).join(', ')})`, line);
+    const earlier = keyLines.get(key);
+    if (earlier !== undefined && !spec.repeatable) {
       throw new LineProblem(`option "${key}" is already set on line ${earlier}`, line);
     }
-    seen.set(key, line);
+    keyLines.set(key, line);
     try {
-      set(options, value, baseDir);
+      spec.set(options, value, baseDir, line);
     } catch (error) {
       if (!(error instanceof LineProblem)) throw error;
       throw new LineProblem(`option "${key}": ${error.message}`, line);
     }
   }
-  return options;
+  return { ...options, keyLines };
+}
+
+/** `name` names the socket above it: the last listen, or else the service field's. */
+function setName(o: Mutable<Omit<Options, 'keyLines'>>, v: string): void {
+  const name = parseSocketName(v);
+  const last = o.listens.at(-1);
+  if (last === undefined) {
+    if (o.primaryName !== null) throw new LineProblem('the service field\'s socket already has a name');
+    o.primaryName = name;
+  } else {
+    if (last.name !== null) throw new LineProblem(`the listen on line ${last.line} already has a name`);
+    o.listens = [...o.listens.slice(0, -1), { ...last, name }];
+  }
+}
+
+// systemd's rule for FileDescriptorName: printable ASCII without ":", at most 255.
+function parseSocketName(value: string): string {
+  if (!/^[!-9;-~]{1,255}$/.test(value)) {
+    throw new LineProblem(`"${value}" is not a socket name (printable characters without ":" or spaces)`);
+  }
+  return value;
+}
+
+function parseYesNo(value: string): boolean {
+  return parseChoice(value, ['yes', 'no']) === 'yes';
+}
+
+function parseChoice<T extends string>(value: string, choices: readonly T[]): T {
+  if ((choices as readonly string[]).includes(value)) return value as T;
+  throw new LineProblem(`expected ${choices.join(' or ')}, got "${value}"`);
 }
 
 function parseLabel(value: string): string {

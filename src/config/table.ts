@@ -9,7 +9,14 @@ import dns from 'node:dns/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { errnoOf, WakeportError, type ConfigProblem } from '../errors.js';
-import { formatSocket, type Program, type ServiceEntry, type SocketSpec } from './entry.js';
+import {
+  formatSocket,
+  type ListenSocket,
+  type Program,
+  type ServiceEntry,
+  type SocketSpec,
+  type WorkerPolicy,
+} from './entry.js';
 import {
   internalName,
   LineProblem,
@@ -21,7 +28,7 @@ import {
   parseWait,
   type Protocol,
 } from './fields.js';
-import { parseOptions, programOnlyKeys } from './options.js';
+import { parseOptions, scopeOf, type KeyScope, type Options } from './options.js';
 import { lookupPort, readPortTable, type PortTable } from './ports.js';
 import { splitTable, type RawService } from './syntax.js';
 import { readUserDatabase, resolveUser, type UserDatabase } from './users.js';
@@ -99,39 +106,45 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
   const runAs = resolveUser(parseUserField(userField!), context.users);
   const programField = parseProgram(raw.fields.slice(5), context.baseDir);
   const options = parseOptions(raw.options, context.baseDir);
-  const socket = await resolveSocket(serviceField!, raw.stickyHost, protocol, context);
+  const label = options.label ?? defaultLabel(serviceField!, raw.stickyHost, protocolField!);
+  const sockets = await resolveSockets(raw, options, protocol, label, context);
 
   let program: Program;
   if (programField.kind === 'internal') {
     const service = protocol.transport === 'unix' ? '' : parseServiceField(serviceField!, null).service;
     program = { kind: 'internal', name: internalName(programField.name, service) };
-    const misplaced = raw.options.find((option) => programOnlyKeys.has(option.key));
-    if (misplaced) {
-      throw new LineProblem(`option "${misplaced.key}" does not apply to internal services`, misplaced.line);
-    }
   } else {
     program = programField;
+  }
+  checkKeyScopes(options, program.kind === 'internal' ? 'internal' : wait.mode);
+  const worker = workerPolicy(options, socketType, program);
+  if (program.kind === 'exec') {
     if (socketType === 'dgram' && wait.mode === 'nowait') {
       throw new LineProblem(
         'a dgram service with a program must be "wait": a datagram socket has no connections to hand out one at a time',
       );
     }
-    if (wait.mode === 'wait') {
-      throw new LineProblem('"wait" services with a program are not supported yet (only internal services may be wait)');
+    if (options.handoff === 'stdio' && sockets.length > 1) {
+      throw new LineProblem(
+        `handoff = stdio passes one socket, as fd 0 and 1; use handoff = listen-fds for ${sockets.length} sockets`,
+        options.keyLines.get('listen'),
+      );
     }
   }
 
   return {
-    label: options.label ?? defaultLabel(serviceField!, raw.stickyHost, protocolField!),
+    label,
     file: raw.file,
     line: raw.line,
-    socket,
+    transport: protocol.transport,
+    sockets,
     socketType,
     mode: wait.mode,
     maxSpawns: wait.max,
     rateWindowMs: options.rateWindowMs,
     runAs,
     program,
+    handoff: options.handoff,
     env: options.env,
     cwd: options.cwd,
     stdout: options.stdout,
@@ -140,6 +153,84 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
     maxConnections: options.maxConnections ?? (program.kind === 'exec' ? 64 : null),
     maxPerSource: options.maxPerSource,
     exitTimeoutMs: options.exitTimeoutMs,
+    worker,
+  };
+}
+
+/** The service field's socket, then one per `listen` option, each with its name. */
+async function resolveSockets(
+  raw: RawService,
+  options: Options,
+  protocol: Protocol,
+  label: string,
+  context: Context,
+): Promise<ListenSocket[]> {
+  const primary = { spec: await resolveSocket(raw.fields[0]!, raw.stickyHost, protocol, context), name: options.primaryName ?? label, line: raw.line };
+  const extra = await Promise.all(
+    options.listens.map(async (listen) => {
+      try {
+        return { spec: await resolveSocket(listen.address, null, protocol, context), name: listen.name ?? label, line: listen.line };
+      } catch (error) {
+        if (!(error instanceof LineProblem)) throw error;
+        throw new LineProblem(`option "listen": ${error.message}`, listen.line);
+      }
+    }),
+  );
+  return [primary, ...extra];
+}
+
+type Kind = 'internal' | 'wait' | 'nowait';
+
+const scopeKinds: Record<KeyScope, readonly Kind[]> = {
+  any: ['internal', 'wait', 'nowait'],
+  program: ['wait', 'nowait'],
+  nowait: ['internal', 'nowait'],
+  wait: ['wait'],
+};
+
+const scopeWords: Record<KeyScope, string> = {
+  any: '',
+  program: 'services with a program',
+  nowait: 'nowait and internal services',
+  wait: 'wait services with a program',
+};
+
+function checkKeyScopes(options: Options, kind: Kind): void {
+  for (const [key, line] of options.keyLines) {
+    const scope = scopeOf(key);
+    if (!scopeKinds[scope].includes(kind)) {
+      const what = kind === 'internal' ? 'internal services' : `${kind} services`;
+      throw new LineProblem(`option "${key}" does not apply to ${what} (only to ${scopeWords[scope]})`, line);
+    }
+  }
+}
+
+/**
+ * A UDP wait service cannot be started by its first datagram without losing
+ * it (nothing can tell that a datagram waits without reading it), so it
+ * starts at load and is kept alive. keep-alive = yes means the same for any
+ * service (launchd's KeepAlive).
+ */
+function workerPolicy(options: Options, socketType: 'stream' | 'dgram', program: Program): WorkerPolicy {
+  const alwaysUp = options.keepAlive || (socketType === 'dgram' && program.kind === 'exec');
+  const why = options.keepAlive ? 'keep-alive = yes' : 'a UDP wait service';
+  if (alwaysUp && options.keyLines.has('restart') && options.restart !== 'always') {
+    throw new LineProblem(`${why} is always restarted: remove restart = ${options.restart}`, options.keyLines.get('restart'));
+  }
+  if (alwaysUp && options.keyLines.has('run-at-load') && !options.runAtLoad) {
+    throw new LineProblem(`${why} always starts at load: remove run-at-load = no`, options.keyLines.get('run-at-load'));
+  }
+  return {
+    runAtLoad: alwaysUp || options.runAtLoad,
+    restart: alwaysUp ? 'always' : options.restart,
+    ready: options.ready,
+    startTimeoutMs: options.startTimeoutMs,
+    restartDelayMs: options.restartDelayMs,
+    restartMaxDelayMs: options.restartMaxDelayMs,
+    startLimitBurst: options.startLimitBurst,
+    startLimitIntervalMs: options.startLimitIntervalMs,
+    failedCooldownMs: options.failedCooldownMs,
+    watch: options.watch,
   };
 }
 
@@ -196,22 +287,35 @@ async function resolveHost(host: string | null, protocol: Protocol): Promise<{ a
   }
 }
 
-/** Leaves out entries whose label or address an earlier line already has, with an error naming both lines. */
+/** Leaves out entries whose label or addresses an earlier line already has, with an error naming both lines. */
 function rejectCollisions(entries: readonly ServiceEntry[], problems: ConfigProblem[]): ServiceEntry[] {
   const accepted: ServiceEntry[] = [];
   for (const entry of entries) {
-    const sameLabel = accepted.find((other) => other.label === entry.label);
-    const sameAddress = accepted.find((other) => socketsCollide(other.socket, entry.socket));
-    const message = sameAddress
-      ? `${formatSocket(entry.socket)}/${entry.socket.transport} is already bound by line ${sameAddress.line}` +
-        (sameAddress.label === entry.label ? '' : ` (service "${sameAddress.label}")`)
-      : sameLabel
-        ? `label "${entry.label}" is already used by line ${sameLabel.line}; give one of them a label = option`
-        : null;
-    if (message === null) accepted.push(entry);
-    else problems.push({ file: entry.file, line: entry.line, severity: 'error', message });
+    const problem = addressCollision(entry, accepted) ?? labelCollision(entry, accepted);
+    if (problem === null) accepted.push(entry);
+    else problems.push({ file: entry.file, severity: 'error', ...problem });
   }
   return accepted;
+}
+
+function addressCollision(entry: ServiceEntry, accepted: readonly ServiceEntry[]): { line: number; message: string } | null {
+  const others = accepted.flatMap((other) => other.sockets.map((socket) => ({ other, socket })));
+  for (const [index, socket] of entry.sockets.entries()) {
+    const clash =
+      others.find(({ socket: theirs }) => socketsCollide(theirs.spec, socket.spec)) ??
+      entry.sockets.slice(0, index).map((mine) => ({ other: entry, socket: mine })).find(({ socket: mine }) => socketsCollide(mine.spec, socket.spec));
+    if (!clash) continue;
+    const service = clash.other.label === entry.label ? '' : ` (service "${clash.other.label}")`;
+    const message = `${formatSocket(socket.spec)}/${socket.spec.transport} is already bound by line ${clash.socket.line}${service}`;
+    return { line: socket.line, message };
+  }
+  return null;
+}
+
+function labelCollision(entry: ServiceEntry, accepted: readonly ServiceEntry[]): { line: number; message: string } | null {
+  const same = accepted.find((other) => other.label === entry.label);
+  if (!same) return null;
+  return { line: entry.line, message: `label "${entry.label}" is already used by line ${same.line}; give one of them a label = option` };
 }
 
 /** Whether two sockets would fight over one address (a wildcard takes its port on every address). */

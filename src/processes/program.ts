@@ -1,17 +1,34 @@
 // How a service's program is started: one recipe per service (environment,
-// output files, user), applied to each connection. The child gets the
-// connection on fd 0 and 1, runs in a process group of its own (so stopping
-// it reaches everything it started, and a Ctrl-C in wakeport's terminal does
-// not), and wakeport keeps no copy of the connection.
+// output files, user, hand-off style), applied to each connection (nowait)
+// or each worker (wait). Every program runs in a process group of its own, so
+// stopping it reaches everything it started, and a Ctrl-C in wakeport's
+// terminal does not.
+//
+// Hand-off styles:
+//   stdio       the socket is fd 0 and fd 1 (inetd)
+//   listen-fds  the sockets are fd 3, 4, … with LISTEN_FDS, LISTEN_FDNAMES
+//               and LISTEN_PID (systemd). LISTEN_PID must be the program's own
+//               pid, which spawn cannot know, so a shell sets it and execs the
+//               program (NODE-FACTS 4). The first socket is also given to the
+//               shell as its stdin, which makes libuv clear O_NONBLOCK on it —
+//               and so on the socket every holder shares — because systemd
+//               hands over blocking sockets and many programs expect that
+//               (NODE-FACTS 5a); the shell then points stdin at /dev/null.
+// With ready = notify, a pipe after the sockets carries sd_notify-style lines
+// from the program; its fd number is in NOTIFY_FD.
 
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import type net from 'node:net';
 import type { Program, ServiceEntry } from '../config/entry.js';
 import type { Logger } from '../log.js';
+import { firstListenFd } from '../sockets/listen-fds.js';
 import { connectionEnvironment, serviceEnvironment, type Environment } from './environment.js';
 import { closeOutput, forEachLine, openOutput } from './output.js';
 
 type Exec = Program & { kind: 'exec' };
+type Handed = number | net.Socket;
+
+const execWithListenPid = 'LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@" </dev/null';
 
 export class ProgramRecipe {
   readonly #entry: ServiceEntry;
@@ -36,7 +53,6 @@ export class ProgramRecipe {
       throw error;
     }
     this.#options = {
-      argv0: program.argv0,
       detached: true,
       ...(entry.cwd === null ? {} : { cwd: entry.cwd }),
       ...(entry.runAs === null ? {} : { uid: entry.runAs.uid, gid: entry.runAs.gid }),
@@ -53,20 +69,58 @@ export class ProgramRecipe {
    * still the caller's.
    */
   spawnForConnection(socket: net.Socket): ChildProcess {
-    const child = spawn(this.#program.path, this.#program.args, {
-      ...this.#options,
-      env: { ...this.#env, ...connectionEnvironment(socket, this.#entry.socket.transport) },
-      stdio: [socket, this.#stdoutFd ?? socket, this.#stderrFd ?? 'pipe'],
-    });
-    const { stderr, pid } = child;
-    if (pid === undefined) return child;
-    socket.destroy();
-    if (stderr) forEachLine(stderr, (line) => this.#log.output(this.#entry.label, pid, line));
+    const child = this.#spawn([socket], ['connection'], connectionEnvironment(socket, this.#entry.transport), false);
+    if (child.pid !== undefined) socket.destroy();
     return child;
+  }
+
+  /** Starts a worker with the service's listening sockets; with `notify`, child.stdio[NOTIFY_FD] is the notify pipe. */
+  spawnWorker(fds: readonly number[], notify: boolean): { child: ChildProcess; notifyFd: number | null } {
+    const names = this.#entry.sockets.map(({ name }) => name);
+    const child = this.#spawn(fds, names, {}, notify);
+    return { child, notifyFd: notify ? this.#notifyIndex(fds.length) : null };
   }
 
   close(): void {
     closeOutput(this.#stdoutFd);
     closeOutput(this.#stderrFd);
+  }
+
+  #notifyIndex(socketCount: number): number {
+    return this.#entry.handoff === 'stdio' ? 3 : firstListenFd + socketCount;
+  }
+
+  #spawn(handed: readonly Handed[], names: readonly string[], extraEnv: Environment, notify: boolean): ChildProcess {
+    const env: Environment = { ...this.#env, ...extraEnv };
+    const stderr = this.#stderrFd ?? 'pipe';
+    let file = this.#program.path;
+    let args: readonly string[] = this.#program.args;
+    let argv0: string | undefined = this.#program.argv0;
+    let stdio: (Handed | 'pipe')[];
+    if (this.#entry.handoff === 'stdio') {
+      stdio = [handed[0]!, this.#stdoutFd ?? handed[0]!, stderr];
+    } else {
+      stdio = [handed[0]!, this.#stdoutFd ?? 'pipe', stderr, ...handed];
+      env.LISTEN_FDS = String(handed.length);
+      env.LISTEN_FDNAMES = names.join(':');
+      // The shell's exec cannot set argv[0]: the program sees its path there.
+      [file, args, argv0] = ['/bin/sh', ['-c', execWithListenPid, this.#program.path, ...args], undefined];
+    }
+    if (notify) {
+      stdio.push('pipe');
+      env.NOTIFY_FD = String(this.#notifyIndex(handed.length));
+    }
+    const child = spawn(file, args, { ...this.#options, env, stdio, ...(argv0 === undefined ? {} : { argv0 }) });
+    this.#logOutput(child);
+    return child;
+  }
+
+  /** Lines a program writes to a pipe wakeport holds (stderr, and stdout for listen-fds) go to the log. */
+  #logOutput(child: ChildProcess): void {
+    const { pid } = child;
+    if (pid === undefined) return;
+    const toLog = (line: string) => this.#log.output(this.#entry.label, pid, line);
+    if (child.stderr) forEachLine(child.stderr, toLog);
+    if (child.stdout) forEachLine(child.stdout, toLog);
   }
 }

@@ -7,6 +7,8 @@ import type { LogOptions } from '../log.js';
 
 export interface SocketAssignment {
   readonly label: string;
+  /** Which of the entry's sockets. */
+  readonly index: number;
   /** The fd number in the supervisor. */
   readonly fd: number;
   /** The real address (a port the kernel chose, for port 0). */

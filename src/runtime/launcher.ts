@@ -42,9 +42,11 @@ export async function run(options: RunOptions, log: Logger): Promise<number> {
 
   const { adopted, unmatched } = adoptListenFds(table.entries, takeListenFds());
   for (const sentence of unmatched) log.warn(subject, sentence);
-  const adoptedLabels = new Set(adopted.map(({ label }) => label));
+  const isAdopted = new Set(adopted.map(({ label, index }) => `${index}:${label}`));
   const toBind = await checkUnixPaths(
-    table.entries.filter((entry) => !adoptedLabels.has(entry.label)),
+    table.entries.flatMap((entry) =>
+      entry.sockets.flatMap((_, index) => (isAdopted.has(`${index}:${entry.label}`) ? [] : [{ entry, index }])),
+    ),
     log,
   );
   if (toBind.failed && options.strict) return exitCodes.system;
@@ -52,13 +54,16 @@ export async function run(options: RunOptions, log: Logger): Promise<number> {
   // From here to the end of startSupervisor(), nothing may wait for I/O.
   let polled = false;
   const guard = setImmediate(() => (polled = true));
-  const { bound, failures } = await bindAll(toBind.entries, log);
-  for (const failure of failures) log.error(subject, `${failure.message}; the other services go on`);
+  const { bound, failures } = await bindAll(toBind.units, log);
+  for (const { error } of failures) log.error(subject, `${error.message}; the other services go on`);
   if (failures.length > 0 && options.strict) {
     for (const socket of bound) socket.release();
     return exitCodes.system;
   }
-  const supervisor = startSupervisor(table, [...adopted, ...bound], log);
+  // A service is served with all its sockets or not at all.
+  const incomplete = new Set([...failures.map(({ label }) => label), ...toBind.failedLabels]);
+  const handed = [...adopted, ...bound].filter(({ label }) => !incomplete.has(label));
+  const supervisor = startSupervisor(table, handed, log);
   for (const socket of bound) socket.release();
   clearImmediate(guard);
   if (polled) log.error(subject, 'internal inconsistency: the event loop polled while the launcher held sockets; please report');
@@ -75,38 +80,45 @@ function reportProblems(table: Table, log: Logger): void {
   }
 }
 
+/** One socket of one entry: what is bound (or adopted) and handed over. */
+interface SocketUnit {
+  readonly entry: ServiceEntry;
+  readonly index: number;
+}
+
 async function checkUnixPaths(
-  entries: readonly ServiceEntry[],
+  units: readonly SocketUnit[],
   log: Logger,
-): Promise<{ entries: ServiceEntry[]; failed: boolean }> {
+): Promise<{ units: SocketUnit[]; failed: boolean; failedLabels: string[] }> {
   const checked = await Promise.all(
-    entries.map(async (entry) => {
+    units.map(async (unit) => {
       try {
-        await checkUnixPath(entry);
-        return entry;
+        await checkUnixPath(unit.entry, unit.index);
+        return unit;
       } catch (error) {
         log.error(subject, `${(error as WakeportError).message}; the other services go on`);
         return null;
       }
     }),
   );
-  const ok = checked.filter((entry) => entry !== null);
-  return { entries: ok, failed: ok.length < entries.length };
+  const ok = checked.filter((unit) => unit !== null);
+  const failedLabels = units.filter((unit) => !ok.includes(unit)).map(({ entry }) => entry.label);
+  return { units: ok, failed: failedLabels.length > 0, failedLabels };
 }
 
 async function bindAll(
-  entries: readonly ServiceEntry[],
+  units: readonly SocketUnit[],
   log: Logger,
-): Promise<{ bound: BoundSocket[]; failures: WakeportError[] }> {
+): Promise<{ bound: BoundSocket[]; failures: { label: string; error: WakeportError }[] }> {
   const onStray = (label: string): void =>
     log.error(label, 'internal inconsistency: the launcher received traffic on its copy of the socket; please report');
-  const results = await Promise.allSettled(entries.map((entry) => bindSocket(entry, onStray)));
+  const results = await Promise.allSettled(units.map(({ entry, index }) => bindSocket(entry, index, onStray)));
   const bound: BoundSocket[] = [];
-  const failures: WakeportError[] = [];
-  for (const result of results) {
+  const failures: { label: string; error: WakeportError }[] = [];
+  results.forEach((result, position) => {
     if (result.status === 'fulfilled') bound.push(result.value);
-    else failures.push(result.reason as WakeportError);
-  }
+    else failures.push({ label: units[position]!.entry.label, error: result.reason as WakeportError });
+  });
   return { bound, failures };
 }
 
@@ -121,9 +133,10 @@ function startSupervisor(table: Table, sockets: readonly Held[], log: Logger): C
     // forwards it once.
     detached: true,
   });
-  const assignments: SocketAssignment[] = sockets.map(({ label, socket }, index) => ({
+  const assignments: SocketAssignment[] = sockets.map(({ label, index, socket }, position) => ({
     label,
-    fd: firstListenFd + index,
+    index,
+    fd: firstListenFd + position,
     socket,
   }));
   const hello: Hello = { type: 'hello', log: log.options, entries: table.entries, sockets: assignments };

@@ -4,12 +4,13 @@
 // launcher goes away. It never binds and never receives a socket any other
 // way (NODE-FACTS 6–7).
 
-import { formatSocket, type ServiceEntry, type SocketSpec } from '../config/entry.js';
+import { formatSocket, type ServiceEntry } from '../config/entry.js';
 import { createLogger, type Logger } from '../log.js';
 import { InternalDgramService } from '../services/internal/dgram.js';
 import { wellKnownPorts } from '../services/internal/index.js';
 import { InternalStreamService } from '../services/internal/stream.js';
 import { NowaitService } from '../services/nowait.js';
+import { WaitService } from '../services/wait.js';
 import { inspectFds } from '../sockets/inspect.js';
 import { isHello, type Hello, type SocketAssignment } from './hello.js';
 import { exitCodes } from './exit-codes.js';
@@ -57,20 +58,22 @@ function checkInheritedFds(sockets: readonly SocketAssignment[]): string | null 
 }
 
 async function startServices(hello: Hello, log: Logger): Promise<RunningService[]> {
-  const byLabel = new Map(hello.entries.map((entry) => [entry.label, entry]));
   const protectedPorts = internalPorts(hello);
   const started = await Promise.all(
-    hello.sockets.map(async ({ label, fd, socket }) => {
-      const entry = byLabel.get(label)!;
+    hello.entries.map(async (entry) => {
+      const sockets = hello.sockets.filter(({ label }) => label === entry.label).sort((a, b) => a.index - b.index);
+      if (sockets.length === 0) return null;
       try {
-        const service = await startService(entry, fd, log, protectedPorts);
-        log.info(label, `listening on ${formatSocket(socket)} (${describe(entry, socket)})`, {
-          address: formatSocket(socket),
-          port: socket.transport === 'unix' ? null : socket.port,
-        });
+        const service = await startService(entry, sockets, log, protectedPorts);
+        for (const { socket } of sockets) {
+          log.info(entry.label, `listening on ${formatSocket(socket)} (${describe(entry)})`, {
+            address: formatSocket(socket),
+            port: socket.transport === 'unix' ? null : socket.port,
+          });
+        }
         return service;
       } catch (error) {
-        log.error(label, `cannot start: ${(error as Error).message}; the other services go on`);
+        log.error(entry.label, `cannot start: ${(error as Error).message}; the other services go on`);
         return null;
       }
     }),
@@ -80,19 +83,24 @@ async function startServices(hello: Hello, log: Logger): Promise<RunningService[
 
 function startService(
   entry: ServiceEntry,
-  fd: number,
+  sockets: readonly SocketAssignment[],
   log: Logger,
   protectedPorts: ReadonlySet<number>,
 ): Promise<RunningService> {
-  if (entry.program.kind === 'exec') return NowaitService.start(entry, fd, log);
-  if (entry.socket.transport === 'udp') return InternalDgramService.start(entry, fd, log, protectedPorts);
-  return InternalStreamService.start(entry, fd, log);
+  const fds = sockets.map(({ fd }) => fd);
+  if (entry.program.kind === 'exec') {
+    return entry.mode === 'wait' ? WaitService.start(entry, fds, log) : NowaitService.start(entry, fds, log);
+  }
+  if (entry.transport !== 'udp') return InternalStreamService.start(entry, fds, log);
+  const udp = sockets.map(({ fd, socket }) => ({ fd, family: socket.transport === 'unix' ? 4 : socket.family }));
+  return InternalDgramService.start(entry, udp, log, protectedPorts);
 }
 
-/** `tcp, nowait, /usr/bin/cat` or `udp, internal echo`. */
-function describe(entry: ServiceEntry, socket: SocketSpec): string {
-  if (entry.program.kind === 'internal') return `${socket.transport}, internal ${entry.program.name}`;
-  return `${socket.transport}, ${entry.mode}, ${entry.program.path}`;
+/** `tcp, nowait, /usr/bin/cat`, `tcp, wait (lazy), /usr/bin/node` or `udp, internal echo`. */
+function describe(entry: ServiceEntry): string {
+  if (entry.program.kind === 'internal') return `${entry.transport}, internal ${entry.program.name}`;
+  const mode = entry.mode === 'nowait' ? 'nowait' : entry.worker.runAtLoad ? 'wait, started at load' : 'wait, started by the first client';
+  return `${entry.transport}, ${mode}, ${entry.program.path}`;
 }
 
 function internalPorts(hello: Hello): Set<number> {

@@ -20,6 +20,7 @@ import type { ServiceEntry } from '../config/entry.js';
 import { errnoOf } from '../errors.js';
 import { formatDuration, ReportThrottle, type Logger } from '../log.js';
 import { ProgramRecipe } from '../processes/program.js';
+import { StopWaiters } from './stop-waiters.js';
 import { signalGroup, stopChild } from '../processes/stop.js';
 import { Admission } from './admission.js';
 import { acceptOn, clientOf, closeGently, QueueOverflow, sourceOf } from './listener.js';
@@ -54,9 +55,9 @@ export class NowaitService {
   readonly #spawnTimes: number[] = [];
   readonly #spawnFailures = new ReportThrottle(failureReportMs);
   readonly #acceptFailures = new ReportThrottle(failureReportMs);
-  #server: net.Server | null = null;
+  #servers: net.Server[] = [];
   #windowTimer: NodeJS.Timeout | null = null;
-  #onStopped: (() => void)[] = [];
+  readonly #stopWaiters = new StopWaiters();
 
   private constructor(entry: ServiceEntry, recipe: ProgramRecipe, log: Logger) {
     this.#entry = entry;
@@ -67,29 +68,22 @@ export class NowaitService {
     this.#overflow = new QueueOverflow(entry.label, log, queueLimit);
   }
 
-  /** Starts serving on the listening `fd`. Throws a sentence when the service cannot start. */
-  static async start(entry: ServiceEntry, fd: number, log: Logger): Promise<NowaitService> {
+  /** Starts serving on the listening `fds`. Throws a sentence when the service cannot start. */
+  static async start(entry: ServiceEntry, fds: readonly number[], log: Logger): Promise<NowaitService> {
     if (entry.program.kind !== 'exec') throw new Error(`internal: ${entry.label} is not a program service`);
     const service = new NowaitService(entry, new ProgramRecipe(entry, entry.program, log), log);
-    const server = await acceptOn(fd, { pauseOnConnect: true, allowHalfOpen: true }, (socket) =>
-      service.#dispatch({ type: 'connection', socket }),
-    );
-    server.on('error', (error) => service.#reportAcceptFailure(error));
-    service.#server = server;
+    const onConnection = (socket: net.Socket) => service.#dispatch({ type: 'connection', socket });
+    for (const fd of fds) {
+      const server = await acceptOn(fd, { pauseOnConnect: true, allowHalfOpen: true }, onConnection);
+      server.on('error', (error) => service.#reportAcceptFailure(error));
+      service.#servers.push(server);
+    }
     return service;
-  }
-
-  get state(): State {
-    return this.#state;
   }
 
   /** Stops the service; resolves once every process has exited. A second call kills what is left. */
   stop(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.#state === 'stopped') return resolve();
-      this.#onStopped.push(resolve);
-      this.#dispatch({ type: 'stop' });
-    });
+    return this.#stopWaiters.wait(() => this.#dispatch({ type: 'stop' }));
   }
 
   #dispatch(event: Event): void {
@@ -175,7 +169,7 @@ export class NowaitService {
   }
 
   #beginStop(): 'stopping' | 'stopped' {
-    this.#server?.close();
+    for (const server of this.#servers) server.close();
     if (this.#windowTimer) clearTimeout(this.#windowTimer);
     const waiting = this.#admission.takeQueue();
     for (const socket of waiting) socket.destroy();
@@ -197,7 +191,7 @@ export class NowaitService {
 
   #finishStop(): void {
     this.#recipe.close();
-    for (const resolve of this.#onStopped.splice(0)) resolve();
+    this.#stopWaiters.release();
   }
 
   #reportSpawnFailure(error: Error, client: string): void {

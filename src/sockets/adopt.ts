@@ -1,7 +1,8 @@
 // When wakeport is itself socket-activated (systemd, another wakeport, …),
 // the sockets it was given take the place of binding: each is matched to a
-// table entry by name (LISTEN_FDNAMES = the entry's label) or else by its
-// address, read from the kernel (inspect.ts).
+// socket of the table by name (LISTEN_FDNAMES = the socket's name, which is
+// its service's label unless set with `name`) or else by its address, read
+// from the kernel (inspect.ts).
 
 import { closeSync } from 'node:fs';
 import { formatSocket, type ServiceEntry, type SocketSpec } from '../config/entry.js';
@@ -10,6 +11,8 @@ import type { ListenFd } from './listen-fds.js';
 
 export interface AdoptedSocket {
   readonly label: string;
+  /** Which of the entry's sockets. */
+  readonly index: number;
   readonly fd: number;
   readonly socket: SocketSpec;
 }
@@ -23,16 +26,20 @@ export interface Adoption {
 export function adoptListenFds(entries: readonly ServiceEntry[], given: readonly ListenFd[]): Adoption {
   const adopted: AdoptedSocket[] = [];
   const unmatched: string[] = [];
-  const taken = new Set<string>();
+  const open = entries.flatMap((entry) => entry.sockets.map((socket, index) => ({ entry, index, socket })));
   const inspection = inspectFds(given.map(({ fd }) => fd));
   for (const { fd, name } of given) {
     const inspected = inspection.get(fd) ?? null;
-    const entry = entries.find(
-      (candidate) => !taken.has(candidate.label) && (name === candidate.label || matches(candidate, inspected)),
+    const fits = (candidate: (typeof open)[number]) => inspected?.socket.transport === candidate.entry.transport;
+    const position = open.findIndex(
+      (candidate) =>
+        fits(candidate) &&
+        ((name !== null && (name === candidate.socket.name || name === candidate.entry.label)) ||
+          sameAddress(candidate.socket.spec, inspected)),
     );
-    if (entry && inspected) {
-      taken.add(entry.label);
-      adopted.push({ label: entry.label, fd, socket: inspected.socket });
+    if (position !== -1 && inspected) {
+      const [{ entry, index }] = open.splice(position, 1) as [(typeof open)[number]];
+      adopted.push({ label: entry.label, index, fd, socket: inspected.socket });
     } else {
       const what = inspected ? formatSocket(inspected.socket) : 'not a socket wakeport can serve';
       unmatched.push(`inherited fd ${fd}${name ? ` ("${name}")` : ''} (${what}) matches no service; closed`);
@@ -42,12 +49,11 @@ export function adoptListenFds(entries: readonly ServiceEntry[], given: readonly
   return { adopted, unmatched };
 }
 
-function matches(entry: ServiceEntry, inspected: InspectedSocket | null): boolean {
+function sameAddress(spec: SocketSpec, inspected: InspectedSocket | null): boolean {
   if (!inspected) return false;
-  const a = entry.socket;
-  const b = inspected.socket;
-  if (a.transport === 'unix' || b.transport === 'unix') {
-    return a.transport === 'unix' && b.transport === 'unix' && a.path === b.path;
+  const other = inspected.socket;
+  if (spec.transport === 'unix' || other.transport === 'unix') {
+    return spec.transport === 'unix' && other.transport === 'unix' && spec.path === other.path;
   }
-  return a.transport === b.transport && a.host === b.host && a.port === b.port;
+  return spec.transport === other.transport && spec.host === other.host && spec.port === other.port;
 }

@@ -13,6 +13,8 @@ import { fdOfDgram, fdOfServer } from './internals.js';
 
 export interface BoundSocket {
   readonly label: string;
+  /** Which of the entry's sockets. */
+  readonly index: number;
   readonly fd: number;
   /** The real address: a port 0 in the table is the kernel's choice here. */
   readonly socket: SocketSpec;
@@ -23,25 +25,31 @@ export interface BoundSocket {
 /** Called if the launcher's own handle ever serves a client: a bug, reported loudly. */
 export type StrayTraffic = (label: string) => void;
 
-export async function bindSocket(entry: ServiceEntry, onStray: StrayTraffic): Promise<BoundSocket> {
+/** Binds socket `index` of `entry`; throws ERR_BIND. */
+export async function bindSocket(entry: ServiceEntry, index: number, onStray: StrayTraffic): Promise<BoundSocket> {
+  const spec = entry.sockets[index]!.spec;
+  const release = (handle: { close(): unknown }) => () => void handle.close();
   try {
-    const spec = entry.socket;
-    if (spec.transport === 'udp') return await bindUdp(entry, spec, onStray);
-    return await bindStream(entry, onStray);
+    if (spec.transport === 'udp') {
+      const { socket, fd } = await bindUdp(spec, entry.label, onStray);
+      return { label: entry.label, index, fd, socket: { ...spec, port: socket.address().port }, release: release(socket) };
+    }
+    const server = await bindStream(spec, entry, onStray);
+    const actual = spec.transport === 'unix' ? spec : { ...spec, port: (server.address() as net.AddressInfo).port };
+    return { label: entry.label, index, fd: fdOfServer(server), socket: actual, release: release(server) };
   } catch (error) {
-    throw bindError(entry, error);
+    throw bindError(entry, index, error);
   }
 }
 
 let temporaryCount = 0;
 
-async function bindStream(entry: ServiceEntry, onStray: StrayTraffic): Promise<BoundSocket> {
+async function bindStream(spec: SocketSpec, entry: ServiceEntry, onStray: StrayTraffic): Promise<net.Server> {
   const server = net.createServer({ pauseOnConnect: true });
   server.on('connection', (socket) => {
     socket.destroy();
     onStray(entry.label);
   });
-  const spec = entry.socket;
   if (spec.transport === 'unix') {
     // Bound under a temporary name and renamed into place: the rename
     // replaces a stale socket file atomically, and libuv's close() then
@@ -49,16 +57,10 @@ async function bindStream(entry: ServiceEntry, onStray: StrayTraffic): Promise<B
     const temporary = path.join(path.dirname(spec.path), `.wp${process.pid}.${++temporaryCount}`);
     await listen(server, { path: temporary, backlog: entry.backlog });
     renameSync(temporary, spec.path);
-    return { label: entry.label, fd: fdOfServer(server), socket: spec, release: () => server.close() };
+  } else {
+    await listen(server, { host: spec.host, port: spec.port, backlog: entry.backlog, ipv6Only: spec.family === 6, exclusive: true });
   }
-  await listen(server, { host: spec.host, port: spec.port, backlog: entry.backlog, ipv6Only: spec.family === 6, exclusive: true });
-  const address = server.address() as net.AddressInfo;
-  return {
-    label: entry.label,
-    fd: fdOfServer(server),
-    socket: { ...spec, port: address.port },
-    release: () => server.close(),
-  };
+  return server;
 }
 
 function listen(server: net.Server, options: net.ListenOptions): Promise<void> {
@@ -71,11 +73,9 @@ function listen(server: net.Server, options: net.ListenOptions): Promise<void> {
   });
 }
 
-type InetSpec = SocketSpec & { transport: 'tcp' | 'udp' };
-
-async function bindUdp(entry: ServiceEntry, spec: InetSpec, onStray: StrayTraffic): Promise<BoundSocket> {
+async function bindUdp(spec: SocketSpec & { transport: 'tcp' | 'udp' }, label: string, onStray: StrayTraffic): Promise<{ socket: dgram.Socket; fd: number }> {
   const socket = dgram.createSocket({ type: spec.family === 6 ? 'udp6' : 'udp4', ipv6Only: spec.family === 6 });
-  socket.on('message', () => onStray(entry.label));
+  socket.on('message', () => onStray(label));
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
     socket.bind({ address: spec.host, port: spec.port, exclusive: true }, () => {
@@ -83,12 +83,7 @@ async function bindUdp(entry: ServiceEntry, spec: InetSpec, onStray: StrayTraffi
       resolve();
     });
   });
-  return {
-    label: entry.label,
-    fd: fdOfDgram(socket),
-    socket: { ...spec, port: socket.address().port },
-    release: () => socket.close(),
-  };
+  return { socket, fd: fdOfDgram(socket) };
 }
 
 /**
@@ -96,9 +91,10 @@ async function bindUdp(entry: ServiceEntry, spec: InetSpec, onStray: StrayTraffi
  * is stale and may be replaced; a live one, or a file of another kind, is an
  * error. This connects, so it must run before the binding starts.
  */
-export async function checkUnixPath(entry: ServiceEntry): Promise<void> {
-  if (entry.socket.transport !== 'unix') return;
-  const socketPath = entry.socket.path;
+export async function checkUnixPath(entry: ServiceEntry, index: number): Promise<void> {
+  const spec = entry.sockets[index]!.spec;
+  if (spec.transport !== 'unix') return;
+  const socketPath = spec.path;
   let isSocket: boolean;
   try {
     isSocket = lstatSync(socketPath).isSocket();
@@ -110,7 +106,7 @@ export async function checkUnixPath(entry: ServiceEntry): Promise<void> {
     : (await isListenedOn(socketPath))
       ? Object.assign(new Error('in use'), { code: 'EADDRINUSE' })
       : null;
-  if (problem) throw bindError(entry, problem);
+  if (problem) throw bindError(entry, index, problem);
 }
 
 function isListenedOn(socketPath: string): Promise<boolean> {
@@ -125,10 +121,11 @@ function isListenedOn(socketPath: string): Promise<boolean> {
 }
 
 /** `EADDRINUSE 127.0.0.1:8080 (service "web", services.conf:12): another program is listening there` */
-export function bindError(entry: ServiceEntry, error: unknown): WakeportError {
+function bindError(entry: ServiceEntry, index: number, error: unknown): WakeportError {
   const errno = errnoOf(error) ?? 'EINVAL';
-  const where = `${formatSocket(entry.socket)} (service "${entry.label}", ${entry.file}:${entry.line})`;
-  const explanation = explainBindError(errno, entry.socket) ?? (error as Error | undefined)?.message ?? 'bind failed';
+  const { spec, line } = entry.sockets[index]!;
+  const where = `${formatSocket(spec)} (service "${entry.label}", ${entry.file}:${line})`;
+  const explanation = explainBindError(errno, spec) ?? (error as Error | undefined)?.message ?? 'bind failed';
   return new WakeportError('ERR_BIND', `${errno} ${where}: ${explanation}`, { cause: error });
 }
 

@@ -26,20 +26,20 @@ t.test('classic inetd.conf lines', async (t) => {
   t.same(table.problems.filter((p) => p.severity === 'error').map(formatProblem), root ? [] : table.problems.map(formatProblem));
   if (!root) return;
   const [echoTcp, echoUdp, daytime, cat, chargen, bare, unix] = table.entries;
-  t.match(echoTcp, { label: 'echo/tcp', socket: { transport: 'tcp', host: '0.0.0.0', family: 4, port: 7 }, program: { kind: 'internal', name: 'echo' } });
-  t.match(echoUdp, { label: 'echo/udp', socket: { transport: 'udp', port: 7 }, mode: 'wait' });
-  t.match(daytime, { socket: { host: '::', family: 6, port: 13 } });
+  t.match(echoTcp, { label: 'echo/tcp', transport: 'tcp', sockets: [{ spec: { transport: 'tcp', host: '0.0.0.0', family: 4, port: 7 } }], program: { kind: 'internal', name: 'echo' } });
+  t.match(echoUdp, { label: 'echo/udp', transport: 'udp', sockets: [{ spec: { transport: 'udp', port: 7 } }], mode: 'wait' });
+  t.match(daytime, { sockets: [{ spec: { host: '::', family: 6, port: 13 } }] });
   t.match(cat, {
     label: '127.0.0.1:8080/tcp',
-    socket: { host: '127.0.0.1', port: 8080 },
+    sockets: [{ spec: { host: '127.0.0.1', port: 8080 } }],
     maxSpawns: 50,
     program: { kind: 'exec', path: '/bin/cat', argv0: 'cat', args: ['-u'] },
     maxConnections: 64,
     exitTimeoutMs: 20_000,
   });
-  t.match(chargen, { socket: { host: '::1', family: 6, port: 19 } });
-  t.match(bare, { socket: { host: '0.0.0.0', port: 7777 }, program: { argv0: 'cat', args: [] } }, 'argv0 defaults to the basename');
-  t.match(unix, { socket: { transport: 'unix', path: '/tmp/wakeport-test.sock' }, program: { name: 'echo' } });
+  t.match(chargen, { sockets: [{ spec: { host: '::1', family: 6, port: 19 } }] });
+  t.match(bare, { sockets: [{ spec: { host: '0.0.0.0', port: 7777 } }], program: { argv0: 'cat', args: [] } }, 'argv0 defaults to the basename');
+  t.match(unix, { transport: 'unix', sockets: [{ spec: { transport: 'unix', path: '/tmp/wakeport-test.sock' } }], program: { name: 'echo' } });
 });
 
 t.test('extended options', async (t) => {
@@ -97,17 +97,58 @@ const broken: [string, string][] = [
   ['::1:8080 stream tcp6 nowait - /bin/cat', 'services.conf:1: "::1:8080": write an IPv6 address in brackets, as [::1]:8080'],
   ['no.such.host.invalid:8080 stream tcp nowait - /bin/cat', 'services.conf:1: cannot resolve host "no.such.host.invalid" to an IPv4 address (ENOTFOUND)'],
   ['rpcbind/1 stream rpc/tcp nowait - /bin/cat', 'services.conf:1: RPC services ("rpc/tcp") are not supported'],
-  ['8080 stream tcp nowait - /bin/cat\n    colour = blue', 'services.conf:2: unknown option "colour" (known: label, env, cwd, stdout, stderr, backlog, max-connections, max-per-source, exit-timeout, rate-window)'],
+  ['8080 stream tcp nowait - /bin/cat\n    colour = blue', 'services.conf:2: unknown option "colour" (known: label, listen, name, backlog, env, cwd, stdout, stderr, handoff, exit-timeout, max-connections, max-per-source, rate-window, run-at-load, keep-alive, restart, ready, start-timeout, restart-delay, restart-max-delay, start-limit-burst, start-limit-interval, failed-cooldown, watch)'],
   ['8080 stream tcp nowait - /bin/cat\n    exit-timeout = soon', 'services.conf:2: option "exit-timeout": "soon" is not a duration (examples: 500ms, 30s, 2m)'],
   ['8080 stream tcp nowait - /bin/cat\n    max-connections = 0', 'services.conf:2: option "max-connections": expected a whole number from 1 to 16384, got 0'],
   ['8080 stream tcp nowait - /bin/cat\n    env = 1X=y', 'services.conf:2: option "env": "1X=y" is not of the form NAME=value'],
   ['8080 stream tcp nowait - /bin/cat\n    label = a b', 'services.conf:2: option "label": "a b" is not a label (letters, digits and _ . : @ / [ ] - only)'],
   ['8080 stream tcp nowait - /bin/cat\n    just some words', 'services.conf:2: indented line is not an option of the form "key = value": "just some words"'],
   ['8080 stream tcp nowait - /bin/cat\n    backlog = 5\n    backlog = 6', 'services.conf:3: option "backlog" is already set on line 2'],
-  ['8080 stream tcp nowait - internal echo\n    env = A=b', 'services.conf:2: option "env" does not apply to internal services'],
+  ['8080 stream tcp nowait - internal echo\n    env = A=b', 'services.conf:2: option "env" does not apply to internal services (only to services with a program)'],
   ['    backlog = 5', 'services.conf:1: option "backlog" is not directly under a service line'],
+  ['8080 stream tcp wait - /bin/cat\n    max-connections = 5', 'services.conf:2: option "max-connections" does not apply to wait services (only to nowait and internal services)'],
+  ['8080 stream tcp nowait - /bin/cat\n    ready = notify', 'services.conf:2: option "ready" does not apply to nowait services (only to wait services with a program)'],
+  ['8080 stream tcp wait - /bin/cat\n    ready = maybe', 'services.conf:2: option "ready": expected spawn or notify, got "maybe"'],
+  ['8080 stream tcp wait - /bin/cat\n    listen = 8081', 'services.conf:2: handoff = stdio passes one socket, as fd 0 and 1; use handoff = listen-fds for 2 sockets'],
+  ['8080 stream tcp wait - /bin/cat\n    handoff = listen-fds\n    listen = 127.0.0.1:nosuch', 'services.conf:3: option "listen": unknown service "nosuch" for tcp (not in /etc/services; write a port number)'],
+  ['8080 stream tcp wait - /bin/cat\n    keep-alive = yes\n    restart = on-failure', 'services.conf:3: keep-alive = yes is always restarted: remove restart = on-failure'],
+  ['8080 dgram udp wait - /bin/cat\n    run-at-load = no', 'services.conf:2: a UDP wait service always starts at load: remove run-at-load = no'],
+  ['8080 stream tcp wait - /bin/cat\n    name = a:b', 'services.conf:2: option "name": "a:b" is not a socket name (printable characters without ":" or spaces)'],
+  ['8080 stream tcp wait - /bin/cat\n    name = a\n    name = b', 'services.conf:3: option "name": the service field\'s socket already has a name'],
+  ['127.0.0.1:8080 stream tcp wait - /bin/cat\n    handoff = listen-fds\n    listen = 127.0.0.1:8080', 'services.conf:3: 127.0.0.1:8080/tcp is already bound by line 1'],
   ['8080 stream tcp nowait - /bin/cat\n\n    backlog = 5', 'services.conf:3: option "backlog" is not directly under a service line'],
 ];
+
+t.test('wait services: several listen addresses with names, and the worker policy', async (t) => {
+  const table = await parse(
+    [
+      '127.0.0.1:8080 stream tcp wait - /bin/cat',
+      '    label = web',
+      '    handoff = listen-fds',
+      '    name = http',
+      '    listen = [::1]:8080',
+      '    listen = 127.0.0.1:8443',
+      '    name = https',
+      '    ready = notify',
+      '    start-timeout = 5s',
+      '    restart = on-failure',
+      '    watch = src',
+      '127.0.0.1:6969 dgram udp wait - /bin/cat',
+    ].join('\n'),
+  );
+  t.same(table.problems, []);
+  const [web, udp] = table.entries;
+  t.match(web, {
+    handoff: 'listen-fds',
+    sockets: [
+      { name: 'http', line: 1, spec: { host: '127.0.0.1', port: 8080, family: 4 } },
+      { name: 'web', line: 5, spec: { host: '::1', port: 8080, family: 6 } },
+      { name: 'https', line: 6, spec: { host: '127.0.0.1', port: 8443 } },
+    ],
+    worker: { runAtLoad: false, restart: 'on-failure', ready: 'notify', startTimeoutMs: 5000, watch: [`${process.cwd()}/src`] },
+  });
+  t.match(udp, { handoff: 'stdio', worker: { runAtLoad: true, restart: 'always' } }, 'a UDP wait service starts at load and is kept alive');
+});
 
 t.test('broken lines: each gets its documented error, and the good lines stand', async (t) => {
   for (const [line, expected] of broken) {

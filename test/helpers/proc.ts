@@ -32,3 +32,12 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+/** The command line of a process, as one string ("" once it is gone). */
+export function commandOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
+}

@@ -39,18 +39,22 @@ export interface StartOptions {
   /** Resolve when this record appears instead of waiting for the supervisor's "serving" record. */
   readonly until?: (record: LogRecord) => boolean;
   readonly env?: NodeJS.ProcessEnv;
+  /** More files for the test folder (tap's testdir fixture format). */
+  readonly files?: Record<string, unknown>;
   readonly stdio?: readonly (number | 'ignore')[];
   /** How to run the launcher (for LISTEN_PID tests): the command and arguments before the CLI's own. */
   readonly wrap?: (command: readonly string[]) => readonly string[];
 }
 
 export async function startWakeport(t: Test, table: string, options: StartOptions = {}): Promise<Wakeport> {
-  const dir = t.testdir({ 'services.conf': table });
+  const dir = t.testdir({ ...(options.files as object), 'services.conf': table });
   const command = [process.execPath, cli, 'run', '-f', path.join(dir, 'services.conf'), '--log-format', 'json', '--log-level', 'debug', ...(options.args ?? [])];
   const [file, ...args] = options.wrap ? options.wrap(command) : command;
+  // Not tap's NODE_OPTIONS: its loaders would slow down every Node process wakeport starts.
+  const { NODE_OPTIONS: _, ...env } = options.env ?? process.env;
   const child = spawn(file!, args, {
     cwd: dir,
-    env: options.env ?? process.env,
+    env,
     stdio: ['ignore', 'pipe', 'pipe', ...(options.stdio ?? [])],
   });
   const logs: LogRecord[] = [];

@@ -7,49 +7,64 @@
 import dgram from 'node:dgram';
 import type { ServiceEntry } from '../../config/entry.js';
 import { ReportThrottle, type Logger } from '../../log.js';
+import type { Builtin } from './builtin.js';
 import { builtins } from './index.js';
 
 const reportEveryMs = 60_000;
 const firstUnprivilegedPort = 1024;
 
+export interface UdpSocketFd {
+  readonly fd: number;
+  readonly family: 4 | 6;
+}
+
 export class InternalDgramService {
-  readonly #socket: dgram.Socket;
+  readonly #sockets: dgram.Socket[] = [];
+  #stopped = false;
 
-  private constructor(socket: dgram.Socket) {
-    this.#socket = socket;
-  }
+  private constructor(
+    readonly label: string,
+    readonly log: Logger,
+    readonly builtin: Builtin,
+    /** The ports internal services answer on. */
+    readonly protectedPorts: ReadonlySet<number>,
+  ) {}
 
-  /** `protectedPorts`: the ports internal services answer on. */
   static async start(
     entry: ServiceEntry,
-    fd: number,
+    fds: readonly UdpSocketFd[],
     log: Logger,
     protectedPorts: ReadonlySet<number>,
   ): Promise<InternalDgramService> {
-    if (entry.program.kind !== 'internal' || entry.socket.transport !== 'udp') {
-      throw new Error(`internal: ${entry.label} is not an internal UDP service`);
-    }
-    const builtin = builtins[entry.program.name];
-    const socket = dgram.createSocket(entry.socket.family === 6 ? 'udp6' : 'udp4');
-    const loops = new ReportThrottle(reportEveryMs);
-    socket.on('message', (message, from) => {
-      if (from.port < firstUnprivilegedPort || protectedPorts.has(from.port)) {
-        const heldBack = loops.due();
-        if (heldBack !== null) {
-          const more = heldBack > 0 ? ` (${heldBack} more since the last report)` : '';
-          log.warn(entry.label, `ignored a datagram from ${from.address}:${from.port}: loop protection refuses that source port${more}`);
-        }
-        return;
-      }
-      const answer = builtin.datagram(message);
-      if (answer) socket.send(answer, from.port, from.address);
-    });
-    socket.on('error', (error) => log.debug(entry.label, `send failed: ${error.message}`));
-    await new Promise<void>((resolve) => socket.bind({ fd }, resolve));
-    return new InternalDgramService(socket);
+    if (entry.program.kind !== 'internal') throw new Error(`internal: ${entry.label} is not an internal service`);
+    const service = new InternalDgramService(entry.label, log, builtins[entry.program.name], protectedPorts);
+    for (const fd of fds) service.#sockets.push(await service.#serve(fd));
+    return service;
   }
 
   stop(): Promise<void> {
-    return new Promise((resolve) => this.#socket.close(() => resolve()));
+    if (this.#stopped) return Promise.resolve();
+    this.#stopped = true;
+    return Promise.all(this.#sockets.map((socket) => new Promise<void>((resolve) => socket.close(() => resolve())))).then(() => {});
+  }
+
+  async #serve({ fd, family }: UdpSocketFd): Promise<dgram.Socket> {
+    const socket = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
+    const loops = new ReportThrottle(reportEveryMs);
+    socket.on('message', (message, from) => {
+      if (from.port < firstUnprivilegedPort || this.protectedPorts.has(from.port)) {
+        const heldBack = loops.due();
+        if (heldBack !== null) {
+          const more = heldBack > 0 ? ` (${heldBack} more since the last report)` : '';
+          this.log.warn(this.label, `ignored a datagram from ${from.address}:${from.port}: loop protection refuses that source port${more}`);
+        }
+        return;
+      }
+      const answer = this.builtin.datagram(message);
+      if (answer) socket.send(answer, from.port, from.address);
+    });
+    socket.on('error', (error) => this.log.debug(this.label, `send failed: ${error.message}`));
+    await new Promise<void>((resolve) => socket.bind({ fd }, resolve));
+    return socket;
   }
 }

@@ -19,7 +19,7 @@ export class InternalStreamService {
   readonly #admission: Admission<net.Socket>;
   readonly #overflow: QueueOverflow;
   readonly #open = new Set<net.Socket>();
-  #server: net.Server | null = null;
+  readonly #servers: net.Server[] = [];
 
   private constructor(entry: ServiceEntry, log: Logger) {
     if (entry.program.kind !== 'internal') throw new Error(`internal: ${entry.label} is not an internal service`);
@@ -32,19 +32,20 @@ export class InternalStreamService {
     this.#overflow = new QueueOverflow(entry.label, log, entry.backlog);
   }
 
-  static async start(entry: ServiceEntry, fd: number, log: Logger): Promise<InternalStreamService> {
+  static async start(entry: ServiceEntry, fds: readonly number[], log: Logger): Promise<InternalStreamService> {
     const service = new InternalStreamService(entry, log);
-    service.#server = await acceptOn(fd, { pauseOnConnect: false, allowHalfOpen: true }, (socket) =>
-      service.#onConnection(socket),
-    );
-    service.#server.on('error', (error) => log.error(entry.label, `accept failed: ${error.message}`));
+    for (const fd of fds) {
+      const server = await acceptOn(fd, { pauseOnConnect: false, allowHalfOpen: true }, (socket) => service.#onConnection(socket));
+      server.on('error', (error) => log.error(entry.label, `accept failed: ${error.message}`));
+      service.#servers.push(server);
+    }
     return service;
   }
 
   stop(): Promise<void> {
     if (this.#state === 'serving') {
       this.#state = 'stopped';
-      this.#server?.close();
+      for (const server of this.#servers) server.close();
       for (const socket of [...this.#admission.takeQueue(), ...this.#open]) socket.destroy();
     }
     return Promise.resolve();

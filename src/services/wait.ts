@@ -1,0 +1,488 @@
+// A wait service: one worker is handed the listening sockets and accepts on
+// them itself (inetd wait, launchd on-demand, systemd Accept=no). The
+// supervisor holds the sockets as raw fds it never wraps, so they outlive
+// every worker: clients that arrive while no worker runs wait in the kernel's
+// backlog, with the bytes they sent, for the next one.
+//
+// States:
+//   idle       no worker; probes watch for a waiting client (stream sockets)
+//   starting   a worker was started and has not checked in yet (ready = notify)
+//   ready      the worker is up
+//   replacing  watched files changed: a new worker is starting beside the
+//              ready one, which gets SIGTERM once the new one is ready
+//   killing    the worker did not check in within start-timeout and is being stopped
+//   backoff    waiting before the next start, after a failure (or a too quick exit)
+//   failed     too many failures within start-limit-interval: clients are
+//              accepted and closed until failed-cooldown has passed
+//   stopping   wakeport is stopping: the workers got SIGTERM
+//   stopped    every worker has exited
+//
+// Events: client (a probe saw a waiting client), probes (fresh probe copies
+// arrived), ready (READY=1), exit, start-timeout, timer (back-off or cooldown
+// over), changed (watched files), stop. The table at the bottom is every
+// transition; effects are the methods it calls.
+
+import type { ChildProcess } from 'node:child_process';
+import { watch, type FSWatcher } from 'node:fs';
+import type net from 'node:net';
+import type { ServiceEntry } from '../config/entry.js';
+import { errnoOf } from '../errors.js';
+import { formatDuration, type Logger } from '../log.js';
+import { forEachLine } from '../processes/output.js';
+import { ProgramRecipe } from '../processes/program.js';
+import { signalGroup, stopChild } from '../processes/stop.js';
+import { startRefuser, watchForClients, type ClientWatch, type Refuser } from '../sockets/helper.js';
+import { StopWaiters } from './stop-waiters.js';
+
+type State = 'idle' | 'starting' | 'ready' | 'replacing' | 'killing' | 'backoff' | 'failed' | 'stopping' | 'stopped';
+
+interface Worker {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly startedAt: number;
+  ready: boolean;
+  startTimer: NodeJS.Timeout | null;
+}
+
+type Event =
+  | { readonly type: 'client' }
+  | { readonly type: 'probes'; readonly generation: number; readonly watch: ClientWatch | null }
+  | { readonly type: 'ready'; readonly worker: Worker }
+  | { readonly type: 'exit'; readonly worker: Worker; readonly code: number | null; readonly signal: string | null }
+  | { readonly type: 'start-timeout'; readonly worker: Worker }
+  | { readonly type: 'timer' }
+  | { readonly type: 'changed' }
+  | { readonly type: 'stop' };
+
+type ExitEvent = Event & { type: 'exit' };
+
+// A worker that exits cleanly is not started again sooner than this after its
+// last start (s6-supervise's rule), so a program that exits at once cannot spin.
+const minimumRestartGapMs = 1000;
+// Changes to watched files within this long of each other restart once.
+const watchSettleMs = 200;
+const probeRetryMs = 1000;
+
+export class WaitService {
+  #state: State;
+  readonly #entry: ServiceEntry;
+  readonly #fds: readonly number[];
+  readonly #log: Logger;
+  readonly #recipe: ProgramRecipe;
+  readonly #canProbe: boolean;
+  #current: Worker | null = null;
+  #next: Worker | null = null;
+  readonly #retiring = new Set<Worker>();
+  #clientWatch: ClientWatch | null = null;
+  #probeGeneration = 0;
+  #timer: NodeJS.Timeout | null = null;
+  /** Why the worker starts when the back-off timer fires, for the log. */
+  #restartWhy = 'restart';
+  /** Failure times within start-limit-interval, oldest first. */
+  #failures: number[] = [];
+  #consecutiveFailures = 0;
+  #changedWhileStarting = false;
+  #refuser: Refuser | null = null;
+  #refused = 0;
+  readonly #watchers: FSWatcher[] = [];
+  readonly #stopWaiters = new StopWaiters();
+
+  private constructor(entry: ServiceEntry, fds: readonly number[], recipe: ProgramRecipe, log: Logger) {
+    this.#entry = entry;
+    this.#fds = fds;
+    this.#recipe = recipe;
+    this.#log = log;
+    this.#canProbe = entry.transport !== 'udp';
+    this.#state = 'idle';
+  }
+
+  /** Holds `fds` (never wrapping them) and starts the worker now or at the first client. */
+  static start(entry: ServiceEntry, fds: readonly number[], log: Logger): Promise<WaitService> {
+    if (entry.program.kind !== 'exec') throw new Error(`internal: ${entry.label} is not a program service`);
+    const service = new WaitService(entry, fds, new ProgramRecipe(entry, entry.program, log), log);
+    service.#watchFiles();
+    if (entry.worker.runAtLoad) service.#state = service.#startWorker('at load');
+    else service.#becomeIdle();
+    return Promise.resolve(service);
+  }
+
+  /** Stops the service; resolves once every worker has exited. A second call kills what is left. */
+  stop(): Promise<void> {
+    return this.#stopWaiters.wait(() => this.#dispatch({ type: 'stop' }));
+  }
+
+  #dispatch(event: Event): void {
+    if ((event.type === 'exit' || event.type === 'start-timeout' || event.type === 'ready') && this.#retiring.has(event.worker)) {
+      if (event.type === 'exit') this.#retired(event);
+      return;
+    }
+    const handler = WaitService.#transitions[this.#state][event.type] as (s: WaitService, e: Event) => State;
+    const next = handler(this, event);
+    if (next === this.#state) return;
+    this.#state = next;
+    if (next === 'stopped') this.#finishStop();
+  }
+
+  // ---- effects, called from the transition table ----
+
+  /** Starts a worker as the current one, or (`asReplacement`) beside it. */
+  #startWorker(why: string, asReplacement = false): 'starting' | 'ready' {
+    this.#disarmProbes();
+    const notify = this.#entry.worker.ready === 'notify';
+    const { child, notifyFd } = this.#recipe.spawnWorker(this.#fds, notify);
+    const worker: Worker = { child, pid: child.pid ?? -1, startedAt: performance.now(), ready: !notify, startTimer: null };
+    if (child.pid === undefined) {
+      child.once('error', (error) => {
+        this.#log.error(this.#entry.label, `cannot start ${this.#recipe.path}: ${errnoOf(error) ?? ''} ${error.message}`);
+        this.#dispatch({ type: 'exit', worker, code: null, signal: null });
+      });
+    } else {
+      child.once('exit', (code, signal) => this.#dispatch({ type: 'exit', worker, code, signal }));
+      this.#log.info(this.#entry.label, `start worker pid ${worker.pid} (${why})`, { pid: worker.pid });
+    }
+    if (notifyFd !== null && child.pid !== undefined) this.#readNotifications(worker, child, notifyFd);
+    if (asReplacement) this.#next = worker;
+    else this.#current = worker;
+    return worker.ready ? 'ready' : 'starting';
+  }
+
+  #readNotifications(worker: Worker, child: ChildProcess, notifyFd: number): void {
+    const pipe = child.stdio[notifyFd] as net.Socket | null;
+    if (!pipe) return;
+    worker.startTimer = setTimeout(() => this.#dispatch({ type: 'start-timeout', worker }), this.#entry.worker.startTimeoutMs);
+    forEachLine(pipe, (line) => {
+      const [key, value] = line.split(/=(.*)/s) as [string, string | undefined];
+      if (key === 'READY' && value === '1' && !worker.ready) {
+        worker.ready = true;
+        if (worker.startTimer) clearTimeout(worker.startTimer);
+        this.#log.info(this.#entry.label, `worker pid ${worker.pid} is ready (after ${formatDuration(performance.now() - worker.startedAt)})`);
+        this.#dispatch({ type: 'ready', worker });
+      } else if (key === 'STATUS') this.#log.info(this.#entry.label, `worker pid ${worker.pid} status: ${value ?? ''}`);
+      else if (key === 'STOPPING' && value === '1') this.#log.info(this.#entry.label, `worker pid ${worker.pid} is stopping`);
+      else if (key !== 'WATCHDOG') this.#log.debug(this.#entry.label, `worker pid ${worker.pid} sent ${JSON.stringify(line)}`);
+    });
+  }
+
+  /** After a worker's exit in starting, ready or killing: decide what comes next. */
+  #afterExit(event: ExitEvent, timedOut = false): State {
+    const { worker, code, signal } = event;
+    this.#current = null;
+    if (worker.startTimer) clearTimeout(worker.startTimer);
+    const uptimeMs = performance.now() - worker.startedAt;
+    const how = signal !== null ? `was killed by ${signal}` : code === null ? 'could not start' : `exited with exitcode ${code}`;
+    const what = `worker pid ${worker.pid} ${how} after ${formatDuration(uptimeMs)}`;
+    const failed = timedOut || signal !== null || code !== 0 || !worker.ready;
+    if (failed) return this.#afterFailure(what, uptimeMs);
+    if (this.#entry.worker.restart === 'always') {
+      const gapMs = minimumRestartGapMs - uptimeMs;
+      this.#log.info(this.#entry.label, `${what}; restarting${gapMs > 0 ? ` in ${formatDuration(gapMs)}` : ''} (keep-alive)`);
+      if (gapMs <= 0) return this.#startWorker('kept alive');
+      this.#restartWhy = 'kept alive';
+      this.#arm(gapMs);
+      return 'backoff';
+    }
+    this.#log.info(this.#entry.label, `${what}; waiting for the next client`);
+    return this.#becomeIdle();
+  }
+
+  #afterFailure(what: string, uptimeMs: number): 'backoff' | 'failed' {
+    const policy = this.#entry.worker;
+    const now = Date.now();
+    this.#failures = [...this.#failures.filter((time) => time > now - policy.startLimitIntervalMs), now];
+    const window = formatDuration(policy.startLimitIntervalMs);
+    if (this.#failures.length >= policy.startLimitBurst) {
+      this.#log.error(
+        this.#entry.label,
+        `${what}: ${this.#failures.length} failures within ${window}, giving up for ${formatDuration(policy.failedCooldownMs)}` +
+          (this.#canProbe ? '; waiting clients are closed until then' : ''),
+      );
+      this.#giveUp();
+      return 'failed';
+    }
+    // A worker that stayed up longer than the longest back-off was healthy: start counting again.
+    this.#consecutiveFailures = uptimeMs >= policy.restartMaxDelayMs ? 1 : this.#consecutiveFailures + 1;
+    const delayMs = Math.min(policy.restartDelayMs * 2 ** (this.#consecutiveFailures - 1), policy.restartMaxDelayMs);
+    const after = policy.restart === 'no' ? 'waiting for clients again' : 'restarting';
+    this.#log.warn(
+      this.#entry.label,
+      `${what}; ${after} in ${formatDuration(delayMs)} (failure ${this.#failures.length} of ${policy.startLimitBurst} within ${window})`,
+    );
+    this.#restartWhy = 'restart after a failure';
+    this.#arm(delayMs);
+    return 'backoff';
+  }
+
+  /** The back-off or the cooldown is over: start again, or wait for a client. */
+  #resume(): State {
+    if (this.#entry.worker.restart !== 'no') return this.#startWorker(this.#restartWhy);
+    return this.#becomeIdle();
+  }
+
+  #giveUp(): void {
+    this.#consecutiveFailures = 0;
+    this.#failures = [];
+    this.#arm(this.#entry.worker.failedCooldownMs);
+    if (!this.#canProbe) return;
+    this.#refused = 0;
+    this.#refuser = startRefuser(this.#fds, (count) => {
+      if (this.#refused === 0) this.#log.warn(this.#entry.label, `closed ${count} waiting clients: the service has failed`);
+      this.#refused += count;
+    });
+  }
+
+  /** The cooldown is over: the refuser is stopped first, so that it takes no client the next worker should get. */
+  #endCooldown(): State {
+    const refuser = this.#refuser;
+    if (refuser) {
+      this.#refuser = null;
+      void refuser.stop().then(() => {
+        if (this.#refused > 0) this.#log.info(this.#entry.label, `closed ${this.#refused} clients in all while failed`);
+        this.#dispatch({ type: 'timer' });
+      });
+      return 'failed';
+    }
+    this.#log.info(this.#entry.label, 'cooldown over: trying again');
+    this.#restartWhy = 'cooldown over';
+    return this.#resume();
+  }
+
+  #becomeIdle(): 'idle' {
+    if (this.#canProbe) this.#armProbes();
+    return 'idle';
+  }
+
+  #armProbes(): void {
+    const generation = ++this.#probeGeneration;
+    const onClient = () => {
+      if (generation === this.#probeGeneration) this.#dispatch({ type: 'client' });
+    };
+    const onError = (error: Error) => this.#log.error(this.#entry.label, `client probe failed: ${error.message}`);
+    watchForClients(this.#fds, onClient, onError).then(
+      (watch) => this.#dispatch({ type: 'probes', generation, watch }),
+      (error: Error) => {
+        this.#log.error(this.#entry.label, `cannot watch for clients: ${error.message}; trying again in ${formatDuration(probeRetryMs)}`);
+        this.#dispatch({ type: 'probes', generation, watch: null });
+      },
+    );
+  }
+
+  /** Keeps the new client watch, unless it is stale; retries a failed one. */
+  #attachProbes(event: Event & { type: 'probes' }): void {
+    if (event.generation !== this.#probeGeneration) {
+      event.watch?.close();
+      return;
+    }
+    if (event.watch === null) {
+      setTimeout(() => {
+        if (this.#state === 'idle' && event.generation === this.#probeGeneration) this.#armProbes();
+      }, probeRetryMs);
+      return;
+    }
+    this.#clientWatch = event.watch;
+  }
+
+  #disarmProbes(): void {
+    this.#probeGeneration++;
+    this.#clientWatch?.close();
+    this.#clientWatch = null;
+  }
+
+  #arm(delayMs: number): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#dispatch({ type: 'timer' });
+    }, delayMs);
+  }
+
+  #startReplacement(): 'replacing' {
+    this.#log.info(this.#entry.label, 'watched files changed: starting a new worker; the running one stops once it is ready');
+    this.#startWorker('watched files changed', true);
+    return 'replacing';
+  }
+
+  /** The replacement is ready: it becomes the current worker, and the old one is stopped. */
+  #promoteReplacement(): 'ready' {
+    if (this.#current) this.#retire(this.#current);
+    this.#current = this.#next;
+    this.#next = null;
+    return 'ready';
+  }
+
+  #abandonReplacement(why: string): 'ready' {
+    this.#log.warn(this.#entry.label, `the new worker ${why}; the running worker stays`);
+    if (this.#next) this.#retire(this.#next);
+    this.#next = null;
+    return 'ready';
+  }
+
+  /** The current worker died while its replacement was starting: the replacement takes over. */
+  #replacementTakesOver(event: ExitEvent): 'ready' | 'starting' {
+    this.#log.warn(this.#entry.label, `worker pid ${event.worker.pid} exited while its replacement was starting`);
+    this.#current = this.#next;
+    this.#next = null;
+    return this.#current?.ready ? 'ready' : 'starting';
+  }
+
+  #retire(worker: Worker): void {
+    if (worker.startTimer) clearTimeout(worker.startTimer);
+    this.#retiring.add(worker);
+    void stopChild(worker.child, this.#entry.exitTimeoutMs);
+  }
+
+  #retired(event: ExitEvent): void {
+    this.#retiring.delete(event.worker);
+    const how = event.signal !== null ? `signal ${event.signal}` : `exitcode ${event.code}`;
+    this.#log.info(this.#entry.label, `old worker pid ${event.worker.pid} ended (${how})`);
+    if (this.#state === 'stopping' && this.#workerCount() === 0) this.#dispatch({ type: 'stop' });
+  }
+
+  #onReady(): 'ready' | 'replacing' {
+    if (!this.#changedWhileStarting) return 'ready';
+    this.#changedWhileStarting = false;
+    return this.#startReplacement();
+  }
+
+  #killUnready(): 'killing' {
+    this.#log.warn(
+      this.#entry.label,
+      `worker pid ${this.#current?.pid} did not check in within ${formatDuration(this.#entry.worker.startTimeoutMs)}; stopping it`,
+    );
+    if (this.#current) void stopChild(this.#current.child, this.#entry.exitTimeoutMs);
+    return 'killing';
+  }
+
+  #beginStop(): 'stopping' | 'stopped' {
+    this.#disarmProbes();
+    if (this.#timer) clearTimeout(this.#timer);
+    for (const watcher of this.#watchers) watcher.close();
+    void this.#refuser?.stop();
+    this.#refuser = null;
+    for (const worker of [this.#current, this.#next]) if (worker) this.#retire(worker);
+    this.#current = this.#next = null;
+    return this.#workerCount() === 0 ? 'stopped' : 'stopping';
+  }
+
+  #workerCount(): number {
+    return this.#retiring.size + (this.#current ? 1 : 0) + (this.#next ? 1 : 0);
+  }
+
+  #killAll(): void {
+    for (const worker of this.#retiring) signalGroup(worker.child, 'SIGKILL');
+  }
+
+  #finishStop(): void {
+    this.#recipe.close();
+    this.#stopWaiters.release();
+  }
+
+  #watchFiles(): void {
+    let settle: NodeJS.Timeout | null = null;
+    const changed = () => {
+      if (settle) clearTimeout(settle);
+      settle = setTimeout(() => this.#dispatch({ type: 'changed' }), watchSettleMs);
+    };
+    for (const target of this.#entry.worker.watch) {
+      try {
+        this.#watchers.push(watch(target, { recursive: true }, changed));
+      } catch (error) {
+        this.#log.warn(this.#entry.label, `cannot watch ${target}: ${errnoOf(error) ?? (error as Error).message}`);
+      }
+    }
+  }
+
+  // The transition table: every state, every event. Each handler carries out
+  // the effects and names the next state; "same" handlers ignore the event.
+  static readonly #transitions = {
+    idle: {
+      client: (s) => s.#startWorker('a client is waiting'),
+      probes: (s, e) => (s.#attachProbes(e), 'idle'),
+      ready: () => 'idle',
+      exit: () => 'idle',
+      'start-timeout': () => 'idle',
+      timer: () => 'idle',
+      changed: () => 'idle',
+      stop: (s) => s.#beginStop(),
+    },
+    starting: {
+      client: () => 'starting',
+      probes: (s, e) => (s.#attachProbes(e), 'starting'),
+      ready: (s) => s.#onReady(),
+      exit: (s, e) => s.#afterExit(e),
+      'start-timeout': (s) => s.#killUnready(),
+      timer: () => 'starting',
+      changed: (s) => ((s.#changedWhileStarting = true), 'starting'),
+      stop: (s) => s.#beginStop(),
+    },
+    ready: {
+      client: () => 'ready',
+      probes: (s, e) => (s.#attachProbes(e), 'ready'),
+      ready: () => 'ready',
+      exit: (s, e) => s.#afterExit(e),
+      'start-timeout': () => 'ready',
+      timer: () => 'ready',
+      changed: (s) => s.#startReplacement(),
+      stop: (s) => s.#beginStop(),
+    },
+    replacing: {
+      client: () => 'replacing',
+      probes: (s, e) => (s.#attachProbes(e), 'replacing'),
+      ready: (s) => s.#promoteReplacement(),
+      exit: (s, e) => (e.worker === s.#next ? s.#abandonReplacement(`pid ${e.worker.pid} exited before it was ready`) : s.#replacementTakesOver(e)),
+      'start-timeout': (s) => s.#abandonReplacement(`did not check in within ${formatDuration(s.#entry.worker.startTimeoutMs)}`),
+      timer: () => 'replacing',
+      changed: () => 'replacing',
+      stop: (s) => s.#beginStop(),
+    },
+    killing: {
+      client: () => 'killing',
+      probes: (s, e) => (s.#attachProbes(e), 'killing'),
+      ready: () => 'killing',
+      exit: (s, e) => s.#afterExit(e, true),
+      'start-timeout': () => 'killing',
+      timer: () => 'killing',
+      changed: () => 'killing',
+      stop: (s) => s.#beginStop(),
+    },
+    backoff: {
+      client: () => 'backoff',
+      probes: (s, e) => (s.#attachProbes(e), 'backoff'),
+      ready: () => 'backoff',
+      exit: () => 'backoff',
+      'start-timeout': () => 'backoff',
+      timer: (s) => s.#resume(),
+      changed: () => 'backoff',
+      stop: (s) => s.#beginStop(),
+    },
+    failed: {
+      client: () => 'failed',
+      probes: (s, e) => (s.#attachProbes(e), 'failed'),
+      ready: () => 'failed',
+      exit: () => 'failed',
+      'start-timeout': () => 'failed',
+      timer: (s) => s.#endCooldown(),
+      changed: () => 'failed',
+      stop: (s) => s.#beginStop(),
+    },
+    stopping: {
+      client: () => 'stopping',
+      probes: (s, e) => (s.#attachProbes(e), 'stopping'),
+      ready: () => 'stopping',
+      exit: (s) => (s.#workerCount() === 0 ? 'stopped' : 'stopping'),
+      'start-timeout': () => 'stopping',
+      timer: () => 'stopping',
+      changed: () => 'stopping',
+      stop: (s) => (s.#workerCount() === 0 ? 'stopped' : (s.#killAll(), 'stopping')),
+    },
+    stopped: {
+      client: () => 'stopped',
+      probes: (s, e) => (s.#attachProbes(e), 'stopped'),
+      ready: () => 'stopped',
+      exit: () => 'stopped',
+      'start-timeout': () => 'stopped',
+      timer: () => 'stopped',
+      changed: () => 'stopped',
+      stop: () => 'stopped',
+    },
+  } satisfies { [S in State]: { [T in Event['type']]: (s: WaitService, e: Extract<Event, { type: T }>) => State } };
+}

@@ -1,0 +1,52 @@
+// A short-lived helper the supervisor starts with some listening sockets at
+// fd 3, 4, … and an IPC channel after them (see helper.ts):
+//
+//   copy    sends each socket back as a net.Socket, then exits. The
+//           supervisor receives fresh copies of sockets it must never wrap
+//           itself (NODE-FACTS 6), to use as readiness probes (NODE-FACTS 8).
+//   refuse  accepts every connection and closes it without a reset, until
+//           SIGTERM; reports how many after each burst.
+
+import net from 'node:net';
+import { closeGently } from '../services/listener.js';
+import { firstListenFd } from './listen-fds.js';
+
+const [mode, countText] = process.argv.slice(2);
+const fds = Array.from({ length: Number(countText) }, (_, index) => firstListenFd + index);
+const send = process.send?.bind(process);
+if (!send) throw new Error('the helper needs an IPC channel');
+
+if (mode === 'copy') {
+  let pending = fds.length;
+  for (const [index, fd] of fds.entries()) {
+    // Not readable: this copy must not start reading here; the receiver's does.
+    const socket = new net.Socket({ fd, readable: false, writable: false });
+    send({ index }, socket, {}, () => {
+      if (--pending === 0) process.disconnect();
+    });
+  }
+} else if (mode === 'refuse') {
+  let closed = 0;
+  let report: NodeJS.Timeout | null = null;
+  const flush = () => {
+    report = null;
+    if (closed > 0) send({ closed });
+    closed = 0;
+  };
+  for (const fd of fds) {
+    net.createServer({ allowHalfOpen: true }, (socket) => {
+      closeGently(socket);
+      closed++;
+      report ??= setTimeout(flush, 100);
+    }).listen({ fd });
+  }
+  process.on('SIGTERM', () => {
+    if (report) clearTimeout(report);
+    flush();
+    process.disconnect();
+    process.exit(0);
+  });
+  process.on('disconnect', () => process.exit(0));
+} else {
+  throw new Error(`unknown helper mode "${mode}"`);
+}

@@ -1,0 +1,77 @@
+// The supervisor's side of helper-main.ts: fresh probe copies of listening
+// sockets, and a refuser for a service that gave up.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import type net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { errnoOf } from '../errors.js';
+
+const helperMain = fileURLToPath(new URL(`./helper-main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
+
+function startHelper(mode: 'copy' | 'refuse', fds: readonly number[]): ChildProcess {
+  return spawn(process.execPath, [...process.execArgv, helperMain, mode, String(fds.length)], {
+    stdio: ['ignore', 'ignore', 'inherit', ...fds, 'ipc'],
+  });
+}
+
+export interface ClientWatch {
+  /** Stops watching (closes the copies); idempotent. */
+  close(): void;
+}
+
+/**
+ * Calls `onClient` once, as soon as a client is waiting to be accepted on
+ * any of the listening sockets `fds`, without accepting it. It watches fresh
+ * copies of the sockets, received from a helper: a copy that is reading
+ * emits an ENOTCONN error when a connection is pending (NODE-FACTS 8), and
+ * that error closes only the copy. Resolves once the copies are watched.
+ */
+export function watchForClients(fds: readonly number[], onClient: () => void, onError: (error: Error) => void): Promise<ClientWatch> {
+  return new Promise((resolve, reject) => {
+    const copies: net.Socket[] = [];
+    let closed = false;
+    const watch: ClientWatch = {
+      close() {
+        closed = true;
+        for (const copy of copies) copy.destroy();
+      },
+    };
+    const helper = startHelper('copy', fds);
+    helper.on('message', (_message: unknown, copy: net.Socket | undefined) => {
+      if (!copy) return;
+      copies.push(copy);
+      // Node starts reading a received socket at once: listen before anything can be emitted.
+      copy.on('error', (error) => {
+        if (closed) return;
+        if (errnoOf(error) !== 'ENOTCONN') return onError(error);
+        watch.close();
+        onClient();
+      });
+      if (closed) copy.destroy();
+    });
+    helper.once('error', reject);
+    helper.once('close', (code) => {
+      if (copies.length === fds.length) return resolve(watch);
+      watch.close();
+      reject(new Error(`the socket-copy helper exited with ${code} after ${copies.length} of ${fds.length} copies`));
+    });
+  });
+}
+
+export interface Refuser {
+  /** Stops refusing; resolves with the count of clients not yet reported. */
+  stop(): Promise<void>;
+}
+
+/** Accepts and closes every client of `fds` until stopped, calling `onClosed` after each burst. */
+export function startRefuser(fds: readonly number[], onClosed: (count: number) => void): Refuser {
+  const helper = startHelper('refuse', fds);
+  helper.on('message', (message: { closed: number }) => onClosed(message.closed));
+  const exited = new Promise<void>((resolve) => helper.once('exit', () => resolve()));
+  return {
+    stop() {
+      helper.kill('SIGTERM');
+      return exited;
+    },
+  };
+}

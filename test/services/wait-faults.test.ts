@@ -1,0 +1,134 @@
+// wait services under faults: a worker killed again and again under load, a
+// worker that crashes at start, and a graceful restart when files change.
+
+import { rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import t from 'tap';
+import { get } from '../helpers/http.js';
+import { exchange } from '../helpers/net.js';
+import { root, startWakeport } from '../helpers/wakeport.js';
+
+const fixtures = `${root}/test/fixtures`;
+const httpServer = `${root}/dist/services/http-server.js`;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+t.test('SIGKILL the worker ten times under a loop of fresh connections: none refused, at most one failure per kill', async (t) => {
+  const table = [
+    `127.0.0.1:0 stream tcp wait - ${httpServer} http-server`,
+    '    label = web',
+    '    handoff = listen-fds',
+    '    restart-delay = 20ms',
+    '    restart-max-delay = 100ms',
+    '    start-limit-burst = 50',
+  ].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const port = wakeport.port('web');
+  const outcomes = { ok: 0, refused: 0, failed: 0 };
+  let running = true;
+  const client = async () => {
+    while (running) {
+      try {
+        const reply = await get(port);
+        if (reply.status === 200) outcomes.ok++;
+        else outcomes.failed++;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ECONNREFUSED') outcomes.refused++;
+        else outcomes.failed++;
+      }
+    }
+  };
+  // One client, one request per connection: at most one request is ever in the worker's hands.
+  const clients = [client()];
+  const killed = new Set<number>();
+  for (let kill = 0; kill < 10; kill++) {
+    const started = await wakeport.waitForLog((r) => r.message.startsWith('start worker') && !killed.has(r.pid as number));
+    // Kill it once it is serving: 20 more answers after its start.
+    const answered = outcomes.ok;
+    while (outcomes.ok < answered + 20) await sleep(10);
+    killed.add(started.pid as number);
+    process.kill(started.pid as number, 'SIGKILL');
+  }
+  await wakeport.waitForLog((r) => r.message.startsWith('start worker') && !killed.has(r.pid as number));
+  await sleep(300);
+  running = false;
+  await Promise.all(clients);
+  t.comment(`requests: ${outcomes.ok} answered, ${outcomes.failed} failed, ${outcomes.refused} refused`);
+  t.equal(outcomes.refused, 0, 'no connection refused');
+  t.ok(outcomes.failed <= killed.size, `${outcomes.failed} failed requests, at most one per kill (${killed.size})`);
+  t.ok(outcomes.ok > 100, 'the service kept answering');
+  t.equal(wakeport.logs.filter((r) => /was killed by SIGKILL/.test(r.message)).length, 10);
+});
+
+t.test('a worker that crashes at start: back-off, then failed (waiting clients closed), then recovery after the cooldown', async (t) => {
+  const marker = `${t.testdirName}/crash`;
+  const table = [
+    `127.0.0.1:0 stream tcp wait - ${fixtures}/crash-while.sh crash-while ${marker}`,
+    '    label = crashy',
+    '    handoff = listen-fds',
+    '    restart-delay = 50ms',
+    '    start-limit-burst = 3',
+    '    start-limit-interval = 20s',
+    '    failed-cooldown = 1500ms',
+  ].join('\n');
+  const wakeport = await startWakeport(t, table);
+  writeFileSync(marker, 'crash while this file exists');
+  const port = wakeport.port('crashy');
+  const waiting = exchange(port, 'early\n');
+  t.equal(String(await waiting), '', 'the waiting client is closed, not left hanging');
+  const backoffs = wakeport.logs.filter((r) => /exited with exitcode 1 .*; waiting for clients again in/.test(r.message));
+  t.match(backoffs.map((r) => r.message), [/in 50ms \(failure 1 of 3 within 20s\)$/, /in 100ms \(failure 2 of 3 within 20s\)$/], 'exponential back-off');
+  await wakeport.waitForLog((r) => r.severity === 'error' && /3 failures within 20s, giving up for 1\.5s; waiting clients are closed until then$/.test(r.message));
+  await wakeport.waitForLog((r) => /^closed 1 waiting clients: the service has failed$/.test(r.message));
+  rmSync(marker);
+  await wakeport.waitForLog((r) => r.message === 'cooldown over: trying again', 5000);
+  t.equal(String(await exchange(port, 'later\n')), 'got:later\n', 'served again after the cooldown');
+});
+
+t.test('watch: editing a file under load restarts the worker gracefully, with zero failed requests', async (t) => {
+  const dir = t.testdirName;
+  const table = [
+    `127.0.0.1:0 stream tcp wait - ${httpServer} http-server`,
+    '    label = dev',
+    '    handoff = listen-fds',
+    '    ready = notify',
+    `    watch = ${dir}/app`,
+  ].join('\n');
+  const wakeport = await startWakeport(t, table, { files: { app: { 'version.txt': 'one' } } });
+  const port = wakeport.port('dev');
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  t.teardown(() => agent.destroy());
+  const outcomes = { ok: 0, failed: [] as string[] };
+  const pids = new Set<string>();
+  let running = true;
+  const request = () =>
+    new Promise<void>((resolve) => {
+      http
+        .get({ host: '127.0.0.1', port, agent }, (response) => {
+          let body = '';
+          response.setEncoding('utf8').on('data', (chunk) => (body += chunk));
+          response.on('end', () => {
+            pids.add(/pid (\d+)/.exec(body)?.[1] ?? '?');
+            outcomes.ok++;
+            resolve();
+          });
+        })
+        .on('error', (error) => {
+          outcomes.failed.push(error.message);
+          resolve();
+        });
+    });
+  const clients = Array.from({ length: 8 }, async () => {
+    while (running) await request();
+  });
+  await wakeport.waitForLog((r) => /is ready/.test(r.message));
+  await sleep(500);
+  writeFileSync(`${dir}/app/version.txt`, 'two');
+  await wakeport.waitForLog((r) => r.message.startsWith('watched files changed'));
+  await wakeport.waitForLog((r) => r.message.startsWith('old worker pid'));
+  await sleep(500);
+  running = false;
+  await Promise.all(clients);
+  t.comment(`${outcomes.ok} requests, answered by workers ${[...pids].join(', ')}`);
+  t.same(outcomes.failed, [], 'no request failed');
+  t.equal(pids.size, 2, 'the old worker answered, then the new one');
+});

@@ -1,0 +1,126 @@
+// wait services: a worker started by the first client and handed the
+// listening sockets, which outlive it.
+
+import { spawnSync } from 'node:child_process';
+import net from 'node:net';
+import t from 'tap';
+import { get } from '../helpers/http.js';
+import { exchange } from '../helpers/net.js';
+import { childrenOf, commandOf } from '../helpers/proc.js';
+import { root, startWakeport } from '../helpers/wakeport.js';
+
+const fixtures = `${root}/test/fixtures`;
+const httpServer = `${root}/dist/services/http-server.js`;
+
+const lineClient = (port: number, line: string, host = '127.0.0.1') => exchange(port, `${line}\n`, host).then(String);
+
+t.test('no worker runs until the first client; the first request is answered', async (t) => {
+  for (const [how, program] of [
+    ['listen({ fd: 3 })', `${fixtures}/raw-listen.mjs raw-listen http`],
+    ['the wakeport/worker helper', `${fixtures}/helper-worker.mjs helper-worker`],
+  ] as const) {
+    t.test(how, async (t) => {
+      const wakeport = await startWakeport(t, `127.0.0.1:0 stream tcp wait - ${program}\n    label = web\n    handoff = listen-fds\n`);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const workers = childrenOf(wakeport.supervisorPid).filter(({ pid }) => !commandOf(pid).includes('helper-main'));
+      t.same(workers, [], 'no worker before the first client');
+      const reply = await get(wakeport.port('web'), '/first');
+      t.equal(reply.status, 200);
+      t.equal(reply.body, how.startsWith('listen') ? 'raw:/first' : 'helper:/first');
+      t.match(wakeport.logs.find((r) => r.message.startsWith('start worker')), { message: /\(a client is waiting\)$/ });
+    });
+  }
+});
+
+t.test('200 clients that connect before the worker is up are all served, with the bytes they sent early', async (t) => {
+  const wakeport = await startWakeport(t, `127.0.0.1:0 stream tcp wait - ${fixtures}/raw-listen.mjs raw-listen line 500\n    label = late\n    handoff = listen-fds\n`);
+  const port = wakeport.port('late');
+  const replies = await Promise.all(Array.from({ length: 200 }, (_, i) => lineClient(port, `client-${i}`)));
+  t.same(replies, Array.from({ length: 200 }, (_, i) => `got:client-${i}\n`));
+  t.equal(wakeport.logs.filter((r) => r.message.startsWith('start worker')).length, 1, 'one worker served them all');
+});
+
+const python = spawnSync('python3', ['--version']);
+t.test('a Python worker using socket.socket(fileno=3) gets the right fds, LISTEN_PID and a blocking socket', { skip: python.error ? 'python3 is not installed' : false }, async (t) => {
+  const wakeport = await startWakeport(t, `127.0.0.1:0 stream tcp wait - ${fixtures}/python-worker.py python-worker\n    label = py\n    handoff = listen-fds\n    name = web\n`);
+  t.equal(await lineClient(wakeport.port('py'), 'hello'), 'python got hello; names=web blocking=True\n');
+  t.equal(await lineClient(wakeport.port('py'), 'again'), 'python got again; names=web blocking=True\n');
+});
+
+t.test('several listen addresses reach one worker, in order, with their names', { skip: !hasIpv6() && 'no IPv6 loopback' }, async (t) => {
+  const table = [
+    `127.0.0.1:0 stream tcp wait - ${fixtures}/python-worker.py python-worker`,
+    '    label = multi',
+    '    handoff = listen-fds',
+    '    name = v4',
+    '    listen = [::1]:0',
+    '    name = v6',
+  ].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const listening = wakeport.logs.filter((r) => r.subject === 'multi' && r.message.startsWith('listening on'));
+  t.match(listening.map((r) => r.address), [/^127\.0\.0\.1:\d+$/, /^\[::1\]:\d+$/]);
+  // The Python fixture takes exactly one fd, so it refuses to run with two: what it says proves both arrived.
+  await exchange(listening[0]!.port as number, 'x\n').catch(() => Buffer.alloc(0));
+  const refusal = await wakeport.waitForLog((r) => r.severity === 'output' && /not for me/.test(r.message));
+  t.match(refusal.message, /LISTEN_PID=\d+/);
+  const exit = await wakeport.waitForLog((r) => /exitcode 3/.test(r.message));
+  t.ok(exit, 'the worker saw LISTEN_FDS=2 and refused, as a one-socket program should');
+});
+
+t.test('nowait with handoff = listen-fds: the connection is fd 3, named "connection"', async (t) => {
+  const wakeport = await startWakeport(t, `127.0.0.1:0 stream tcp nowait - ${fixtures}/env-to-fd3.sh\n    label = fd3\n    handoff = listen-fds\n`);
+  t.equal(String(await exchange(wakeport.port('fd3'))), 'fds=1 names=connection pid=ok remote=127.0.0.1\n');
+});
+
+t.test('handoff = stdio: a TCP wait worker gets the listening socket as fd 0', { skip: python.error ? 'python3 is not installed' : false }, async (t) => {
+  const program = `${fixtures}/stdio-listener.py`;
+  const wakeport = await startWakeport(t, `127.0.0.1:0 stream tcp wait - ${program} stdio-listener\n    label = stdio\n`);
+  t.equal(await lineClient(wakeport.port('stdio'), 'on-stdin'), 'stdin listener got on-stdin\n');
+});
+
+t.test('ready = notify: the worker counts as up only after READY=1; start-timeout stops one that never checks in', async (t) => {
+  const table = [
+    `127.0.0.1:0 stream tcp wait - ${httpServer} http-server`,
+    '    label = notify',
+    '    handoff = listen-fds',
+    '    ready = notify',
+    `127.0.0.1:0 stream tcp wait - ${fixtures}/never-ready.mjs never-ready`,
+    '    label = silent',
+    '    handoff = listen-fds',
+    '    ready = notify',
+    '    start-timeout = 300ms',
+    '    exit-timeout = 200ms',
+    '    restart-delay = 5s',
+  ].join('\n');
+  const wakeport = await startWakeport(t, table);
+  t.equal((await get(wakeport.port('notify'))).status, 200);
+  await wakeport.waitForLog((r) => r.subject === 'notify' && /^worker pid \d+ is ready \(after \d+ms\)$/.test(r.message));
+  const client = net.connect({ port: wakeport.port('silent'), host: '127.0.0.1' });
+  client.on('error', () => {});
+  await wakeport.waitForLog((r) => r.subject === 'silent' && /did not check in within 300ms; stopping it$/.test(r.message));
+  await wakeport.waitForLog((r) => r.subject === 'silent' && /was killed by SIGTERM after .*; waiting for clients again in 5s \(failure 1 of 5 within 1m\)$/.test(r.message));
+  client.destroy();
+});
+
+t.test('run-at-load and keep-alive start the worker at once; keep-alive restarts it after any exit', async (t) => {
+  const table = [
+    `127.0.0.1:0 stream tcp wait - ${httpServer} http-server`,
+    '    label = kept',
+    '    handoff = listen-fds',
+    '    keep-alive = yes',
+    '    ready = notify',
+  ].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const first = await wakeport.waitForLog((r) => r.message.startsWith('start worker'));
+  t.match(first.message, /\(at load\)$/);
+  // Once it is ready it has its SIGTERM handler, and exits 0 on SIGTERM.
+  await wakeport.waitForLog((r) => /is ready/.test(r.message));
+  process.kill(first.pid as number, 'SIGTERM');
+  const second = await wakeport.waitForLog((r) => r.message.startsWith('start worker') && r.pid !== first.pid);
+  t.match(second.message, /\(kept alive\)$/);
+  t.equal((await get(wakeport.port('kept'))).status, 200);
+});
+
+function hasIpv6(): boolean {
+  return spawnSync('sh', ['-c', 'test -e /proc/net/if_inet6']).status === 0;
+}
