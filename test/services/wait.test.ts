@@ -22,7 +22,8 @@ t.test('no worker runs until the first client; the first request is answered', a
     t.test(how, async (t) => {
       const wakeport = await startWakeport(t, `127.0.0.1:0 stream tcp wait - ${program}\n    label = web\n    handoff = listen-fds\n`);
       await new Promise((resolve) => setTimeout(resolve, 300));
-      const workers = childrenOf(wakeport.supervisorPid).filter(({ pid }) => !commandOf(pid).includes('helper-main'));
+      const file = program.split(' ')[0]!;
+      const workers = childrenOf(wakeport.supervisorPid).filter(({ pid }) => commandOf(pid).includes(file));
       t.same(workers, [], 'no worker before the first client');
       const reply = await get(wakeport.port('web'), '/first');
       t.equal(reply.status, 200);
