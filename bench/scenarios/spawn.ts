@@ -43,7 +43,7 @@ const contenders: Contender[] = [
     missing: null,
     async start(port) {
       const wakeport = await startWakeport(
-        `127.0.0.1:${port} stream tcp nowait - ${httpClose}\n    max-connections = 1024\n`,
+        `127.0.0.1:${port} stream tcp nowait - ${httpClose}\n`,
         ['--log-level', 'warn'],
         port,
       );

@@ -93,7 +93,10 @@ export interface ServiceEntry {
   readonly stdout: OutputTarget;
   readonly stderr: OutputTarget;
   readonly backlog: number;
-  /** Concurrent connections being served; null = no limit (internal services' default). */
+  /**
+   * Concurrent connections being served; null = not set: no limit for an
+   * internal service, `defaultProgramConnections` for a program.
+   */
   readonly maxConnections: number | null;
   readonly maxPerSource: number | null;
   readonly exitTimeoutMs: number;
@@ -105,3 +108,6 @@ export function formatSocket(socket: SocketSpec): string {
   if (socket.transport === 'unix') return socket.path;
   return socket.family === 6 ? `[${socket.host}]:${socket.port}` : `${socket.host}:${socket.port}`;
 }
+
+/** The max-connections of a nowait program service that does not set it. */
+export const defaultProgramConnections = 64;

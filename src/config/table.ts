@@ -150,7 +150,7 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
     stdout: options.stdout,
     stderr: options.stderr,
     backlog: options.backlog,
-    maxConnections: options.maxConnections ?? (program.kind === 'exec' ? 64 : null),
+    maxConnections: options.maxConnections,
     maxPerSource: options.maxPerSource,
     exitTimeoutMs: options.exitTimeoutMs,
     worker,

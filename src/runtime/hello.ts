@@ -1,6 +1,7 @@
-// The launcher's one message to the supervisor, over the IPC channel it
-// spawns it with: the table, and which inherited fd serves which service.
-// The sockets themselves travel as inherited fds, never over IPC.
+// A parent's one message to the process it starts with sockets (launcher →
+// supervisor, supervisor → nowait host), over the IPC channel: the table,
+// and which inherited fd serves which service. The sockets themselves
+// travel as inherited fds, never over IPC.
 
 import type { ServiceEntry, SocketSpec } from '../config/entry.js';
 import type { LogOptions } from '../log.js';
@@ -18,6 +19,8 @@ export interface SocketAssignment {
 export interface Hello {
   readonly type: 'hello';
   readonly log: LogOptions;
+  /** For a nowait host: exit after this long without a client or a running program. */
+  readonly idleExitMs?: number;
   readonly entries: readonly ServiceEntry[];
   readonly sockets: readonly SocketAssignment[];
 }

@@ -14,15 +14,15 @@
 // timer fired) and stop. The table at the bottom is every transition.
 
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import type net from 'node:net';
-import type { ServiceEntry } from '../config/entry.js';
+import { defaultProgramConnections, type ServiceEntry } from '../config/entry.js';
 import { errnoOf } from '../errors.js';
 import { formatDuration, ReportThrottle, type Logger } from '../log.js';
 import { ProgramRecipe } from '../processes/program.js';
 import { StopWaiters } from './stop-waiters.js';
 import { signalGroup, stopChild } from '../processes/stop.js';
 import { Admission } from './admission.js';
+import type { SpawnFailure } from './spawn-failures.js';
 import { acceptOn, clientOf, closeGently, QueueOverflow, sourceOf } from './listener.js';
 
 type State = 'serving' | 'throttled' | 'stopping' | 'stopped';
@@ -41,7 +41,7 @@ type Event =
   | { readonly type: 'window' }
   | { readonly type: 'stop' };
 
-const failureReportMs = 60_000;
+const acceptFailureReportMs = 60_000;
 
 export class NowaitService {
   #state: State = 'serving';
@@ -53,9 +53,11 @@ export class NowaitService {
   readonly #runs = new Set<Run>();
   /** Start times of the spawns inside the current rate window, oldest first. */
   readonly #spawnTimes: number[] = [];
-  readonly #spawnFailures = new ReportThrottle(failureReportMs);
-  readonly #acceptFailures = new ReportThrottle(failureReportMs);
+  readonly #acceptFailures = new ReportThrottle(acceptFailureReportMs);
   #servers: net.Server[] = [];
+  /** When the service last had a connection waiting or a process running. */
+  #lastBusyAt = Date.now();
+  #onSpawnFailure: (failure: SpawnFailure) => void = () => {};
   #windowTimer: NodeJS.Timeout | null = null;
   readonly #stopWaiters = new StopWaiters();
 
@@ -64,14 +66,22 @@ export class NowaitService {
     this.#recipe = recipe;
     this.#log = log;
     const queueLimit = entry.backlog;
-    this.#admission = new Admission({ maxConnections: entry.maxConnections, maxPerSource: entry.maxPerSource, queueLimit });
+    const maxConnections = entry.maxConnections ?? defaultProgramConnections;
+    this.#admission = new Admission({ maxConnections, maxPerSource: entry.maxPerSource, queueLimit });
     this.#overflow = new QueueOverflow(entry.label, log, queueLimit);
   }
 
   /** Starts serving on the listening `fds`. Throws a sentence when the service cannot start. */
-  static async start(entry: ServiceEntry, fds: readonly number[], log: Logger): Promise<NowaitService> {
+  /** `onSpawnFailure`: where programs that cannot be started are reported (spawn-failures.ts). */
+  static async start(
+    entry: ServiceEntry,
+    fds: readonly number[],
+    log: Logger,
+    onSpawnFailure: (failure: SpawnFailure) => void,
+  ): Promise<NowaitService> {
     if (entry.program.kind !== 'exec') throw new Error(`internal: ${entry.label} is not a program service`);
     const service = new NowaitService(entry, new ProgramRecipe(entry, entry.program, log), log);
+    service.#onSpawnFailure = onSpawnFailure;
     const onConnection = (socket: net.Socket) => service.#dispatch({ type: 'connection', socket });
     for (const fd of fds) {
       const server = await acceptOn(fd, { pauseOnConnect: true, allowHalfOpen: true }, onConnection);
@@ -81,12 +91,18 @@ export class NowaitService {
     return service;
   }
 
+  /** Since when it has had no connection waiting and no process running; null while it has. */
+  idleSince(): number | null {
+    return this.#runs.size === 0 && this.#admission.waiting === 0 ? this.#lastBusyAt : null;
+  }
+
   /** Stops the service; resolves once every process has exited. A second call kills what is left. */
   stop(): Promise<void> {
     return this.#stopWaiters.wait(() => this.#dispatch({ type: 'stop' }));
   }
 
   #dispatch(event: Event): void {
+    this.#lastBusyAt = Date.now();
     const handler = NowaitService.#transitions[this.#state][event.type] as (s: NowaitService, e: Event) => State;
     const next = handler(this, event);
     if (next === this.#state) return;
@@ -118,7 +134,9 @@ export class NowaitService {
     if (child.pid === undefined) {
       closeGently(socket);
       this.#admission.release(source);
-      child.once('error', (error) => this.#reportSpawnFailure(error, client));
+      child.once('error', (error) =>
+        this.#onSpawnFailure({ type: 'spawn-failure', label: this.#entry.label, errno: errnoOf(error) ?? 'EINVAL', message: error.message, client }),
+      );
       return;
     }
     const run: Run = { child, pid: child.pid, client, source, startedAt: performance.now() };
@@ -192,28 +210,6 @@ export class NowaitService {
   #finishStop(): void {
     this.#recipe.close();
     this.#stopWaiters.release();
-  }
-
-  #reportSpawnFailure(error: Error, client: string): void {
-    const heldBack = this.#spawnFailures.due();
-    if (heldBack === null) return;
-    const errno = errnoOf(error) ?? 'EINVAL';
-    const cwd = this.#entry.cwd;
-    const why =
-      cwd !== null && errno === 'ENOENT' && !existsSync(cwd)
-        ? `its working directory ${cwd} does not exist`
-        : errno === 'ENOENT'
-          ? 'the program does not exist'
-          : errno === 'EACCES'
-            ? 'permission denied (is it executable, and may this user run it?)'
-            : error.message;
-    const more = heldBack > 0 ? `; ${heldBack} more failed since the last report` : '';
-    this.#log.error(
-      this.#entry.label,
-      `cannot start ${this.#recipe.path}: ${errno} ${why}; closed client ${client}${more} ` +
-        `(further failures are counted, not logged, for ${formatDuration(failureReportMs)})`,
-      { code: errno },
-    );
   }
 
   #reportAcceptFailure(error: Error): void {

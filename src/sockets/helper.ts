@@ -14,6 +14,8 @@ function startHelper(mode: 'copy' | 'refuse', fds: readonly number[]): ChildProc
   });
 }
 
+const pendingErrors = new Set(['ENOTCONN', 'EINVAL']);
+
 export interface ClientWatch {
   /** Stops watching (closes the copies); idempotent. */
   close(): void;
@@ -23,8 +25,9 @@ export interface ClientWatch {
  * Calls `onClient` once, as soon as a client is waiting to be accepted on
  * any of the listening sockets `fds`, without accepting it. It watches fresh
  * copies of the sockets, received from a helper: a copy that is reading
- * emits an ENOTCONN error when a connection is pending (NODE-FACTS 8), and
- * that error closes only the copy. Resolves once the copies are watched.
+ * emits an error when a connection is pending (NODE-FACTS 8: ENOTCONN; for
+ * unix sockets it is EINVAL), and that error closes only the copy. Resolves
+ * once the copies are watched.
  */
 export function watchForClients(fds: readonly number[], onClient: () => void, onError: (error: Error) => void): Promise<ClientWatch> {
   return new Promise((resolve, reject) => {
@@ -43,7 +46,9 @@ export function watchForClients(fds: readonly number[], onClient: () => void, on
       // Node starts reading a received socket at once: listen before anything can be emitted.
       copy.on('error', (error) => {
         if (closed) return;
-        if (errnoOf(error) !== 'ENOTCONN') return onError(error);
+        // A read on a listening socket fails only once a client is pending:
+        // with ENOTCONN for TCP, EINVAL for a unix socket.
+        if (!pendingErrors.has(errnoOf(error) ?? '')) return onError(error);
         watch.close();
         onClient();
       });

@@ -34,7 +34,7 @@ t.test('classic inetd.conf lines', async (t) => {
     sockets: [{ spec: { host: '127.0.0.1', port: 8080 } }],
     maxSpawns: 50,
     program: { kind: 'exec', path: '/bin/cat', argv0: 'cat', args: ['-u'] },
-    maxConnections: 64,
+    maxConnections: null,
     exitTimeoutMs: 20_000,
   });
   t.match(chargen, { sockets: [{ spec: { host: '::1', family: 6, port: 19 } }] });

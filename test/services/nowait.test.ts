@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import t from 'tap';
 import { exchange } from '../helpers/net.js';
-import { childrenOf, openFdCount } from '../helpers/proc.js';
+import { childrenOf, commandOf, openFdCount } from '../helpers/proc.js';
 import { root, startWakeport } from '../helpers/wakeport.js';
 
 const fixtures = `${root}/test/fixtures`;
@@ -68,8 +68,9 @@ t.test('at max-connections, clients wait in the queue and are all served', async
         client.on('error', reject);
       }),
   );
-  await new Promise((resolve) => setTimeout(resolve, 500));
   const running = () => wakeport.logs.filter((r) => r.message.startsWith('accept client')).length;
+  await wakeport.waitForLog(() => running() >= 2);
+  await new Promise((resolve) => setTimeout(resolve, 500));
   t.equal(running(), 2, 'only two processes started while both are busy');
   clients.forEach((client, i) => client.write(`client${i}\n`));
   t.same(await Promise.all(replies), clients.map((_, i) => `got:client${i}\n`), 'every queued client was served');
@@ -85,8 +86,9 @@ t.test('max-per-source: one address gets at most that many processes at once', a
   const first = net.connect({ port, host: '127.0.0.1' });
   const second = net.connect({ port, host: '127.0.0.1' });
   const other = net.connect({ port, host: '127.0.0.1', localAddress: '127.0.0.2' });
-  await new Promise((resolve) => setTimeout(resolve, 400));
   const accepted = (from: string) => wakeport.logs.filter((r) => r.message.startsWith(`accept client ${from}`)).length;
+  await wakeport.waitForLog(() => accepted('127.0.0.1') >= 1 && accepted('127.0.0.2') >= 1);
+  await new Promise((resolve) => setTimeout(resolve, 400));
   t.equal(accepted('127.0.0.1'), 1, 'one process for 127.0.0.1 while its first is busy');
   t.equal(accepted('127.0.0.2'), 1, 'another address is served meanwhile');
   const replies = [first, second, other].map((client, i) => {
@@ -162,12 +164,15 @@ t.test('a unix stream socket serves a nowait program too', async (t) => {
   t.notOk(existsSync(`${dir}/cat.sock`), 'the socket file is removed when wakeport stops');
 });
 
-t.test('2,000 connections leave no zombie and no leaked fd in the supervisor', async (t) => {
+t.test('2,000 connections leave no zombie and no leaked fd in the supervisor or its nowait hosts', async (t) => {
   const wakeport = await startWakeport(t, '127.0.0.1:0 stream tcp nowait - /bin/echo echo ok\n    label = many');
   const port = wakeport.port('many');
-  await exchange(port); // Let the supervisor open whatever it opens once.
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  const fdsBefore = openFdCount(wakeport.supervisorPid);
+  await Promise.all(Array.from({ length: 8 }, () => exchange(port))); // Let every process open what it opens once.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const hosts = childrenOf(wakeport.supervisorPid).map(({ pid }) => pid);
+  t.ok(hosts.length > 0 && hosts.every((pid) => commandOf(pid).includes('nowait-host')), 'the programs run under nowait hosts');
+  const fdCounts = () => [wakeport.supervisorPid, ...hosts].map(openFdCount);
+  const fdsBefore = fdCounts();
   let done = 0;
   const worker = async () => {
     while (done < 2000) {
@@ -178,8 +183,9 @@ t.test('2,000 connections leave no zombie and no leaked fd in the supervisor', a
   };
   await Promise.all(Array.from({ length: 16 }, worker));
   await new Promise((resolve) => setTimeout(resolve, 500));
-  t.same(childrenOf(wakeport.supervisorPid), [], 'no child left, zombie or otherwise');
-  t.equal(openFdCount(wakeport.supervisorPid), fdsBefore, 'the same number of open fds as before');
+  t.same(childrenOf(wakeport.supervisorPid).map(({ pid }) => pid).sort(), [...hosts].sort(), 'only the hosts are left under the supervisor');
+  t.same(hosts.flatMap((pid) => childrenOf(pid)), [], 'no program left under a host, zombie or otherwise');
+  t.same(fdCounts(), fdsBefore, 'the same number of open fds as before, in each process');
 });
 
 t.test('when the waiting queue is full, a client is refused with a log line saying why', async (t) => {

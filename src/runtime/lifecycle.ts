@@ -1,0 +1,80 @@
+// What the supervisor and the nowait hosts share: taking over from their
+// parent (the hello over IPC, and a check of every inherited fd), and
+// stopping on request.
+
+import { createLogger, type Logger } from '../log.js';
+import { inspectFds } from '../sockets/inspect.js';
+import { exitCodes } from './exit-codes.js';
+import { isHello, type Hello, type SocketAssignment } from './hello.js';
+
+export interface RunningService {
+  stop(): Promise<void>;
+}
+
+const subject = 'wakeport';
+
+/** Waits for the parent's hello and checks the inherited fds against it (exit 100 if one is wrong). */
+export async function takeOver(withoutIpc: string): Promise<{ hello: Hello; log: Logger }> {
+  const hello = await receiveHello(withoutIpc);
+  const log = createLogger(hello.log);
+  const mismatch = checkInheritedFds(hello.sockets);
+  if (mismatch) {
+    log.error(subject, `fatal: ${mismatch}`);
+    process.exit(exitCodes.usage);
+  }
+  return { hello, log };
+}
+
+function receiveHello(withoutIpc: string): Promise<Hello> {
+  return new Promise((resolve, reject) => {
+    if (!process.send) return reject(new Error(`${withoutIpc} (no IPC channel)`));
+    process.once('message', (message) => {
+      if (isHello(message)) resolve(message);
+      else reject(new Error('the first message from the parent is not a hello'));
+    });
+  });
+}
+
+/** A sentence naming the first fd that is not the socket the table says it is, or null. */
+function checkInheritedFds(sockets: readonly SocketAssignment[]): string | null {
+  const found = inspectFds(sockets.map(({ fd }) => fd));
+  for (const { fd, socket, label } of sockets) {
+    const actual = found.get(fd);
+    const expected = socket.transport === 'udp' ? 'a UDP socket' : `a listening ${socket.transport.toUpperCase()} socket`;
+    if (!actual || actual.socket.transport !== socket.transport || !actual.listening) {
+      return `fd ${fd}: not ${expected} (service "${label}")`;
+    }
+  }
+  return null;
+}
+
+/**
+ * SIGTERM or SIGINT (forwarded by the parent), or the parent's IPC channel
+ * closing (it died): stop every service and exit 0. A second signal while
+ * stopping kills what is left at once.
+ */
+export function handleStopRequests(
+  services: readonly RunningService[],
+  log: Logger,
+  parentGone: string,
+  level: 'info' | 'debug',
+): void {
+  let stopping = false;
+  const stop = (why: string): void => {
+    if (stopping) {
+      log.warn(subject, `${why} again: killing what is left`);
+      for (const service of services) void service.stop();
+      return;
+    }
+    stopping = true;
+    log[level](subject, `${why}: stopping ${services.length} services`);
+    void Promise.all(services.map((service) => service.stop())).then(() => {
+      log[level](subject, 'stopped');
+      process.exit(exitCodes.ok);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => log.warn(subject, 'SIGHUP: reloading the table is not supported yet; ignored'));
+  process.on('disconnect', () => stop(parentGone));
+}

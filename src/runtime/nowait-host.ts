@@ -1,0 +1,34 @@
+// A nowait host: a small process the supervisor starts (see
+// services/nowait-pool.ts) with some nowait services' listening sockets. It
+// accepts and starts one program per connection, exactly as a nowait
+// service does in any process, and exits 0 once it has had nothing to do
+// for the hello's idleExitMs.
+
+import { NowaitService } from '../services/nowait.js';
+import { handleStopRequests, takeOver } from './lifecycle.js';
+
+const idleCheckMs = 1000;
+
+export async function host(): Promise<void> {
+  const { hello, log } = await takeOver('a nowait host must be started by the supervisor');
+  const services = await Promise.all(
+    hello.entries.map((entry) =>
+      NowaitService.start(
+        entry,
+        hello.sockets.filter(({ label }) => label === entry.label).map(({ fd }) => fd),
+        log,
+        (failure) => process.send?.(failure),
+      ),
+    ),
+  );
+  log.debug('wakeport', `nowait host pid ${process.pid} serving ${services.length} services`);
+  handleStopRequests(services, log, 'the supervisor is gone', 'debug');
+  const idleExitMs = hello.idleExitMs;
+  if (idleExitMs === undefined) return;
+  setInterval(() => {
+    const now = Date.now();
+    if (services.every((service) => now - (service.idleSince() ?? now) >= idleExitMs)) {
+      void Promise.all(services.map((service) => service.stop())).then(() => process.exit(0));
+    }
+  }, idleCheckMs).unref();
+}

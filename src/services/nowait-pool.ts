@@ -1,0 +1,185 @@
+// The nowait pool: the supervisor's nowait services are served by a few
+// small "host" processes (runtime/nowait-host.ts) that share the listening
+// sockets, each accepting and starting programs on its own.
+//
+// Why: Node's spawn() is a fork() that blocks the calling event loop until
+// the child has exec'd, and libuv serialises spawns across the threads of a
+// process; the fork costs more the larger the process. One event loop
+// therefore cannot start more than a few hundred programs a second. Hosts
+// are small, and there is one per core (at most four), so their spawns run
+// side by side.
+//
+// The supervisor holds the sockets as raw fds and starts the hosts when the
+// first client waits (watched like a wait service's first client), so an
+// idle wakeport runs none (the first client after a quiet spell waits about
+// a tenth of a second longer); a host exits after ten minutes without work,
+// and the pool watches again once all have.
+//
+// Limits stay exact: a service that sets max-connections, max-per-source or
+// a nowait.max spawn limit is served by the first host only (a host at its
+// limit keeps accepting into its own queue, so a limit split among hosts
+// would let one queue while another has room). A service with none of them
+// is served by every host, its default max-connections divided among them.
+//
+// States: watching (no host; a client starts them) → running → stopping → stopped.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { defaultProgramConnections, type ServiceEntry } from '../config/entry.js';
+import { formatDuration, type LogOptions, type Logger } from '../log.js';
+import type { Hello, SocketAssignment } from '../runtime/hello.js';
+import { watchForClients, type ClientWatch } from '../sockets/helper.js';
+import { firstListenFd } from '../sockets/listen-fds.js';
+import { signalGroup } from '../processes/stop.js';
+import { isSpawnFailure, SpawnFailureLog } from './spawn-failures.js';
+import { StopWaiters } from './stop-waiters.js';
+
+type State = 'watching' | 'running' | 'stopping' | 'stopped';
+
+export interface PoolService {
+  readonly entry: ServiceEntry;
+  readonly sockets: readonly SocketAssignment[];
+}
+
+const hostMain = fileURLToPath(new URL(`../runtime/nowait-host-main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
+const hostCount = Math.max(1, Math.min(os.availableParallelism(), 4));
+const idleExitMs = 10 * 60_000;
+// Hosts that all die this soon after starting are not started again sooner than this.
+const restartGapMs = 1000;
+const subject = 'wakeport';
+
+export class NowaitPool {
+  #state: State = 'watching';
+  readonly #services: readonly PoolService[];
+  readonly #logOptions: LogOptions;
+  readonly #log: Logger;
+  readonly #hosts = new Set<ChildProcess>();
+  #watch: ClientWatch | null = null;
+  #watchGeneration = 0;
+  #startedAt = 0;
+  readonly #stopWaiters = new StopWaiters();
+  readonly #spawnFailures: SpawnFailureLog;
+
+  private constructor(services: readonly PoolService[], logOptions: LogOptions, log: Logger) {
+    this.#services = services;
+    this.#logOptions = logOptions;
+    this.#log = log;
+    this.#spawnFailures = new SpawnFailureLog(new Map(services.map(({ entry }) => [entry.label, entry])), log);
+  }
+
+  static start(services: readonly PoolService[], logOptions: LogOptions, log: Logger): NowaitPool {
+    const pool = new NowaitPool(services, logOptions, log);
+    pool.#watchForClients();
+    return pool;
+  }
+
+  /** Stops every host (they stop their programs); a second call kills them. */
+  stop(): Promise<void> {
+    return this.#stopWaiters.wait(() => {
+      if (this.#state === 'stopping') {
+        for (const host of this.#hosts) signalGroup(host, 'SIGKILL');
+        return;
+      }
+      this.#state = 'stopping';
+      this.#closeWatch();
+      if (this.#hosts.size === 0) return this.#stopped();
+      for (const host of this.#hosts) host.kill('SIGTERM');
+    });
+  }
+
+  #watchForClients(): void {
+    const generation = ++this.#watchGeneration;
+    const fds = this.#services.flatMap(({ sockets }) => sockets.map(({ fd }) => fd));
+    const onClient = () => {
+      if (generation === this.#watchGeneration && this.#state === 'watching') this.#startHosts();
+    };
+    const onError = (error: Error) => this.#log.error(subject, `nowait client probe failed: ${error.message}`);
+    watchForClients(fds, onClient, onError).then(
+      (watch) => {
+        if (generation === this.#watchGeneration && this.#state === 'watching') this.#watch = watch;
+        else watch.close();
+      },
+      (error: Error) => {
+        this.#log.error(subject, `cannot watch the nowait services for clients: ${error.message}; starting their hosts now`);
+        if (generation === this.#watchGeneration && this.#state === 'watching') this.#startHosts();
+      },
+    );
+  }
+
+  #closeWatch(): void {
+    this.#watchGeneration++;
+    this.#watch?.close();
+    this.#watch = null;
+  }
+
+  #startHosts(): void {
+    this.#closeWatch();
+    this.#state = 'running';
+    this.#startedAt = Date.now();
+    for (let index = 0; index < hostCount; index++) {
+      const share = this.#share(index);
+      if (share.length > 0) this.#startHost(share);
+    }
+    this.#log.debug(subject, `started ${this.#hosts.size} nowait hosts`);
+  }
+
+  /** The services host `index` serves, with its part of each limit. */
+  #share(index: number): ServiceEntry[] {
+    const share: ServiceEntry[] = [];
+    for (const { entry } of this.#services) {
+      const limited = entry.maxConnections !== null || entry.maxPerSource !== null || entry.maxSpawns !== null;
+      if (limited) {
+        if (index === 0) share.push(entry);
+        continue;
+      }
+      const max = defaultProgramConnections;
+      const part = Math.floor(max / hostCount) + (index < max % hostCount ? 1 : 0);
+      if (part > 0) share.push({ ...entry, maxConnections: part });
+    }
+    return share;
+  }
+
+  #startHost(entries: readonly ServiceEntry[]): void {
+    const labels = new Set(entries.map(({ label }) => label));
+    const given = this.#services.filter(({ entry }) => labels.has(entry.label)).flatMap(({ sockets }) => sockets);
+    const host = spawn(process.execPath, [...process.execArgv, hostMain], {
+      stdio: ['ignore', 'inherit', 'inherit', ...given.map(({ fd }) => fd), 'ipc'],
+      // Its own process group: stopping the pool reaches the programs only through the host.
+      detached: true,
+    });
+    const sockets = given.map((socket, position) => ({ ...socket, fd: firstListenFd + position }));
+    const hello: Hello = { type: 'hello', log: this.#logOptions, entries, sockets, idleExitMs };
+    host.send(hello);
+    host.on('message', (message) => {
+      if (isSpawnFailure(message)) this.#spawnFailures.add(message);
+    });
+    this.#hosts.add(host);
+    host.once('exit', (code, signal) => this.#hostExited(host, code, signal));
+  }
+
+  #hostExited(host: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    this.#hosts.delete(host);
+    if (this.#state === 'stopping') {
+      if (this.#hosts.size === 0) this.#stopped();
+      return;
+    }
+    if (code !== 0) {
+      const how = signal === null ? `exitcode ${code}` : `signal ${signal}`;
+      this.#log.error(subject, `nowait host pid ${host.pid} ended (${how}); the other hosts go on`);
+    }
+    if (this.#hosts.size > 0) return;
+    this.#state = 'watching';
+    const gapMs = restartGapMs - (Date.now() - this.#startedAt);
+    if (code === 0 || gapMs <= 0) return this.#watchForClients();
+    this.#log.warn(subject, `every nowait host ended within a second; watching for clients again in ${formatDuration(gapMs)}`);
+    setTimeout(() => {
+      if (this.#state === 'watching') this.#watchForClients();
+    }, gapMs);
+  }
+
+  #stopped(): void {
+    this.#state = 'stopped';
+    this.#stopWaiters.release();
+  }
+}
