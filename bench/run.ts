@@ -7,9 +7,13 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { Scenario } from './lib/scenario.js';
+import { coldStart } from './scenarios/cold.js';
+import { echoThroughput } from './scenarios/echo.js';
+import { footprint } from './scenarios/footprint.js';
 import { spawnRate } from './scenarios/spawn.js';
+import { steadyState } from './scenarios/steady.js';
 
-const scenarios: Scenario[] = [spawnRate];
+const scenarios: Scenario[] = [spawnRate, steadyState, coldStart, echoThroughput, footprint];
 
 const { values } = parseArgs({
   options: {

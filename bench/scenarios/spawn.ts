@@ -146,8 +146,8 @@ async function crossCheck(contender: Contender, connections: number, seconds: nu
 export const spawnRate: Scenario = {
   name: 'spawn',
   async run(options: BenchOptions): Promise<ScenarioReport> {
-    const levels = options.quick ? [8, 32] : [1, 8, 32];
-    const seconds = options.quick ? 2 : 5;
+    const levels = options.quick ? [8] : [1, 8, 32];
+    const seconds = options.quick ? 1 : 4;
     const present = contenders.filter((c) => c.missing === null);
     const skipped = contenders.filter((c) => c.missing !== null).map((c) => `${c.name}: skipped, ${c.missing}`);
     const samples = new Map<string, Sample[]>();

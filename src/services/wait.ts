@@ -279,6 +279,7 @@ export class WaitService {
       return;
     }
     this.#clientWatch = event.watch;
+    this.#log.debug(this.#entry.label, 'waiting for a client');
   }
 
   #disarmProbes(): void {
