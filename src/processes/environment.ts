@@ -9,6 +9,18 @@ import type { ServiceEntry, Transport } from '../config/entry.js';
 export type Environment = Record<string, string>;
 
 const passedThrough = ['PATH', 'LANG', 'TZ'] as const;
+
+/**
+ * The environment of wakeport's own processes (supervisor, nowait hosts,
+ * helpers): only what the programs' environments are built from. Not the
+ * rest of the caller's: NODE_EXTRA_CA_CERTS, for one, makes every Node
+ * process read a CA bundle at start-up (measured: 80 → 285 ms).
+ */
+export function runtimeEnvironment(parent: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const name of [...passedThrough, 'HOME', 'USER']) if (parent[name] !== undefined) env[name] = parent[name];
+  return env;
+}
 const defaultPath = '/usr/local/bin:/usr/bin:/bin';
 
 /** The part of the environment that is the same for every process of a service. */

@@ -12,12 +12,13 @@
 // still holds.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { unlinkSync } from 'node:fs';
+import { closeSync, unlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ServiceEntry } from '../config/entry.js';
 import { loadTable, type Table } from '../config/table.js';
 import type { WakeportError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { runtimeEnvironment } from '../processes/environment.js';
 import { adoptListenFds, type AdoptedSocket } from '../sockets/adopt.js';
 import { bindSocket, checkUnixPath, type BoundSocket } from '../sockets/bind.js';
 import { firstListenFd, takeListenFds } from '../sockets/listen-fds.js';
@@ -65,6 +66,8 @@ export async function run(options: RunOptions, log: Logger): Promise<number> {
   const handed = [...adopted, ...bound].filter(({ label }) => !incomplete.has(label));
   const supervisor = startSupervisor(table, handed, log);
   for (const socket of bound) socket.release();
+  // Adopted sockets are raw fds: those not handed over are closed here.
+  for (const { fd, label } of adopted) if (incomplete.has(label)) closeSync(fd);
   clearImmediate(guard);
   if (polled) log.error(subject, 'internal inconsistency: the event loop polled while the launcher held sockets; please report');
 
@@ -132,6 +135,7 @@ function startSupervisor(table: Table, sockets: readonly Held[], log: Logger): C
     // Its own process group: a Ctrl-C reaches the launcher only, which
     // forwards it once.
     detached: true,
+    env: runtimeEnvironment(),
   });
   const assignments: SocketAssignment[] = sockets.map(({ label, index, socket }, position) => ({
     label,

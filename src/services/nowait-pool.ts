@@ -31,6 +31,7 @@ import { formatDuration, type LogOptions, type Logger } from '../log.js';
 import type { Hello, SocketAssignment } from '../runtime/hello.js';
 import { watchForClients, type ClientWatch } from '../sockets/helper.js';
 import { firstListenFd } from '../sockets/listen-fds.js';
+import { runtimeEnvironment } from '../processes/environment.js';
 import { signalGroup } from '../processes/stop.js';
 import { isSpawnFailure, SpawnFailureLog } from './spawn-failures.js';
 import { StopWaiters } from './stop-waiters.js';
@@ -150,6 +151,7 @@ export class NowaitPool {
       stdio: ['ignore', 'inherit', 'inherit', ...given.map(({ fd }) => fd), 'ipc'],
       // Its own process group: stopping the pool reaches the programs only through the host.
       detached: true,
+      env: runtimeEnvironment(),
     });
     const sockets = given.map((socket, position) => ({ ...socket, fd: firstListenFd + position }));
     const hello: Hello = { type: 'hello', log: this.#logOptions, entries, sockets, idleExitMs };

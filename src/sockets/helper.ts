@@ -5,12 +5,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { errnoOf } from '../errors.js';
+import { runtimeEnvironment } from '../processes/environment.js';
 
 const helperMain = fileURLToPath(new URL(`./helper-main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
 
 function startHelper(mode: 'copy' | 'refuse', fds: readonly number[]): ChildProcess {
   return spawn(process.execPath, [...process.execArgv, helperMain, mode, String(fds.length)], {
     stdio: ['ignore', 'ignore', 'inherit', ...fds, 'ipc'],
+    env: runtimeEnvironment(),
   });
 }
 

@@ -50,8 +50,9 @@ export async function startWakeport(t: Test, table: string, options: StartOption
   const dir = t.testdir({ ...(options.files as object), 'services.conf': table });
   const command = [process.execPath, cli, 'run', '-f', path.join(dir, 'services.conf'), '--log-format', 'json', '--log-level', 'debug', ...(options.args ?? [])];
   const [file, ...args] = options.wrap ? options.wrap(command) : command;
-  // Not tap's NODE_OPTIONS: its loaders would slow down every Node process wakeport starts.
-  const { NODE_OPTIONS: _, ...env } = options.env ?? process.env;
+  // Not tap's NODE_OPTIONS (its loaders), nor NODE_EXTRA_CA_CERTS (a CA
+  // bundle read at every start): both would slow down the launcher.
+  const { NODE_OPTIONS: _options, NODE_EXTRA_CA_CERTS: _certs, ...env } = options.env ?? process.env;
   const child = spawn(file!, args, {
     cwd: dir,
     env,
