@@ -69,8 +69,14 @@ export async function startWakeport(table: string, args: readonly string[] = [],
       waiters.add(check);
       check();
     });
-  if (readyPort === undefined) await waitFor((r) => r.message.startsWith('serving '));
-  else await waitForPort(readyPort);
+  try {
+    if (readyPort === undefined) await waitFor((r) => r.message.startsWith('serving '));
+    else await waitForPort(readyPort);
+  } catch (error) {
+    await launcher.stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   const treePids = () => processTree(launcher.pid);
   return {
     launcher,
