@@ -66,7 +66,7 @@ export function watchForClients(fds: readonly number[], onClient: () => void, on
 }
 
 export interface Refuser {
-  /** Stops refusing; resolves with the count of clients not yet reported. */
+  /** Stops refusing (the last burst is reported first); resolves once the helper has exited. */
   stop(): Promise<void>;
 }
 
