@@ -66,7 +66,7 @@ async function check(file: string): Promise<number> {
 }
 
 /** One row per service: label, address, protocol, mode, user, program. */
-export function formatTable(entries: readonly ServiceEntry[]): string {
+function formatTable(entries: readonly ServiceEntry[]): string {
   const rows = [
     ['LABEL', 'ADDRESS', 'PROTO', 'MODE', 'USER', 'PROGRAM'],
     ...entries.map((entry) => [

@@ -26,9 +26,8 @@ export function start(command: string, args: readonly string[], options: SpawnOp
   let stderr = '';
   child.stderr?.on('data', (chunk) => (stderr = (stderr + chunk).slice(-4000)));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.once('error', (error) => {
-    throw new Error(`cannot start ${command}: ${error.message}`);
-  });
+  // A program that cannot start exits at once; its error is kept with its stderr.
+  child.once('error', (error) => (stderr += `cannot start ${command}: ${error.message}\n`));
   return {
     child,
     pid: child.pid ?? -1,

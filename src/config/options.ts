@@ -41,13 +41,10 @@
 // Durations are a number with ms, s, m or h (a bare number is seconds).
 
 import path from 'node:path';
-import type { OutputTarget } from './entry.js';
+import type { OutputTarget, ServiceEntry, WorkerPolicy } from './entry.js';
 import { LineProblem } from './fields.js';
 import type { RawOption } from './syntax.js';
 
-export type Handoff = 'stdio' | 'listen-fds';
-export type RestartPolicy = 'no' | 'on-failure' | 'always';
-export type Readiness = 'spawn' | 'notify';
 
 /** An extra address, as written; table.ts resolves it with the service's protocol. */
 export interface RawListen {
@@ -64,7 +61,7 @@ export interface Options {
   readonly cwd: string | null;
   readonly stdout: OutputTarget;
   readonly stderr: OutputTarget;
-  readonly handoff: Handoff;
+  readonly handoff: ServiceEntry['handoff'];
   readonly backlog: number;
   readonly maxConnections: number | null;
   readonly maxPerSource: number | null;
@@ -72,8 +69,8 @@ export interface Options {
   readonly rateWindowMs: number;
   readonly runAtLoad: boolean;
   readonly keepAlive: boolean;
-  readonly restart: RestartPolicy;
-  readonly ready: Readiness;
+  readonly restart: WorkerPolicy['restart'];
+  readonly ready: WorkerPolicy['ready'];
   readonly startTimeoutMs: number;
   readonly restartDelayMs: number;
   readonly restartMaxDelayMs: number;
@@ -85,7 +82,7 @@ export interface Options {
   readonly keyLines: ReadonlyMap<string, number>;
 }
 
-export const defaultOptions: Omit<Options, 'keyLines'> = {
+const defaultOptions: Omit<Options, 'keyLines'> = {
   label: null,
   primaryName: null,
   listens: [],
@@ -218,7 +215,7 @@ function parsePath(value: string, baseDir: string): string {
   return path.resolve(baseDir, value);
 }
 
-export function parseInteger(value: string, min: number, max: number): number {
+function parseInteger(value: string, min: number, max: number): number {
   if (!/^\d+$/.test(value)) throw new LineProblem(`expected a whole number from ${min} to ${max}, got "${value}"`);
   const number = Number(value);
   if (number < min || number > max) throw new LineProblem(`expected a whole number from ${min} to ${max}, got ${value}`);

@@ -50,7 +50,7 @@ export async function run(options: RunOptions, log: Logger): Promise<number> {
     ),
     log,
   );
-  if (toBind.failed && options.strict) return exitCodes.system;
+  if (toBind.failedLabels.length > 0 && options.strict) return exitCodes.system;
 
   // From here to the end of startSupervisor(), nothing may wait for I/O.
   let polled = false;
@@ -92,7 +92,7 @@ interface SocketUnit {
 async function checkUnixPaths(
   units: readonly SocketUnit[],
   log: Logger,
-): Promise<{ units: SocketUnit[]; failed: boolean; failedLabels: string[] }> {
+): Promise<{ units: SocketUnit[]; failedLabels: string[] }> {
   const checked = await Promise.all(
     units.map(async (unit) => {
       try {
@@ -106,7 +106,7 @@ async function checkUnixPaths(
   );
   const ok = checked.filter((unit) => unit !== null);
   const failedLabels = units.filter((unit) => !ok.includes(unit)).map(({ entry }) => entry.label);
-  return { units: ok, failed: failedLabels.length > 0, failedLabels };
+  return { units: ok, failedLabels };
 }
 
 async function bindAll(

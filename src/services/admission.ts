@@ -22,10 +22,6 @@ export class Admission<T> {
 
   constructor(readonly limits: AdmissionLimits) {}
 
-  get active(): number {
-    return this.#active;
-  }
-
   get waiting(): number {
     return this.#queue.length;
   }

@@ -15,17 +15,17 @@ export interface InspectedSocket {
 }
 
 /**
- * What each of `fds` (open in process `pid`) is: null for an fd that is not
+ * What each of `fds` (open in this process) is: null for an fd that is not
  * a socket wakeport can serve. Reads each kernel table once, however many
  * fds there are. Throws when /proc cannot tell (not Linux, or fd not open).
  */
-export function inspectFds(fds: readonly number[], pid: number | 'self' = 'self'): Map<number, InspectedSocket | null> {
+export function inspectFds(fds: readonly number[]): Map<number, InspectedSocket | null> {
   const inodes = new Map<number, string | undefined>();
-  for (const fd of fds) inodes.set(fd, /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1]);
+  for (const fd of fds) inodes.set(fd, /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`))?.[1]);
   const sockets = new Map<string, InspectedSocket>();
   const wanted = new Set([...inodes.values()].filter((inode) => inode !== undefined));
-  if (wanted.size > 0) readInetSockets(pid, wanted, sockets);
-  if (sockets.size < wanted.size) readUnixSockets(pid, wanted, sockets);
+  if (wanted.size > 0) readInetSockets(wanted, sockets);
+  if (sockets.size < wanted.size) readUnixSockets(wanted, sockets);
   return new Map(fds.map((fd) => [fd, sockets.get(inodes.get(fd) ?? '') ?? null]));
 }
 
@@ -38,9 +38,9 @@ const inetTables = [
 
 const tcpListen = '0A';
 
-function readInetSockets(pid: number | 'self', wanted: ReadonlySet<string>, found: Map<string, InspectedSocket>): void {
+function readInetSockets(wanted: ReadonlySet<string>, found: Map<string, InspectedSocket>): void {
   for (const table of inetTables) {
-    for (const fields of readTable(`/proc/${pid}/net/${table.file}`)) {
+    for (const fields of readTable(`/proc/self/net/${table.file}`)) {
       // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode …
       const inode = fields[9]!;
       if (!wanted.has(inode)) continue;
@@ -55,8 +55,8 @@ function readInetSockets(pid: number | 'self', wanted: ReadonlySet<string>, foun
 const unixStream = '0001';
 const unixAcceptFlag = 0x10000;
 
-function readUnixSockets(pid: number | 'self', wanted: ReadonlySet<string>, found: Map<string, InspectedSocket>): void {
-  for (const fields of readTable(`/proc/${pid}/net/unix`)) {
+function readUnixSockets(wanted: ReadonlySet<string>, found: Map<string, InspectedSocket>): void {
+  for (const fields of readTable(`/proc/self/net/unix`)) {
     // Num RefCount Protocol Flags Type St Inode Path
     const inode = fields[6]!;
     if (!wanted.has(inode) || fields[4] !== unixStream) continue;

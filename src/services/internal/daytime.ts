@@ -6,7 +6,7 @@ import type { Builtin } from './builtin.js';
 const days = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
 const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
-export function ctime(date: Date): string {
+function ctime(date: Date): string {
   const two = (n: number): string => String(n).padStart(2, '0');
   const time = `${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())}`;
   const day = String(date.getDate()).padStart(2, ' ');

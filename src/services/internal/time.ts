@@ -5,7 +5,7 @@ import type { Builtin } from './builtin.js';
 
 const secondsFrom1900To1970 = 2_208_988_800;
 
-export function rfc868Time(date: Date): Buffer {
+function rfc868Time(date: Date): Buffer {
   const seconds = (Math.floor(date.getTime() / 1000) + secondsFrom1900To1970) % 2 ** 32;
   const buffer = Buffer.alloc(4);
   buffer.writeUInt32BE(seconds);
