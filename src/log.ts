@@ -5,7 +5,9 @@
 //
 // The subject is a service label, or "wakeport" for the runtime itself.
 // Lines a service's program writes to its stderr are passed through whatever
-// the level, as `wakeport: <label>[<pid>]: <line>` (severity "output").
+// the level, as `wakeport: <label>[<pid>]: <line>` (severity "output"), or
+// `wakeport: <label>[*]: <line>` where the programs of a nowait service share
+// one pipe and the writer's pid is not known.
 
 export const logLevels = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof logLevels)[number];
@@ -25,8 +27,8 @@ export interface Logger {
   info(subject: string, message: string, fields?: LogFields): void;
   warn(subject: string, message: string, fields?: LogFields): void;
   error(subject: string, message: string, fields?: LogFields): void;
-  /** A line of a program's own stderr: always written. */
-  output(subject: string, pid: number, line: string): void;
+  /** A line of a program's own stderr: always written. `pid` is null when the writer is not known. */
+  output(subject: string, pid: number | null, line: string): void;
 }
 
 const rank: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
@@ -54,8 +56,8 @@ export function createLogger(options: LogOptions, write: (line: string) => void 
     warn: at('warn'),
     error: at('error'),
     output(subject, pid, line) {
-      if (options.format === 'json') emit('output', subject, line, { pid });
-      else write(`wakeport: ${subject}[${pid}]: ${line}\n`);
+      if (options.format === 'json') emit('output', subject, line, pid === null ? {} : { pid });
+      else write(`wakeport: ${subject}[${pid ?? '*'}]: ${line}\n`);
     },
   };
 }

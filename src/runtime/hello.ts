@@ -23,6 +23,8 @@ export interface Hello {
   readonly idleExitMs?: number;
   readonly entries: readonly ServiceEntry[];
   readonly sockets: readonly SocketAssignment[];
+  /** For a nowait host: the inherited pipe each service's programs share as stderr, by label. */
+  readonly stderrFds?: Readonly<Record<string, number>>;
 }
 
 export function isHello(message: unknown): message is Hello {

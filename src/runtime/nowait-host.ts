@@ -15,7 +15,10 @@ export async function host(): Promise<void> {
     hello.entries.map((entry) =>
       NowaitService.start(
         entry,
-        hello.sockets.filter(({ label }) => label === entry.label).map(({ fd }) => fd),
+        {
+          fds: hello.sockets.filter(({ label }) => label === entry.label).map(({ fd }) => fd),
+          stderrFd: hello.stderrFds?.[entry.label] ?? null,
+        },
         log,
         (failure) => process.send?.(failure),
       ),

@@ -25,6 +25,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { defaultProgramConnections, type ServiceEntry } from '../config/entry.js';
 import { formatDuration, type LogOptions, type Logger } from '../log.js';
@@ -32,6 +33,7 @@ import type { Hello, SocketAssignment } from '../runtime/hello.js';
 import { watchForClients, type ClientWatch } from '../sockets/helper.js';
 import { firstListenFd } from '../sockets/listen-fds.js';
 import { runtimeEnvironment } from '../processes/environment.js';
+import { forEachLine } from '../processes/output.js';
 import { signalGroup } from '../processes/stop.js';
 import { isSpawnFailure, SpawnFailureLog } from './spawn-failures.js';
 import { StopWaiters } from './stop-waiters.js';
@@ -147,14 +149,22 @@ export class NowaitPool {
   #startHost(entries: readonly ServiceEntry[]): void {
     const labels = new Set(entries.map(({ label }) => label));
     const given = this.#services.filter(({ entry }) => labels.has(entry.label)).flatMap(({ sockets }) => sockets);
+    // Services whose programs' stderr goes to the log share one pipe per host.
+    const logged = entries.filter(({ stderr }) => stderr.kind === 'default').map(({ label }) => label);
     const host = spawn(process.execPath, [...process.execArgv, ...hostFlags, hostMain], {
-      stdio: ['ignore', 'inherit', 'inherit', ...given.map(({ fd }) => fd), 'ipc'],
+      stdio: ['ignore', 'inherit', 'inherit', ...given.map(({ fd }) => fd), ...logged.map(() => 'pipe' as const), 'ipc'],
       // Its own process group: stopping the pool reaches the programs only through the host.
       detached: true,
       env: runtimeEnvironment(),
     });
     const sockets = given.map((socket, position) => ({ ...socket, fd: firstListenFd + position }));
-    const hello: Hello = { type: 'hello', log: this.#logOptions, entries, sockets, idleExitMs };
+    const firstPipe = firstListenFd + given.length;
+    const stderrFds = Object.fromEntries(logged.map((label, position) => [label, firstPipe + position]));
+    // Read until every holder has closed it, so programs that outlive their host are still heard.
+    for (const [label, fd] of Object.entries(stderrFds)) {
+      forEachLine(host.stdio[fd] as Readable, (line) => this.#log.output(label, null, line));
+    }
+    const hello: Hello = { type: 'hello', log: this.#logOptions, entries, sockets, stderrFds, idleExitMs };
     host.send(hello);
     host.on('message', (message) => {
       if (isSpawnFailure(message)) this.#spawnFailures.add(message);

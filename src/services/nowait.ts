@@ -71,16 +71,19 @@ export class NowaitService {
     this.#overflow = new QueueOverflow(entry.label, log, queueLimit);
   }
 
-  /** Starts serving on the listening `fds`. Throws a sentence when the service cannot start. */
-  /** `onSpawnFailure`: where programs that cannot be started are reported (spawn-failures.ts). */
+  /**
+   * Starts serving on the listening `fds`. Throws a sentence when the service cannot start.
+   * `stderrFd`: a pipe every process shares as its stderr (see ProgramRecipe), or null.
+   * `onSpawnFailure`: where programs that cannot be started are reported (spawn-failures.ts).
+   */
   static async start(
     entry: ServiceEntry,
-    fds: readonly number[],
+    { fds, stderrFd }: { readonly fds: readonly number[]; readonly stderrFd: number | null },
     log: Logger,
     onSpawnFailure: (failure: SpawnFailure) => void,
   ): Promise<NowaitService> {
     if (entry.program.kind !== 'exec') throw new Error(`internal: ${entry.label} is not a program service`);
-    const service = new NowaitService(entry, new ProgramRecipe(entry, entry.program, log), log);
+    const service = new NowaitService(entry, new ProgramRecipe(entry, entry.program, log, stderrFd), log);
     service.#onSpawnFailure = onSpawnFailure;
     const onConnection = (socket: net.Socket) => service.#dispatch({ type: 'connection', socket });
     for (const fd of fds) {
