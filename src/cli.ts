@@ -5,13 +5,14 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { formatSocket, type ServiceEntry } from './config/entry.js';
+import { parseDuration } from './config/options.js';
 import { loadTable } from './config/table.js';
 import { formatProblem, isWakeportError, WakeportError } from './errors.js';
 import { createLogger, logFormats, logLevels } from './log.js';
 import { exitCodes } from './runtime/exit-codes.js';
 import { run } from './runtime/launcher.js';
 
-const usage = `Usage: wakeport run   [-f FILE] [--strict] [--log-level LEVEL] [--log-format FORMAT]
+const usage = `Usage: wakeport run   [-f FILE] [--strict] [--log-level LEVEL] [--log-format FORMAT] [--host-idle TIME]
        wakeport check [-f FILE]
 
   run     bind every socket of the services table and serve it, in the foreground
@@ -22,6 +23,8 @@ Options:
       --strict           run: refuse to start if any line is wrong or any socket cannot be bound
       --log-level LEVEL  debug | info | warn | error (default: info)
       --log-format FMT   text | json (default: text)
+      --host-idle TIME   run: how long a nowait host runs without work before it
+                         exits (500ms, 30s, 10m; 0: never; default: 10m)
   -h, --help             this help
   -V, --version          wakeport's version
 `;
@@ -35,6 +38,7 @@ async function main(argv: readonly string[]): Promise<number> {
       strict: { type: 'boolean', default: false },
       'log-level': { type: 'string', default: 'info' },
       'log-format': { type: 'string', default: 'text' },
+      'host-idle': { type: 'string', default: '10m' },
       help: { type: 'boolean', short: 'h', default: false },
       version: { type: 'boolean', short: 'V', default: false },
     },
@@ -47,7 +51,7 @@ async function main(argv: readonly string[]): Promise<number> {
   if (rest.length > 0) throw new WakeportError('ERR_USAGE', `unexpected argument "${rest[0]}"`);
   switch (command) {
     case 'run':
-      return run({ file: values.file, strict: values.strict }, createLogger({ level, format }));
+      return run({ file: values.file, strict: values.strict, hostIdleMs: duration(values['host-idle'], '--host-idle') }, createLogger({ level, format }));
     case 'check':
       return check(values.file);
     case undefined:
@@ -95,6 +99,14 @@ function describeMode(entry: ServiceEntry): string {
 function oneOf<T extends string>(value: string, allowed: readonly T[], flag: string): T {
   if ((allowed as readonly string[]).includes(value)) return value as T;
   throw new WakeportError('ERR_USAGE', `${flag} must be one of ${allowed.join(', ')}, not "${value}"`);
+}
+
+function duration(value: string, flag: string): number {
+  try {
+    return parseDuration(value);
+  } catch (error) {
+    throw new WakeportError('ERR_USAGE', `${flag}: ${(error as Error).message}`);
+  }
 }
 
 function version(): string {

@@ -19,7 +19,7 @@ export interface SocketAssignment {
 export interface Hello {
   readonly type: 'hello';
   readonly log: LogOptions;
-  /** For a nowait host: exit after this long without a client or a running program. */
+  /** How long a nowait host runs without a client or a running program before it exits; 0: never. */
   readonly idleExitMs?: number;
   readonly entries: readonly ServiceEntry[];
   readonly sockets: readonly SocketAssignment[];

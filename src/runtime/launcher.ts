@@ -28,6 +28,8 @@ import type { Hello, SocketAssignment } from './hello.js';
 export interface RunOptions {
   readonly file: string;
   readonly strict: boolean;
+  /** How long a nowait host may run without work before it exits; 0: never. */
+  readonly hostIdleMs: number;
 }
 
 const subject = 'wakeport';
@@ -64,7 +66,7 @@ export async function run(options: RunOptions, log: Logger): Promise<number> {
   // A service is served with all its sockets or not at all.
   const incomplete = new Set([...failures.map(({ label }) => label), ...toBind.failedLabels]);
   const handed = [...adopted, ...bound].filter(({ label }) => !incomplete.has(label));
-  const supervisor = startSupervisor(table, handed, log);
+  const supervisor = startSupervisor(table, handed, log, options.hostIdleMs);
   for (const socket of bound) socket.release();
   // Adopted sockets are raw fds: those not handed over are closed here.
   for (const { fd, label } of adopted) if (incomplete.has(label)) closeSync(fd);
@@ -128,7 +130,7 @@ async function bindAll(
 type Held = AdoptedSocket | BoundSocket;
 
 /** Spawns the supervisor with the sockets at fd 3, 4, … and the IPC channel after them. */
-function startSupervisor(table: Table, sockets: readonly Held[], log: Logger): ChildProcess {
+function startSupervisor(table: Table, sockets: readonly Held[], log: Logger, hostIdleMs: number): ChildProcess {
   const main = fileURLToPath(new URL(`./supervisor-main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
   const child = spawn(process.execPath, [...process.execArgv, main], {
     stdio: ['ignore', 'inherit', 'inherit', ...sockets.map(({ fd }) => fd), 'ipc'],
@@ -143,7 +145,7 @@ function startSupervisor(table: Table, sockets: readonly Held[], log: Logger): C
     fd: firstListenFd + position,
     socket,
   }));
-  const hello: Hello = { type: 'hello', log: log.options, entries: table.entries, sockets: assignments };
+  const hello: Hello = { type: 'hello', log: log.options, entries: table.entries, sockets: assignments, idleExitMs: hostIdleMs };
   child.send(hello);
   return child;
 }

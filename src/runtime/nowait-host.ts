@@ -4,6 +4,7 @@
 // service does in any process, and exits 0 once it has had nothing to do
 // for the hello's idleExitMs.
 
+import { formatDuration } from '../log.js';
 import { NowaitService } from '../services/nowait.js';
 import { handleStopRequests, takeOver } from './lifecycle.js';
 
@@ -27,11 +28,12 @@ export async function host(): Promise<void> {
   log.debug('wakeport', `nowait host pid ${process.pid} serving ${services.length} services`);
   handleStopRequests(services, log, 'the supervisor is gone', 'debug');
   const idleExitMs = hello.idleExitMs;
-  if (idleExitMs === undefined) return;
-  setInterval(() => {
+  if (!idleExitMs) return;
+  const idleCheck = setInterval(() => {
     const now = Date.now();
-    if (services.every((service) => now - (service.idleSince() ?? now) >= idleExitMs)) {
-      void Promise.all(services.map((service) => service.stop())).then(() => process.exit(0));
-    }
+    if (!services.every((service) => now - (service.idleSince() ?? now) >= idleExitMs)) return;
+    clearInterval(idleCheck);
+    log.debug('wakeport', `nowait host pid ${process.pid}: no work for ${formatDuration(idleExitMs)}; exiting`);
+    void Promise.all(services.map((service) => service.stop())).then(() => process.exit(0));
   }, idleCheckMs).unref();
 }

@@ -30,7 +30,7 @@ async function startServices(hello: Hello, log: Logger): Promise<RunningService[
     hello.sockets.filter(({ label }) => label === entry.label).sort((a, b) => a.index - b.index);
   // nowait programs are served by a pool of small processes (see nowait-pool.ts).
   const nowait = hello.entries.filter((entry) => entry.program.kind === 'exec' && entry.mode === 'nowait' && socketsOf(entry).length > 0);
-  const pool = nowait.length > 0 ? [NowaitPool.start(nowait.map((entry) => ({ entry, sockets: socketsOf(entry) })), hello.log, log)] : [];
+  const pool = nowait.length > 0 ? [NowaitPool.start(nowait.map((entry) => ({ entry, sockets: socketsOf(entry) })), { log: hello.log, idleExitMs: hello.idleExitMs ?? 0 }, log)] : [];
   for (const entry of nowait) logListening(entry, socketsOf(entry), log);
   const started = await Promise.all(
     hello.entries.filter((entry) => !nowait.includes(entry)).map(async (entry) => {

@@ -12,8 +12,8 @@
 // The supervisor holds the sockets as raw fds and starts the hosts when the
 // first client waits (watched like a wait service's first client), so an
 // idle wakeport runs none (the first client after a quiet spell waits about
-// a tenth of a second longer); a host exits after ten minutes without work,
-// and the pool watches again once all have.
+// a tenth of a second longer); a host exits after --host-idle (default ten
+// minutes) without work, and the pool watches again once all have.
 //
 // Limits stay exact: a service that sets max-connections, max-per-source or
 // a nowait.max spawn limit is served by the first host only (a host at its
@@ -40,6 +40,12 @@ import { StopWaiters } from './stop-waiters.js';
 
 type State = 'watching' | 'running' | 'stopping' | 'stopped';
 
+export interface PoolSettings {
+  readonly log: LogOptions;
+  /** How long a host runs without work before it exits; 0: never. */
+  readonly idleExitMs: number;
+}
+
 export interface PoolService {
   readonly entry: ServiceEntry;
   readonly sockets: readonly SocketAssignment[];
@@ -47,7 +53,6 @@ export interface PoolService {
 
 const hostMain = fileURLToPath(new URL(`../runtime/nowait-host-main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
 const hostCount = Math.max(1, Math.min(os.availableParallelism(), 4));
-const idleExitMs = 10 * 60_000;
 // A fork costs more the more memory the forking process has written and the
 // more of its threads are awake on other cores (they must be interrupted to
 // flush their TLBs). A host allocates a little for every connection: a small
@@ -66,6 +71,7 @@ export class NowaitPool {
   #state: State = 'watching';
   readonly #services: readonly PoolService[];
   readonly #logOptions: LogOptions;
+  readonly #idleExitMs: number;
   readonly #log: Logger;
   readonly #hosts = new Set<ChildProcess>();
   #watch: ClientWatch | null = null;
@@ -74,15 +80,16 @@ export class NowaitPool {
   readonly #stopWaiters = new StopWaiters();
   readonly #spawnFailures: SpawnFailureLog;
 
-  private constructor(services: readonly PoolService[], logOptions: LogOptions, log: Logger) {
+  private constructor(services: readonly PoolService[], settings: PoolSettings, log: Logger) {
     this.#services = services;
-    this.#logOptions = logOptions;
+    this.#logOptions = settings.log;
+    this.#idleExitMs = settings.idleExitMs;
     this.#log = log;
     this.#spawnFailures = new SpawnFailureLog(new Map(services.map(({ entry }) => [entry.label, entry])), log);
   }
 
-  static start(services: readonly PoolService[], logOptions: LogOptions, log: Logger): NowaitPool {
-    const pool = new NowaitPool(services, logOptions, log);
+  static start(services: readonly PoolService[], settings: PoolSettings, log: Logger): NowaitPool {
+    const pool = new NowaitPool(services, settings, log);
     pool.#watchForClients();
     return pool;
   }
@@ -171,7 +178,7 @@ export class NowaitPool {
     for (const [label, fd] of Object.entries(stderrFds)) {
       forEachLine(host.stdio[fd] as Readable, (line) => this.#log.output(label, null, line));
     }
-    const hello: Hello = { type: 'hello', log: this.#logOptions, entries, sockets, stderrFds, idleExitMs };
+    const hello: Hello = { type: 'hello', log: this.#logOptions, entries, sockets, stderrFds, idleExitMs: this.#idleExitMs };
     host.send(hello);
     host.on('message', (message) => {
       if (isSpawnFailure(message)) this.#spawnFailures.add(message);

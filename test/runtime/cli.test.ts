@@ -58,4 +58,7 @@ t.test('--help, --version and usage errors', async (t) => {
     t.equal(result.status, 100, `wakeport ${args.join(' ')} exits 100`);
     t.match(result.stderr, /^wakeport: /);
   }
+  const idle = wakeport(['run', '--host-idle', 'soon']);
+  t.equal(idle.status, 100);
+  t.match(idle.stderr, /--host-idle: "soon" is not a duration \(examples: 500ms, 30s, 2m\)/);
 });

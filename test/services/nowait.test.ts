@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import t from 'tap';
 import { exchange } from '../helpers/net.js';
-import { childrenOf, commandOf, openFdCount } from '../helpers/proc.js';
+import { childrenOf, commandOf, isAlive, openFdCount } from '../helpers/proc.js';
 import { root, startWakeport } from '../helpers/wakeport.js';
 
 const fixtures = `${root}/test/fixtures`;
@@ -168,6 +168,23 @@ t.test('a unix stream socket serves a nowait program too', async (t) => {
   t.match(await wakeport.waitForLog((r) => r.message.startsWith('end pid')), { message: /client local exitcode 0/ });
   await wakeport.stop();
   t.notOk(existsSync(`${dir}/cat.sock`), 'the socket file is removed when wakeport stops');
+});
+
+t.test('nowait hosts exit after --host-idle without work, and the next client starts them again', async (t) => {
+  const wakeport = await startWakeport(t, '127.0.0.1:0 stream tcp nowait - /bin/echo echo ok\n    label = idle', { args: ['--host-idle', '1s'] });
+  const port = wakeport.port('idle');
+  const hosts = () => childrenOf(wakeport.supervisorPid).filter(({ pid }) => commandOf(pid).includes('nowait-host'));
+  t.equal(String(await exchange(port)), 'ok\n');
+  const first = hosts().map(({ pid }) => pid);
+  t.ok(first.length > 0, 'the first client started the hosts');
+  const started = Date.now();
+  await wakeport.waitForLog((r) => /^nowait host pid \d+: no work for 1s; exiting$/.test(r.message), 10_000);
+  t.ok(Date.now() - started >= 900, 'not before a second without work');
+  for (let tries = 0; tries < 50 && first.some(isAlive); tries++) await new Promise((resolve) => setTimeout(resolve, 100));
+  t.notOk(first.some(isAlive), 'every host has exited');
+  t.equal(String(await exchange(port)), 'ok\n', 'the next client is served');
+  const second = hosts().map(({ pid }) => pid);
+  t.ok(second.length > 0 && second.every((pid) => !first.includes(pid)), 'by newly started hosts');
 });
 
 t.test('2,000 connections leave no zombie and no leaked fd in the supervisor or its nowait hosts', async (t) => {
