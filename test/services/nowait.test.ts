@@ -177,6 +177,7 @@ t.test('nowait hosts exit after --host-idle without work, and the next client st
   t.equal(String(await exchange(port)), 'ok\n');
   const first = hosts().map(({ pid }) => pid);
   t.ok(first.length > 0, 'the first client started the hosts');
+  const supervisorFds = openFdCount(wakeport.supervisorPid);
   const started = Date.now();
   await wakeport.waitForLog((r) => /^nowait host pid \d+: no work for 1s; exiting$/.test(r.message), 10_000);
   t.ok(Date.now() - started >= 900, 'not before a second without work');
@@ -185,6 +186,7 @@ t.test('nowait hosts exit after --host-idle without work, and the next client st
   t.equal(String(await exchange(port)), 'ok\n', 'the next client is served');
   const second = hosts().map(({ pid }) => pid);
   t.ok(second.length > 0 && second.every((pid) => !first.includes(pid)), 'by newly started hosts');
+  t.equal(openFdCount(wakeport.supervisorPid), supervisorFds, "the old hosts' pipes are closed in the supervisor");
 });
 
 t.test('2,000 connections leave no zombie and no leaked fd in the supervisor or its nowait hosts', async (t) => {
