@@ -51,7 +51,8 @@ const pollMs = 5;
 /** A wakeport whose dev server exits soon after each use, so each trial is cold. */
 async function coldWakeport(): Promise<{ wakeport: RunningWakeport; port: number }> {
   const port = await freePort();
-  const table = `127.0.0.1:${port} stream tcp wait - ${httpServer} http-server --idle-timeout ${workerIdle}\n    label = cold\n    handoff = listen-fds\n    ready = notify\n`;
+  // Started as the worker alone is (node and the script, no #! through /usr/bin/env), so that only wakeport's part differs.
+  const table = `127.0.0.1:${port} stream tcp wait - ${process.execPath} node ${httpServer} --idle-timeout ${workerIdle}\n    label = cold\n    handoff = listen-fds\n    ready = notify\n`;
   const wakeport = await startWakeport(table, ['--log-level', 'debug']);
   return { wakeport, port };
 }
@@ -64,7 +65,7 @@ async function untilCold(wakeport: RunningWakeport, waitsSoFar: number): Promise
 export const coldStart: Scenario = {
   name: 'cold',
   async run(options: BenchOptions): Promise<ScenarioReport> {
-    const trials = options.quick ? 3 : 8;
+    const trials = options.quick ? 3 : 15;
     const own: number[] = [];
     const viaWakeport: number[] = [];
     // Each trial's two measurements are neighbours in time; their difference cancels the drift between trials.
