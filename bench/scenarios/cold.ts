@@ -49,69 +49,90 @@ const workerIdle = '200ms';
 const pollMs = 5;
 
 /** A wakeport whose dev server exits soon after each use, so each trial is cold. */
-async function coldWakeport(): Promise<{ wakeport: RunningWakeport; port: number }> {
-  const port = await freePort();
-  // Started as the worker alone is (node and the script, no #! through /usr/bin/env), so that only wakeport's part differs.
-  const table = `127.0.0.1:${port} stream tcp wait - ${process.execPath} node ${httpServer} --idle-timeout ${workerIdle}\n    label = cold\n    handoff = listen-fds\n    ready = notify\n`;
-  const wakeport = await startWakeport(table, ['--log-level', 'debug']);
-  return { wakeport, port };
+class ColdService {
+  #waits = 0;
+  private constructor(
+    readonly wakeport: RunningWakeport,
+    readonly port: number,
+  ) {}
+
+  static async start(listenPid: boolean): Promise<ColdService> {
+    const port = await freePort();
+    // Started as the worker alone is (node and the script, no #! through /usr/bin/env), so that only wakeport's part differs.
+    const table =
+      `127.0.0.1:${port} stream tcp wait - ${process.execPath} node ${httpServer} --idle-timeout ${workerIdle}\n` +
+      `    label = cold\n    handoff = listen-fds\n    ready = notify\n    listen-pid = ${listenPid ? 'yes' : 'no'}\n`;
+    const service = new ColdService(await startWakeport(table, ['--log-level', 'debug']), port);
+    await service.untilCold();
+    return service;
+  }
+
+  /** Waits until the service has no worker and watches for the next client. */
+  async untilCold(): Promise<void> {
+    const waitsSoFar = this.#waits++;
+    await this.wakeport.waitFor(() => this.wakeport.logs.filter((r) => r.message === 'waiting for a client').length > waitsSoFar);
+  }
 }
 
-/** Waits until the service has no worker and watches for the next client. */
-async function untilCold(wakeport: RunningWakeport, waitsSoFar: number): Promise<void> {
-  await wakeport.waitFor(() => wakeport.logs.filter((r) => r.message === 'waiting for a client').length > waitsSoFar);
-}
+const sides = [
+  { name: 'via wakeport, cold (connect → first byte)', listenPid: true },
+  { name: 'via wakeport, cold, listen-pid = no', listenPid: false },
+] as const;
 
 export const coldStart: Scenario = {
   name: 'cold',
   async run(options: BenchOptions): Promise<ScenarioReport> {
     const trials = options.quick ? 3 : 15;
     const own: number[] = [];
-    const viaWakeport: number[] = [];
-    // Each trial's two measurements are neighbours in time; their difference cancels the drift between trials.
-    const differences: number[] = [];
-    const { wakeport, port } = await coldWakeport();
-    let waits = 0;
+    // Per side: first-byte times, and each trial's difference to the own start-up measured just before it.
+    const firstBytes = sides.map(() => [] as number[]);
+    const differences = sides.map(() => [] as number[]);
     const burst: { served: number; ms: number }[] = [];
+    const services: ColdService[] = [];
     try {
-      await untilCold(wakeport, waits++);
+      for (const side of sides) services.push(await ColdService.start(side.listenPid));
       for (let round = 0; round < options.rounds; round++) {
         for (let trial = 0; trial < trials; trial++) {
           options.progress(`cold: round ${round + 1}/${options.rounds}, trial ${trial + 1}/${trials}`);
           const ownMs = await ownStartup();
           own.push(ownMs);
-          const ms = await firstByteMs(port);
-          if (ms !== null) {
-            viaWakeport.push(ms);
-            differences.push(ms - ownMs);
+          for (const [index, service] of services.entries()) {
+            const ms = await firstByteMs(service.port);
+            if (ms !== null) {
+              firstBytes[index]!.push(ms);
+              differences[index]!.push(ms - ownMs);
+            }
+            await service.untilCold();
           }
-          await untilCold(wakeport, waits++);
         }
         options.progress(`cold: round ${round + 1}/${options.rounds}, 500 clients at once`);
         const began = performance.now();
-        const results = await Promise.all(Array.from({ length: 500 }, () => firstByteMs(port)));
+        const results = await Promise.all(Array.from({ length: 500 }, () => firstByteMs(services[0]!.port)));
         burst.push({ served: results.filter((r) => r !== null).length, ms: performance.now() - began });
-        await untilCold(wakeport, waits++);
+        await services[0]!.untilCold();
       }
     } finally {
-      await wakeport.stop();
+      await Promise.all(services.map((service) => service.wakeport.stop()));
     }
     const ownSpread = spread(own);
-    const wakeportSpread = spread(viaWakeport);
-    const overhead = spread(differences);
-    const rows = [
-      ['worker binding its own port (spawn → first byte)', formatSpread(ownSpread, 1), '1.00'],
-      ['via wakeport, cold (connect → first byte)', formatSpread(wakeportSpread, 1), (wakeportSpread.median / ownSpread.median).toFixed(2)],
-    ];
+    const rows = [['worker binding its own port (spawn → first byte)', formatSpread(ownSpread, 1), '1.00']];
+    const notes: string[] = [];
+    const data: unknown[] = [];
+    sides.forEach((side, index) => {
+      const times = spread(firstBytes[index]!);
+      const overhead = spread(differences[index]!);
+      const failed = trials * options.rounds - firstBytes[index]!.length;
+      rows.push([side.name, formatSpread(times, 1), (times.median / ownSpread.median).toFixed(2)]);
+      notes.push(`${side.name}: overhead, median of each trial's difference: ${formatSpread(overhead, 1)} ms; failed first requests: ${failed}`);
+      data.push({ side: side.name, coldMs: times, overheadMs: overhead, failed });
+    });
     const lost = burst.reduce((sum, b) => sum + 500 - b.served, 0);
-    const notes = [
-      `cold-start overhead, median of each trial's difference: ${formatSpread(overhead, 1)} ms (goal ≤ 10 ms; the worker alone is polled every ${pollMs} ms); failed first requests: ${trials * options.rounds - viaWakeport.length}`,
-      `500 clients at once on a cold service: ${burst.map((b) => `${b.served}/500 served in ${b.ms.toFixed(0)} ms`).join(', ')}; lost: ${lost}`,
-    ];
+    notes.push(`(goal: overhead ≤ 10 ms; the worker alone is polled every ${pollMs} ms)`);
+    notes.push(`500 clients at once on a cold service: ${burst.map((b) => `${b.served}/500 served in ${b.ms.toFixed(0)} ms`).join(', ')}; lost: ${lost}`);
     return {
       title: `3. cold start (${options.rounds} rounds × ${trials} trials, medians (min–max))`,
       text: `${table(['first response', 'ms', '×own'], rows)}\n${notes.join('\n')}`,
-      data: { ownStartupMs: ownSpread, coldMs: wakeportSpread, overheadMs: overhead, burst, samples: { own, viaWakeport } },
+      data: { ownStartupMs: ownSpread, sides: data, burst, samples: { own, firstBytes } },
     };
   },
 };

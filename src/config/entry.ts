@@ -88,6 +88,11 @@ export interface ServiceEntry {
   readonly program: Program;
   /** stdio: the socket is the program's fd 0 and 1 (inetd); listen-fds: fd 3, 4, … (systemd). */
   readonly handoff: 'stdio' | 'listen-fds';
+  /**
+   * listen-fds: set LISTEN_PID (through /bin/sh, which also hands the sockets
+   * over in blocking mode), as systemd does; false spares that exec.
+   */
+  readonly listenPid: boolean;
   readonly env: readonly (readonly [string, string])[];
   readonly cwd: string | null;
   readonly stdout: OutputTarget;

@@ -16,6 +16,8 @@
 //                    connection (nowait stdio) or the log, stderr goes to the log
 //   handoff          stdio (the socket is fd 0 and 1, as in inetd) or listen-fds (the
 //                    sockets are fd 3, 4, … as in systemd); default stdio
+//   listen-pid       with listen-fds: no skips setting LISTEN_PID, and with it the /bin/sh
+//                    that sets it and the blocking mode (default yes)
 //   exit-timeout     grace between SIGTERM and SIGKILL when stopping (default 20s)
 // nowait services
 //   max-connections  concurrent connections served, 1–16384 (default 64 for programs,
@@ -62,6 +64,7 @@ export interface Options {
   readonly stdout: OutputTarget;
   readonly stderr: OutputTarget;
   readonly handoff: ServiceEntry['handoff'];
+  readonly listenPid: boolean;
   readonly backlog: number;
   readonly maxConnections: number | null;
   readonly maxPerSource: number | null;
@@ -91,6 +94,7 @@ const defaultOptions: Omit<Options, 'keyLines'> = {
   stdout: { kind: 'default' },
   stderr: { kind: 'default' },
   handoff: 'stdio',
+  listenPid: true,
   backlog: 4096,
   maxConnections: null,
   maxPerSource: null,
@@ -125,6 +129,7 @@ const keys: Record<string, { scope: KeyScope; repeatable?: true; set: Setter }> 
   stdout: { scope: 'program', set: (o, v, base) => (o.stdout = { kind: 'file', path: parsePath(v, base) }) },
   stderr: { scope: 'program', set: (o, v, base) => (o.stderr = { kind: 'file', path: parsePath(v, base) }) },
   handoff: { scope: 'program', set: (o, v) => (o.handoff = parseChoice(v, ['stdio', 'listen-fds'])) },
+  'listen-pid': { scope: 'program', set: (o, v) => (o.listenPid = parseYesNo(v)) },
   'exit-timeout': { scope: 'program', set: (o, v) => (o.exitTimeoutMs = parseDuration(v)) },
   'max-connections': { scope: 'nowait', set: (o, v) => (o.maxConnections = parseInteger(v, 1, 16384)) },
   'max-per-source': { scope: 'nowait', set: (o, v) => (o.maxPerSource = parseInteger(v, 1, 16384)) },

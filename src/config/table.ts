@@ -130,6 +130,9 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
         options.keyLines.get('listen'),
       );
     }
+    if (options.handoff === 'stdio' && options.keyLines.has('listen-pid')) {
+      throw new LineProblem('listen-pid applies to handoff = listen-fds only', options.keyLines.get('listen-pid'));
+    }
   }
 
   return {
@@ -145,6 +148,7 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
     runAs,
     program,
     handoff: options.handoff,
+    listenPid: options.listenPid,
     env: options.env,
     cwd: options.cwd,
     stdout: options.stdout,

@@ -14,6 +14,9 @@
 //               and so on the socket every holder shares — because systemd
 //               hands over blocking sockets and many programs expect that
 //               (NODE-FACTS 5a); the shell then points stdin at /dev/null.
+//               With listen-pid = no the program is started directly: no
+//               LISTEN_PID, sockets as Node left them (non-blocking), stdin
+//               /dev/null, and one exec fewer (1–7 ms on a 2-core VM).
 // By default each process gets a pipe of its own for stderr, read into the
 // log under its pid; a nowait host instead passes one pipe per service that
 // all its processes share, because a pipe per connection costs a socketpair,
@@ -107,15 +110,19 @@ export class ProgramRecipe {
     let file = this.#program.path;
     let args: readonly string[] = this.#program.args;
     let argv0: string | undefined = this.#program.argv0;
-    let stdio: (Handed | 'pipe')[];
+    let stdio: (Handed | 'pipe' | 'ignore')[];
     if (this.#entry.handoff === 'stdio') {
       stdio = [handed[0]!, this.#stdoutFd ?? handed[0]!, stderr];
     } else {
-      stdio = [handed[0]!, this.#stdoutFd ?? 'pipe', stderr, ...handed];
       env.LISTEN_FDS = String(handed.length);
       env.LISTEN_FDNAMES = names.join(':');
-      // The shell's exec cannot set argv[0]: the program sees its path there.
-      [file, args, argv0] = ['/bin/sh', ['-c', execWithListenPid, this.#program.path, ...args], undefined];
+      if (this.#entry.listenPid) {
+        stdio = [handed[0]!, this.#stdoutFd ?? 'pipe', stderr, ...handed];
+        // The shell's exec cannot set argv[0]: the program sees its path there.
+        [file, args, argv0] = ['/bin/sh', ['-c', execWithListenPid, this.#program.path, ...args], undefined];
+      } else {
+        stdio = ['ignore', this.#stdoutFd ?? 'pipe', stderr, ...handed];
+      }
     }
     if (notify) {
       stdio.push('pipe');

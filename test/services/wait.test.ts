@@ -66,6 +66,19 @@ t.test('several listen addresses reach one worker, in order, with their names', 
   const said = await wakeport.waitForLog((r) => r.severity === 'output' && r.message.startsWith('helper-worker: sockets'));
   t.equal(said.message, 'helper-worker: sockets v4,v6');
   t.equal(wakeport.logs.filter((r) => r.message.startsWith('start worker')).length, 1, 'one worker for both addresses');
+  const pid = wakeport.logs.find((r) => r.message.startsWith('start worker'))!.pid;
+  const told = await wakeport.waitForLog((r) => r.severity === 'output' && r.message.startsWith('helper-worker: LISTEN_PID'));
+  t.equal(told.message, `helper-worker: LISTEN_PID ${pid}, pid ${pid}`, 'LISTEN_PID is the worker itself');
+});
+
+t.test('listen-pid = no: the worker gets its sockets without LISTEN_PID, started directly', async (t) => {
+  const table = [`127.0.0.1:0 stream tcp wait - ${fixtures}/helper-worker.mjs helper-worker`, '    label = direct', '    handoff = listen-fds', '    listen-pid = no'].join('\n');
+  const wakeport = await startWakeport(t, table);
+  t.equal((await get(wakeport.port('direct'), '/first')).body, 'helper:/first');
+  const pid = wakeport.logs.find((r) => r.message.startsWith('start worker'))!.pid;
+  const told = await wakeport.waitForLog((r) => r.severity === 'output' && r.message.startsWith('helper-worker: LISTEN_PID'));
+  t.equal(told.message, `helper-worker: LISTEN_PID unset, pid ${pid}`);
+  t.equal((await get(wakeport.port('direct'), '/second')).body, 'helper:/second', 'the same worker goes on serving');
 });
 
 t.test('nowait with handoff = listen-fds: the connection is fd 3, named "connection"', async (t) => {
