@@ -7,7 +7,7 @@ import t from 'tap';
 import { get } from '../helpers/http.js';
 import { exchange } from '../helpers/net.js';
 import { childrenOf, commandOf } from '../helpers/proc.js';
-import { root, startWakeport } from '../helpers/wakeport.js';
+import { root, startWakeport, type Wakeport } from '../helpers/wakeport.js';
 
 const fixtures = `${root}/test/fixtures`;
 const httpServer = `${root}/dist/services/http-server.js`;
@@ -66,18 +66,23 @@ t.test('several listen addresses reach one worker, in order, with their names', 
   const said = await wakeport.waitForLog((r) => r.severity === 'output' && r.message.startsWith('helper-worker: sockets'));
   t.equal(said.message, 'helper-worker: sockets v4,v6');
   t.equal(wakeport.logs.filter((r) => r.message.startsWith('start worker')).length, 1, 'one worker for both addresses');
+  const { pid, said: saidPid } = await listenPidReport(wakeport);
+  t.equal(saidPid, `helper-worker: LISTEN_PID ${pid}, pid ${pid}`, 'LISTEN_PID is the worker itself');
+});
+
+/** What helper-worker.mjs said of LISTEN_PID and its pid, and the pid wakeport logged for the worker. */
+async function listenPidReport(wakeport: Wakeport): Promise<{ pid: unknown; said: string }> {
   const pid = wakeport.logs.find((r) => r.message.startsWith('start worker'))!.pid;
   const told = await wakeport.waitForLog((r) => r.severity === 'output' && r.message.startsWith('helper-worker: LISTEN_PID'));
-  t.equal(told.message, `helper-worker: LISTEN_PID ${pid}, pid ${pid}`, 'LISTEN_PID is the worker itself');
-});
+  return { pid, said: told.message };
+}
 
 t.test('listen-pid = no: the worker gets its sockets without LISTEN_PID, started directly', async (t) => {
   const table = [`127.0.0.1:0 stream tcp wait - ${fixtures}/helper-worker.mjs helper-worker`, '    label = direct', '    handoff = listen-fds', '    listen-pid = no'].join('\n');
   const wakeport = await startWakeport(t, table);
   t.equal((await get(wakeport.port('direct'), '/first')).body, 'helper:/first');
-  const pid = wakeport.logs.find((r) => r.message.startsWith('start worker'))!.pid;
-  const told = await wakeport.waitForLog((r) => r.severity === 'output' && r.message.startsWith('helper-worker: LISTEN_PID'));
-  t.equal(told.message, `helper-worker: LISTEN_PID unset, pid ${pid}`);
+  const { pid, said } = await listenPidReport(wakeport);
+  t.equal(said, `helper-worker: LISTEN_PID unset, pid ${pid}`);
   t.equal((await get(wakeport.port('direct'), '/second')).body, 'helper:/second', 'the same worker goes on serving');
 });
 
