@@ -55,7 +55,7 @@ export interface RawListen {
   readonly name: string | null;
 }
 
-export interface Options {
+export interface Options extends WorkerPolicy {
   readonly label: string | null;
   readonly primaryName: string | null;
   readonly listens: readonly RawListen[];
@@ -70,17 +70,8 @@ export interface Options {
   readonly maxPerSource: number | null;
   readonly exitTimeoutMs: number;
   readonly rateWindowMs: number;
-  readonly runAtLoad: boolean;
+  /** launchd KeepAlive: implies run-at-load and restart = always (table.ts derives the worker policy). */
   readonly keepAlive: boolean;
-  readonly restart: WorkerPolicy['restart'];
-  readonly ready: WorkerPolicy['ready'];
-  readonly startTimeoutMs: number;
-  readonly restartDelayMs: number;
-  readonly restartMaxDelayMs: number;
-  readonly startLimitBurst: number;
-  readonly startLimitIntervalMs: number;
-  readonly failedCooldownMs: number;
-  readonly watch: readonly string[];
   /** The line each key was set on. */
   readonly keyLines: ReadonlyMap<string, number>;
 }

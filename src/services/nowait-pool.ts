@@ -61,7 +61,7 @@ const hostCount = Math.max(1, Math.min(os.availableParallelism(), 4));
 // asleep and their malloc arenas unwritten. Measured against the default
 // flags, three interleaved rounds at 8 connections: host RSS (anonymous)
 // 21–23 MB instead of 26–37 MB, 0.72–0.76 ms of host CPU per connection
-// instead of 0.80–0.91, 4–5% more connections a second.
+// instead of 0.80–0.91, 3.8–5.2% more connections a second.
 const hostFlags = ['--max-semi-space-size=1', '--no-opt', '--single-threaded-gc'];
 // Hosts that all die this soon after starting are not started again sooner than this.
 const restartGapMs = 1000;
