@@ -3,8 +3,8 @@
 // under the names CGI/systemd (REMOTE_ADDR) and UCSPI (TCPREMOTEIP) use.
 
 import os from 'node:os';
-import type net from 'node:net';
 import type { ServiceEntry, Transport } from '../config/entry.js';
+import type { Address } from '../sockets/internals.js';
 
 export type Environment = Record<string, string>;
 
@@ -39,18 +39,18 @@ export function serviceEnvironment(entry: ServiceEntry, parent: NodeJS.ProcessEn
   return env;
 }
 
-/** Who is connected, for a program given one connection. */
-export function connectionEnvironment(socket: net.Socket, transport: Transport): Environment {
+/** Who is connected, for a program given one connection (addresses are null for unix sockets). */
+export function connectionEnvironment(peer: Address | null, local: Address | null, transport: Transport): Environment {
   if (transport === 'unix') return { PROTO: 'UNIX' };
   // Empty when the client is already gone: the program will see that soon enough.
-  const remoteIp = socket.remoteAddress ?? '';
-  const remotePort = String(socket.remotePort);
+  const remoteIp = peer?.address ?? '';
+  const remotePort = String(peer?.port);
   return {
     PROTO: 'TCP',
     TCPREMOTEIP: remoteIp,
     TCPREMOTEPORT: remotePort,
-    TCPLOCALIP: socket.localAddress ?? '',
-    TCPLOCALPORT: String(socket.localPort),
+    TCPLOCALIP: local?.address ?? '',
+    TCPLOCALPORT: String(local?.port),
     REMOTE_ADDR: remoteIp,
     REMOTE_PORT: remotePort,
   };

@@ -17,26 +17,54 @@
 //               With listen-pid = no the program is started directly: no
 //               LISTEN_PID, sockets as Node left them (non-blocking), stdin
 //               /dev/null, and one exec fewer (1–7 ms on a 2-core VM).
-// By default each process gets a pipe of its own for stderr, read into the
-// log under its pid; a nowait host instead passes one pipe per service that
-// all its processes share, because a pipe per connection costs a socketpair,
-// a stream and their teardown on every spawn (measured: 0.15–0.40 ms of CPU
-// per connection).
+// A worker gets a pipe of its own for stderr, read into the log under its
+// pid. A connection's process instead shares one pipe per service with every
+// other process of its nowait host, for stderr (and for stdout with
+// listen-fds), because a pipe per connection costs a socketpair, a stream and
+// their teardown on every spawn (measured: 0.15–0.40 ms of CPU per
+// connection). Connections' processes are started without child_process
+// (sockets/internals.ts says why).
 // With ready = notify, a pipe after the sockets carries sd_notify-style lines
 // from the program; its fd number is in NOTIFY_FD.
 
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import type net from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import type { Program, ServiceEntry } from '../config/entry.js';
 import type { Logger } from '../log.js';
 import { firstListenFd } from '../sockets/listen-fds.js';
+import { spawnDirect, type AcceptedConnection } from '../sockets/internals.js';
 import { connectionEnvironment, serviceEnvironment, type Environment } from './environment.js';
 import { closeOutput, forEachLine, openOutput } from './output.js';
 
 type Exec = Program & { kind: 'exec' };
-type Handed = number | net.Socket;
+type Stdio = number | 'pipe' | 'ignore';
+
+/** How to start one process: what ProgramRecipe works out, before either way of spawning it. */
+interface Launch {
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly argv0: string;
+  readonly env: Environment;
+  readonly stdio: Stdio[];
+}
 
 const execWithListenPid = 'LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@" </dev/null';
+
+/** A connection's process: what stopping and logging need of it (processes/stop.ts), as ChildProcess has it. */
+export class ConnectionProcess extends EventEmitter {
+  exitCode: number | null = null;
+  signalCode: NodeJS.Signals | null = null;
+
+  constructor(readonly pid: number) {
+    super();
+  }
+
+  exited(code: number | null, signal: NodeJS.Signals | null): void {
+    this.exitCode = code;
+    this.signalCode = signal;
+    this.emit('exit', code, signal);
+  }
+}
 
 export class ProgramRecipe {
   readonly #entry: ServiceEntry;
@@ -45,17 +73,18 @@ export class ProgramRecipe {
   readonly #env: Environment;
   readonly #stdoutFd: number | null;
   readonly #stderrFd: number | null;
-  readonly #sharedStderrFd: number | null;
-  readonly #options: SpawnOptions;
+  readonly #sharedOutputFd: number | null;
+  /** How every process of the service is started, whichever way. */
+  readonly #options: { readonly detached: true; readonly cwd?: string; readonly uid?: number; readonly gid?: number };
 
   /**
-   * Throws a sentence when an output file cannot be opened. `sharedStderrFd`:
-   * a pipe whose reader logs the service's lines, given to every process as
-   * its stderr in place of a pipe of its own (the caller owns it).
+   * Throws a sentence when an output file cannot be opened. `sharedOutputFd`:
+   * a pipe whose reader logs the service's lines, given to every connection's
+   * process as its stderr, in place of a pipe of its own (the caller owns it).
    */
-  constructor(entry: ServiceEntry, program: Exec, log: Logger, sharedStderrFd: number | null = null) {
+  constructor(entry: ServiceEntry, program: Exec, log: Logger, sharedOutputFd: number | null = null) {
     this.#entry = entry;
-    this.#sharedStderrFd = sharedStderrFd;
+    this.#sharedOutputFd = sharedOutputFd;
     this.#program = program;
     this.#log = log;
     this.#env = serviceEnvironment(entry);
@@ -78,20 +107,37 @@ export class ProgramRecipe {
   }
 
   /**
-   * Starts the program for one connection and lets go of wakeport's copy of
-   * it. A failed start has no pid and emits 'error'; the connection is then
-   * still the caller's.
+   * Starts the program for one connection and closes wakeport's copy of it.
+   * When it cannot start, returns the error code (ENOENT, …) and the
+   * connection is still the caller's. Without a shared pipe or an output
+   * file, the process's stderr is /dev/null.
    */
-  spawnForConnection(socket: net.Socket): ChildProcess {
-    const child = this.#spawn([socket], ['connection'], connectionEnvironment(socket, this.#entry.transport), false);
-    if (child.pid !== undefined) socket.destroy();
-    return child;
+  spawnForConnection(connection: AcceptedConnection): ConnectionProcess | { readonly errno: string } {
+    const env = connectionEnvironment(connection.peer(), connection.local(), this.#entry.transport);
+    const output = this.#sharedOutputFd ?? 'ignore';
+    const launch = this.#launch([connection.fd], ['connection'], env, false, output);
+    let running: ConnectionProcess | undefined;
+    const started = spawnDirect(
+      {
+        ...this.#options,
+        file: launch.file,
+        args: [launch.argv0, ...launch.args],
+        envPairs: Object.entries(launch.env).map(([name, value]) => `${name}=${value}`),
+        stdio: launch.stdio.map((fd) => (typeof fd === 'number' ? fd : null)),
+      },
+      (code, signal) => running?.exited(code, signal),
+    );
+    if ('errno' in started) return started;
+    connection.close();
+    return (running = new ConnectionProcess(started.pid));
   }
 
   /** Starts a worker with the service's listening sockets; with `notify`, child.stdio[NOTIFY_FD] is the notify pipe. */
   spawnWorker(fds: readonly number[], notify: boolean): { child: ChildProcess; notifyFd: number | null } {
     const names = this.#entry.sockets.map(({ name }) => name);
-    const child = this.#spawn(fds, names, {}, notify);
+    const launch = this.#launch(fds, names, {}, notify, 'pipe');
+    const child = spawn(launch.file, launch.args, { ...this.#options, env: launch.env, stdio: launch.stdio, argv0: launch.argv0 });
+    this.#logOutput(child);
     return { child, notifyFd: notify ? this.#notifyIndex(fds.length) : null };
   }
 
@@ -104,36 +150,36 @@ export class ProgramRecipe {
     return this.#entry.handoff === 'stdio' ? 3 : firstListenFd + socketCount;
   }
 
-  #spawn(handed: readonly Handed[], names: readonly string[], extraEnv: Environment, notify: boolean): ChildProcess {
+  /** `output`: where stderr goes, and stdout where no socket or file takes it. */
+  #launch(handed: readonly number[], names: readonly string[], extraEnv: Environment, notify: boolean, output: Stdio): Launch {
     const env: Environment = { ...this.#env, ...extraEnv };
-    const stderr = this.#stderrFd ?? this.#sharedStderrFd ?? 'pipe';
+    const stdout = this.#stdoutFd ?? output;
+    const stderr = this.#stderrFd ?? output;
     let file = this.#program.path;
     let args: readonly string[] = this.#program.args;
-    let argv0: string | undefined = this.#program.argv0;
-    let stdio: (Handed | 'pipe' | 'ignore')[];
+    let argv0 = this.#program.argv0;
+    let stdio: Stdio[];
     if (this.#entry.handoff === 'stdio') {
       stdio = [handed[0]!, this.#stdoutFd ?? handed[0]!, stderr];
     } else {
       env.LISTEN_FDS = String(handed.length);
       env.LISTEN_FDNAMES = names.join(':');
       if (this.#entry.listenPid) {
-        stdio = [handed[0]!, this.#stdoutFd ?? 'pipe', stderr, ...handed];
+        stdio = [handed[0]!, stdout, stderr, ...handed];
         // The shell's exec cannot set argv[0]: the program sees its path there.
-        [file, args, argv0] = ['/bin/sh', ['-c', execWithListenPid, this.#program.path, ...args], undefined];
+        [file, args, argv0] = ['/bin/sh', ['-c', execWithListenPid, this.#program.path, ...args], '/bin/sh'];
       } else {
-        stdio = ['ignore', this.#stdoutFd ?? 'pipe', stderr, ...handed];
+        stdio = ['ignore', stdout, stderr, ...handed];
       }
     }
     if (notify) {
       stdio.push('pipe');
       env.NOTIFY_FD = String(this.#notifyIndex(handed.length));
     }
-    const child = spawn(file, args, { ...this.#options, env, stdio, ...(argv0 === undefined ? {} : { argv0 }) });
-    this.#logOutput(child);
-    return child;
+    return { file, args, argv0, env, stdio };
   }
 
-  /** Lines a program writes to a pipe wakeport holds (stderr, and stdout for listen-fds) go to the log. */
+  /** Lines a worker writes to a pipe wakeport holds (stderr, and stdout for listen-fds) go to the log. */
   #logOutput(child: ChildProcess): void {
     const { pid } = child;
     if (pid === undefined) return;

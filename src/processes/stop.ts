@@ -2,9 +2,15 @@
 // (every program runs in a group of its own), then SIGKILL if it is still
 // there after the grace period.
 
-import type { ChildProcess } from 'node:child_process';
+/** What stopping needs of a process: a ChildProcess, or a connection's process (program.ts). */
+export interface StoppableProcess {
+  readonly pid?: number | undefined;
+  readonly exitCode: number | null;
+  readonly signalCode: NodeJS.Signals | null;
+  once(event: 'exit', listener: () => void): unknown;
+}
 
-export function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+export function signalGroup(child: StoppableProcess, signal: NodeJS.Signals): void {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   try {
     process.kill(-child.pid, signal);
@@ -14,7 +20,7 @@ export function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 }
 
 /** Resolves once the child has exited. */
-export function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
+export function stopChild(child: StoppableProcess, graceMs: number): Promise<void> {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const kill = setTimeout(() => signalGroup(child, 'SIGKILL'), graceMs);

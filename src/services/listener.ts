@@ -1,8 +1,10 @@
-// Serving connections on an inherited listening fd, and the one sentence
+// Serving connections on an inherited listening fd — as net.Sockets, or as
+// bare accepted connections for a process to be given — and the one sentence
 // for refusing a client when a service's waiting queue is full.
 
 import net from 'node:net';
 import { ReportThrottle, type Logger } from '../log.js';
+import { takeAccepts, type AcceptedConnection, type Address } from '../sockets/internals.js';
 
 export interface AcceptOptions {
   /** Accept without reading, so that a spawned program gets every byte. */
@@ -22,10 +24,29 @@ export function acceptOn(fd: number, options: AcceptOptions, onConnection: (sock
   });
 }
 
+/**
+ * Starts accepting on `fd` without making a net.Socket of each connection
+ * (sockets/internals.ts): for connections that go straight to a process.
+ */
+export async function acceptConnectionsOn(
+  fd: number,
+  onConnection: (connection: AcceptedConnection) => void,
+  onError: (code: string) => void,
+): Promise<net.Server> {
+  const server = await acceptOn(fd, { pauseOnConnect: true, allowHalfOpen: true }, () => {});
+  takeAccepts(server, onConnection, onError);
+  return server;
+}
+
 /** The address a client connected from, for per-source limits and logs. */
 export function clientOf(socket: net.Socket): string {
-  if (socket.remoteAddress === undefined) return 'local';
-  return socket.remoteFamily === 'IPv6' ? `[${socket.remoteAddress}]:${socket.remotePort}` : `${socket.remoteAddress}:${socket.remotePort}`;
+  return clientName(socket.remoteAddress === undefined ? null : { address: socket.remoteAddress, family: socket.remoteFamily!, port: socket.remotePort! });
+}
+
+/** `clientOf` for a client's address; 'local' for a unix socket's (or a gone) client. */
+export function clientName(peer: Address | null): string {
+  if (peer === null) return 'local';
+  return peer.family === 'IPv6' ? `[${peer.address}]:${peer.port}` : `${peer.address}:${peer.port}`;
 }
 
 export function sourceOf(socket: net.Socket): string {

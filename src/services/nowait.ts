@@ -13,22 +13,21 @@
 // Events are connection, exit (a process ended), window (the throttle's
 // timer fired) and stop. The table at the bottom is every transition.
 
-import type { ChildProcess } from 'node:child_process';
 import type net from 'node:net';
 import { defaultProgramConnections, type ServiceEntry } from '../config/entry.js';
-import { errnoOf } from '../errors.js';
 import { formatDuration, ReportThrottle, type Logger } from '../log.js';
-import { ProgramRecipe } from '../processes/program.js';
+import { ProgramRecipe, type ConnectionProcess } from '../processes/program.js';
+import type { AcceptedConnection } from '../sockets/internals.js';
 import { StopWaiters } from './stop-waiters.js';
 import { signalGroup, stopChild } from '../processes/stop.js';
 import { Admission } from './admission.js';
 import type { SpawnFailure } from './spawn-failures.js';
-import { acceptOn, clientOf, closeGently, QueueOverflow, sourceOf } from './listener.js';
+import { acceptConnectionsOn, clientName, closeGently, QueueOverflow } from './listener.js';
 
 type State = 'serving' | 'throttled' | 'stopping' | 'stopped';
 
 interface Run {
-  readonly child: ChildProcess;
+  readonly child: ConnectionProcess;
   readonly pid: number;
   readonly client: string;
   readonly source: string;
@@ -36,10 +35,17 @@ interface Run {
 }
 
 type Event =
-  | { readonly type: 'connection'; readonly socket: net.Socket }
+  | { readonly type: 'connection'; readonly connection: Waiting }
   | { readonly type: 'exit'; readonly run: Run; readonly code: number | null; readonly signal: NodeJS.Signals | null }
   | { readonly type: 'window' }
   | { readonly type: 'stop' };
+
+/** An accepted connection, with who it is from (read once, at accept). */
+interface Waiting {
+  readonly connection: AcceptedConnection;
+  readonly client: string;
+  readonly source: string;
+}
 
 const acceptFailureReportMs = 60_000;
 
@@ -48,7 +54,7 @@ export class NowaitService {
   readonly #entry: ServiceEntry;
   readonly #log: Logger;
   readonly #recipe: ProgramRecipe;
-  readonly #admission: Admission<net.Socket>;
+  readonly #admission: Admission<Waiting>;
   readonly #overflow: QueueOverflow;
   readonly #runs = new Set<Run>();
   /** Start times of the spawns inside the current rate window, oldest first. */
@@ -85,12 +91,13 @@ export class NowaitService {
     if (entry.program.kind !== 'exec') throw new Error(`internal: ${entry.label} is not a program service`);
     const service = new NowaitService(entry, new ProgramRecipe(entry, entry.program, log, stderrFd), log);
     service.#onSpawnFailure = onSpawnFailure;
-    const onConnection = (socket: net.Socket) => service.#dispatch({ type: 'connection', socket });
-    for (const fd of fds) {
-      const server = await acceptOn(fd, { pauseOnConnect: true, allowHalfOpen: true }, onConnection);
-      server.on('error', (error) => service.#reportAcceptFailure(error));
-      service.#servers.push(server);
-    }
+    const onConnection = (connection: AcceptedConnection) => {
+      const peer = connection.peer();
+      const waiting = { connection, client: clientName(peer), source: peer?.address ?? 'local' };
+      service.#dispatch({ type: 'connection', connection: waiting });
+    };
+    const onError = (code: string) => service.#reportAcceptFailure(code);
+    for (const fd of fds) service.#servers.push(await acceptConnectionsOn(fd, onConnection, onError));
     return service;
   }
 
@@ -116,8 +123,8 @@ export class NowaitService {
 
   // ---- effects, called from the transition table ----
 
-  #queue(socket: net.Socket): void {
-    if (!this.#admission.offer(socket, sourceOf(socket))) this.#overflow.refuse(socket);
+  #queue(waiting: Waiting): void {
+    if (!this.#admission.offer(waiting, waiting.source)) this.#overflow.refuse(waiting.connection.toSocket());
   }
 
   /** Starts a process for every connection the limits admit; says whether the spawn limit stopped it. */
@@ -126,27 +133,24 @@ export class NowaitService {
       if (this.#spawnLimitReached()) return 'throttled';
       const admitted = this.#admission.admit();
       if (!admitted) return 'serving';
-      this.#spawn(admitted.client, admitted.source);
+      this.#spawn(admitted.client);
     }
   }
 
-  #spawn(socket: net.Socket, source: string): void {
-    const client = clientOf(socket);
+  #spawn({ connection, client, source }: Waiting): void {
     if (this.#entry.maxSpawns !== null) this.#spawnTimes.push(Date.now());
-    const child = this.#recipe.spawnForConnection(socket);
-    if (child.pid === undefined) {
-      closeGently(socket);
+    const child = this.#recipe.spawnForConnection(connection);
+    if ('errno' in child) {
+      closeGently(connection.toSocket());
       this.#admission.release(source);
-      child.once('error', (error) =>
-        this.#onSpawnFailure({ type: 'spawn-failure', label: this.#entry.label, errno: errnoOf(error) ?? 'EINVAL', message: error.message, client }),
-      );
+      const message = `spawn ${this.#recipe.path} ${child.errno}`;
+      this.#onSpawnFailure({ type: 'spawn-failure', label: this.#entry.label, errno: child.errno, message, client });
       return;
     }
     const run: Run = { child, pid: child.pid, client, source, startedAt: performance.now() };
     this.#runs.add(run);
     this.#log.debug(this.#entry.label, `accept client ${client} pid ${run.pid}`);
-    child.once('exit', (code, signal) => this.#dispatch({ type: 'exit', run, code, signal }));
-    child.on('error', (error) => this.#log.warn(this.#entry.label, `pid ${run.pid}: ${error.message}`));
+    child.once('exit', (code: number | null, signal: NodeJS.Signals | null) => this.#dispatch({ type: 'exit', run, code, signal }));
   }
 
   #finish(event: Event & { type: 'exit' }): void {
@@ -193,7 +197,7 @@ export class NowaitService {
     for (const server of this.#servers) server.close();
     if (this.#windowTimer) clearTimeout(this.#windowTimer);
     const waiting = this.#admission.takeQueue();
-    for (const socket of waiting) socket.destroy();
+    for (const { connection } of waiting) connection.close();
     if (waiting.length > 0) {
       this.#log.info(this.#entry.label, `closed ${waiting.length} waiting clients: the service is stopping`);
     }
@@ -205,9 +209,9 @@ export class NowaitService {
     for (const run of this.#runs) signalGroup(run.child, 'SIGKILL');
   }
 
-  #refuseWhileStopping(socket: net.Socket): void {
-    this.#log.info(this.#entry.label, `reject client ${clientOf(socket)}: the service is stopping`);
-    closeGently(socket);
+  #refuseWhileStopping({ connection, client }: Waiting): void {
+    this.#log.info(this.#entry.label, `reject client ${client}: the service is stopping`);
+    closeGently(connection.toSocket());
   }
 
   #finishStop(): void {
@@ -215,24 +219,24 @@ export class NowaitService {
     this.#stopWaiters.release();
   }
 
-  #reportAcceptFailure(error: Error): void {
+  #reportAcceptFailure(code: string): void {
     const heldBack = this.#acceptFailures.due();
     if (heldBack === null) return;
     const more = heldBack > 0 ? ` (${heldBack} more since the last report)` : '';
-    this.#log.error(this.#entry.label, `accept failed: ${errnoOf(error) ?? error.message}${more}`);
+    this.#log.error(this.#entry.label, `accept failed: ${code}${more}`);
   }
 
   // The transition table: every state, every event. Each handler carries out
   // the effects and names the next state.
   static readonly #transitions = {
     serving: {
-      connection: (s, e) => (s.#queue(e.socket), s.#serveQueue()),
+      connection: (s, e) => (s.#queue(e.connection), s.#serveQueue()),
       exit: (s, e) => (s.#finish(e), s.#serveQueue()),
       window: () => 'serving',
       stop: (s) => s.#beginStop(),
     },
     throttled: {
-      connection: (s, e) => (s.#queue(e.socket), 'throttled'),
+      connection: (s, e) => (s.#queue(e.connection), 'throttled'),
       exit: (s, e) => (s.#finish(e), 'throttled'),
       window: (s) => {
         const next = s.#serveQueue();
@@ -242,13 +246,13 @@ export class NowaitService {
       stop: (s) => s.#beginStop(),
     },
     stopping: {
-      connection: (s, e) => (s.#refuseWhileStopping(e.socket), 'stopping'),
+      connection: (s, e) => (s.#refuseWhileStopping(e.connection), 'stopping'),
       exit: (s, e) => (s.#finish(e), s.#runs.size === 0 ? 'stopped' : 'stopping'),
       window: () => 'stopping',
       stop: (s) => (s.#killAll(), 'stopping'),
     },
     stopped: {
-      connection: (s, e) => (s.#refuseWhileStopping(e.socket), 'stopped'),
+      connection: (s, e) => (s.#refuseWhileStopping(e.connection), 'stopped'),
       exit: () => 'stopped',
       window: () => 'stopped',
       stop: () => 'stopped',

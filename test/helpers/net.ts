@@ -1,7 +1,23 @@
 // Small real clients for tests: one TCP exchange, one UDP exchange.
 
 import dgram from 'node:dgram';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
+
+/** Whether this machine has IPv6 (and so ::1). */
+export function hasIpv6(): boolean {
+  return existsSync('/proc/net/if_inet6');
+}
+
+/** Everything a socket receives until the other side closes, as text. */
+export function readToEnd(socket: net.Socket): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+  });
+}
 
 /** Connects, writes `input` (then half-closes), and resolves with everything received until the server closes. */
 export function exchange(port: number, input: Buffer | string = '', host = '127.0.0.1', timeoutMs = 15_000): Promise<Buffer> {

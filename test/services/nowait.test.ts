@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import t from 'tap';
-import { exchange } from '../helpers/net.js';
+import { exchange, hasIpv6, readToEnd } from '../helpers/net.js';
 import { childrenOf, commandOf, isAlive, openFdCount } from '../helpers/proc.js';
 import { root, startWakeport } from '../helpers/wakeport.js';
 
@@ -29,12 +29,7 @@ t.test('the program gets a clean environment with the connection described in it
   );
   const port = wakeport.port('env');
   const client = net.connect({ port, host: '127.0.0.1' });
-  const output = await new Promise<string>((resolve, reject) => {
-    let text = '';
-    client.on('data', (chunk) => (text += chunk));
-    client.on('end', () => resolve(text));
-    client.on('error', reject);
-  });
+  const output = await readToEnd(client);
   const env = Object.fromEntries(output.trim().split('\n').map((line) => line.split(/=(.*)/s).slice(0, 2) as [string, string]));
   t.match(env, {
     GREETING: 'hello',
@@ -50,6 +45,17 @@ t.test('the program gets a clean environment with the connection described in it
   });
   t.equal(env.WAKEPORT_TEST_SECRET, undefined, "wakeport's own environment does not leak");
   t.equal(env.NODE_CHANNEL_FD, undefined);
+});
+
+t.test('an IPv6 client is named [address]:port in the log and described in the environment', { skip: !hasIpv6() && 'no IPv6 loopback' }, async (t) => {
+  const wakeport = await startWakeport(t, '[::1]:0 stream tcp nowait - /usr/bin/env env\n    label = env6');
+  const client = net.connect({ port: wakeport.port('env6'), host: '::1' });
+  const clientPort = await new Promise((resolve) => client.once('connect', () => resolve(client.localPort)));
+  const output = await readToEnd(client);
+  t.match(output, `\nREMOTE_ADDR=::1\n`);
+  t.match(output, `\nTCPREMOTEPORT=${clientPort}\n`);
+  const end = await wakeport.waitForLog((r) => r.message.startsWith('end pid'));
+  t.equal(end.client, `[::1]:${clientPort}`);
 });
 
 t.test('at max-connections, clients wait in the queue and are all served', async (t) => {
@@ -157,13 +163,8 @@ t.test('a unix stream socket serves a nowait program too', async (t) => {
   const dir = mkdtempSync('/tmp/wakeport-');
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const wakeport = await startWakeport(t, `${dir}/cat.sock stream unix nowait - /bin/cat cat\n    label = unix-cat`);
-  const reply = await new Promise<string>((resolve, reject) => {
-    let text = '';
-    const client = net.connect(`${dir}/cat.sock`, () => client.end('over unix'));
-    client.on('data', (chunk) => (text += chunk));
-    client.on('end', () => resolve(text));
-    client.on('error', reject);
-  });
+  const client = net.connect(`${dir}/cat.sock`, () => client.end('over unix'));
+  const reply = await readToEnd(client);
   t.equal(reply, 'over unix');
   t.match(await wakeport.waitForLog((r) => r.message.startsWith('end pid')), { message: /client local exitcode 0/ });
   await wakeport.stop();

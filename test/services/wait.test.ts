@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import t from 'tap';
 import { get } from '../helpers/http.js';
-import { exchange } from '../helpers/net.js';
+import { exchange, hasIpv6 } from '../helpers/net.js';
 import { childrenOf, commandOf } from '../helpers/proc.js';
 import { root, startWakeport, type Wakeport } from '../helpers/wakeport.js';
 
@@ -89,6 +89,9 @@ t.test('listen-pid = no: the worker gets its sockets without LISTEN_PID, started
 t.test('nowait with handoff = listen-fds: the connection is fd 3, named "connection"', async (t) => {
   const wakeport = await startWakeport(t, `127.0.0.1:0 stream tcp nowait - ${fixtures}/env-to-fd3.sh\n    label = fd3\n    handoff = listen-fds\n`);
   t.equal(String(await exchange(wakeport.port('fd3'))), 'fds=1 names=connection pid=ok remote=127.0.0.1\n');
+  const end = await wakeport.waitForLog((r) => r.subject === 'fd3' && r.message.startsWith('end pid'));
+  const stdout = await wakeport.waitForLog((r) => r.subject === 'fd3' && r.severity === 'output');
+  t.equal(stdout.message, `stdout of pid ${end.pid}`, "its stdout goes to the log, through the service's shared pipe");
 });
 
 t.test('handoff = stdio: a TCP wait worker gets the listening socket as fd 0', { skip: python.error ? 'python3 is not installed' : false }, async (t) => {
@@ -139,7 +142,3 @@ t.test('run-at-load and keep-alive start the worker at once; keep-alive restarts
   t.match(second.message, /\(kept alive\)$/);
   t.equal((await get(wakeport.port('kept'))).status, 200);
 });
-
-function hasIpv6(): boolean {
-  return spawnSync('sh', ['-c', 'test -e /proc/net/if_inet6']).status === 0;
-}

@@ -4,9 +4,10 @@
 import dgram from 'node:dgram';
 import { closeSync, openSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
-import t from 'tap';
+import t, { type Test } from 'tap';
+import { hasIpv6, readToEnd } from '../helpers/net.js';
 import { inspectFds } from '../../src/sockets/inspect.js';
-import { fdOfDgram, fdOfServer } from '../../src/sockets/internals.js';
+import { fdOfDgram, fdOfServer, spawnDirect, takeAccepts, type AcceptedConnection } from '../../src/sockets/internals.js';
 
 const isSocketFd = (fd: number) => /^socket:\[\d+\]$/.test(readlinkSync(`/proc/self/fd/${fd}`));
 
@@ -52,4 +53,62 @@ t.test('an fd that is not a socket is inspected as null', async (t) => {
 
 t.test('a server that is not listening has no fd: the error says which internal moved', async (t) => {
   t.throws(() => fdOfServer(net.createServer()), { code: 'ERR_NODE_INTERNALS', message: /net\.Server\._handle\.fd/ });
+});
+
+/** A listening server whose accepts are taken over, and the next connection it gets. */
+async function acceptedPair(t: Test, host = '127.0.0.1'): Promise<{ client: net.Socket; connection: AcceptedConnection; port: number }> {
+  const server = net.createServer({ pauseOnConnect: true }, () => t.fail('no net.Socket is made'));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  t.teardown(() => server.close());
+  const accepted = new Promise<AcceptedConnection>((resolve) => takeAccepts(server, resolve, (code) => t.fail(code)));
+  const { port } = server.address() as net.AddressInfo;
+  const client = net.connect({ port, host });
+  client.on('error', () => {});
+  t.teardown(() => client.destroy());
+  return { client, connection: await accepted, port };
+}
+
+t.test('taken-over accepts: a connection with its addresses, handed to a process started directly', async (t) => {
+  const { client, connection, port } = await acceptedPair(t);
+  t.same(connection.peer(), { address: '127.0.0.1', family: 'IPv4', port: client.localPort });
+  t.same(connection.local(), { address: '127.0.0.1', family: 'IPv4', port });
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
+    const started = spawnDirect(
+      {
+        file: '/bin/sh',
+        args: ['greeter', '-c', 'read line; echo "$0 $GREETING $line"; exit 3'],
+        envPairs: ['GREETING=hello'],
+        stdio: [connection.fd, connection.fd, null],
+        detached: true,
+      },
+      (code, signal) => resolve([code, signal]),
+    );
+    t.ok('pid' in started && started.pid > 0, 'started, with a pid');
+  });
+  connection.close();
+  client.write('world\n');
+  t.equal(await readToEnd(client), 'greeter hello world\n', 'argv[0], environment and the connection reached the process');
+  t.same(await exited, [3, null], 'exit code, as child_process reports it');
+});
+
+t.test('a directly started process killed by a signal, and one that cannot start', async (t) => {
+  const signal = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
+    const started = spawnDirect({ file: '/bin/sh', args: ['sh', '-c', 'kill -TERM $$'], envPairs: [], stdio: [null, null, null], detached: false }, (...how) => resolve(how));
+    t.ok('pid' in started);
+  });
+  t.same(signal, [null, 'SIGTERM']);
+  const missing = spawnDirect({ file: '/nonexistent/program', args: ['x'], envPairs: [], stdio: [null, null, null], detached: false }, () => t.fail('never exits'));
+  t.same(missing, { errno: 'ENOENT' });
+});
+
+t.test('an IPv6 connection, and one made a net.Socket again to answer it', { skip: !hasIpv6() && 'no IPv6 loopback' }, async (t) => {
+  const { client, connection } = await acceptedPair(t, '::1');
+  t.same(connection.peer(), { address: '::1', family: 'IPv6', port: client.localPort });
+  const socket = connection.toSocket();
+  socket.end('bye\n');
+  t.equal(await readToEnd(client), 'bye\n');
+});
+
+t.test('taking over the accepts of a server that is not listening says which internal moved', async (t) => {
+  t.throws(() => takeAccepts(net.createServer(), () => {}, () => {}), { code: 'ERR_NODE_INTERNALS', message: /net\.Server\._handle\.onconnection/ });
 });
