@@ -39,19 +39,27 @@ export function serviceEnvironment(entry: ServiceEntry, parent: NodeJS.ProcessEn
   return env;
 }
 
-/** Who is connected, for a program given one connection (addresses are null for unix sockets). */
-export function connectionEnvironment(peer: Address | null, local: Address | null, transport: Transport): Environment {
-  if (transport === 'unix') return { PROTO: 'UNIX' };
+/**
+ * Who is connected, for a program given one connection, as NAME=value
+ * (addresses are null for unix sockets).
+ */
+export function connectionEnvironment(peer: Address | null, local: Address | null, transport: Transport): string[] {
+  if (transport === 'unix') return ['PROTO=UNIX'];
   // Empty when the client is already gone: the program will see that soon enough.
   const remoteIp = peer?.address ?? '';
   const remotePort = String(peer?.port);
-  return {
-    PROTO: 'TCP',
-    TCPREMOTEIP: remoteIp,
-    TCPREMOTEPORT: remotePort,
-    TCPLOCALIP: local?.address ?? '',
-    TCPLOCALPORT: String(local?.port),
-    REMOTE_ADDR: remoteIp,
-    REMOTE_PORT: remotePort,
-  };
+  return [
+    'PROTO=TCP',
+    `TCPREMOTEIP=${remoteIp}`,
+    `TCPREMOTEPORT=${remotePort}`,
+    `TCPLOCALIP=${local?.address ?? ''}`,
+    `TCPLOCALPORT=${local?.port}`,
+    `REMOTE_ADDR=${remoteIp}`,
+    `REMOTE_PORT=${remotePort}`,
+  ];
+}
+
+/** The names connectionEnvironment sets for `transport`: the connection's values win over a service's own. */
+export function connectionVariables(transport: Transport): string[] {
+  return connectionEnvironment(null, null, transport).map((pair) => pair.slice(0, pair.indexOf('=')));
 }

@@ -28,12 +28,11 @@
 // from the program; its fd number is in NOTIFY_FD.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { EventEmitter } from 'node:events';
 import type { Program, ServiceEntry } from '../config/entry.js';
 import type { Logger } from '../log.js';
 import { firstListenFd } from '../sockets/listen-fds.js';
-import { spawnDirect, type AcceptedConnection } from '../sockets/internals.js';
-import { connectionEnvironment, serviceEnvironment, type Environment } from './environment.js';
+import { spawnDirect, type AcceptedConnection, type DirectSpawn } from '../sockets/internals.js';
+import { connectionEnvironment, connectionVariables, serviceEnvironment, type Environment } from './environment.js';
 import { closeOutput, forEachLine, openOutput } from './output.js';
 
 type Exec = Program & { kind: 'exec' };
@@ -51,20 +50,26 @@ interface Launch {
 const execWithListenPid = 'LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@" </dev/null';
 
 /** A connection's process: what stopping and logging need of it (processes/stop.ts), as ChildProcess has it. */
-export class ConnectionProcess extends EventEmitter {
+export class ConnectionProcess {
   exitCode: number | null = null;
   signalCode: NodeJS.Signals | null = null;
+  #onExit: ((code: number | null, signal: NodeJS.Signals | null) => void)[] = [];
 
-  constructor(readonly pid: number) {
-    super();
+  constructor(readonly pid: number) {}
+
+  once(_event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void): void {
+    this.#onExit.push(listener);
   }
 
   exited(code: number | null, signal: NodeJS.Signals | null): void {
     this.exitCode = code;
     this.signalCode = signal;
-    this.emit('exit', code, signal);
+    for (const listener of this.#onExit.splice(0)) listener(code, signal);
   }
 }
+
+// Stands for the connection's fd in the stdio of #forConnections.
+const connectionSlot = -1;
 
 export class ProgramRecipe {
   readonly #entry: ServiceEntry;
@@ -76,6 +81,8 @@ export class ProgramRecipe {
   readonly #sharedOutputFd: number | null;
   /** How every process of the service is started, whichever way. */
   readonly #options: { readonly detached: true; readonly cwd?: string; readonly uid?: number; readonly gid?: number };
+  /** How every connection's process is started, worked out once: only the connection's fd and facts differ. */
+  #forConnections: DirectSpawn | undefined;
 
   /**
    * Throws a sentence when an output file cannot be opened. `sharedOutputFd`:
@@ -113,17 +120,13 @@ export class ProgramRecipe {
    * file, the process's stderr is /dev/null.
    */
   spawnForConnection(connection: AcceptedConnection): ConnectionProcess | { readonly errno: string } {
-    const env = connectionEnvironment(connection.peer(), connection.local(), this.#entry.transport);
-    const output = this.#sharedOutputFd ?? 'ignore';
-    const launch = this.#launch([connection.fd], ['connection'], env, false, output);
+    const template = (this.#forConnections ??= this.#launchForConnections());
     let running: ConnectionProcess | undefined;
     const started = spawnDirect(
       {
-        ...this.#options,
-        file: launch.file,
-        args: [launch.argv0, ...launch.args],
-        envPairs: Object.entries(launch.env).map(([name, value]) => `${name}=${value}`),
-        stdio: launch.stdio.map((fd) => (typeof fd === 'number' ? fd : null)),
+        ...template,
+        envPairs: template.envPairs.concat(connectionEnvironment(connection.peer(), connection.local(), this.#entry.transport)),
+        stdio: template.stdio.map((fd) => (fd === connectionSlot ? connection.fd : fd)),
       },
       (code, signal) => running?.exited(code, signal),
     );
@@ -144,6 +147,20 @@ export class ProgramRecipe {
   close(): void {
     closeOutput(this.#stdoutFd);
     closeOutput(this.#stderrFd);
+  }
+
+  #launchForConnections(): DirectSpawn {
+    const launch = this.#launch([connectionSlot], ['connection'], {}, false, this.#sharedOutputFd ?? 'ignore');
+    const overridden = new Set(connectionVariables(this.#entry.transport));
+    return {
+      ...this.#options,
+      file: launch.file,
+      args: [launch.argv0, ...launch.args],
+      envPairs: Object.entries(launch.env)
+        .filter(([name]) => !overridden.has(name))
+        .map(([name, value]) => `${name}=${value}`),
+      stdio: launch.stdio.map((fd) => (typeof fd === 'number' ? fd : null)),
+    };
   }
 
   #notifyIndex(socketCount: number): number {

@@ -36,7 +36,14 @@ export class Admission<T> {
   /** Takes the first queued client the limits let in now, counting it as active. */
   admit(): Waiting<T> | undefined {
     if (this.limits.maxConnections !== null && this.#active >= this.limits.maxConnections) return undefined;
-    const index = this.#queue.findIndex(({ source }) => this.#sourceHasRoom(source));
+    // Without a per-source limit the first in the queue goes, and nobody needs counting by source.
+    if (this.limits.maxPerSource === null) {
+      const admitted = this.#queue.shift();
+      if (admitted) this.#active++;
+      return admitted;
+    }
+    const max = this.limits.maxPerSource;
+    const index = this.#queue.findIndex(({ source }) => (this.#perSource.get(source) ?? 0) < max);
     if (index === -1) return undefined;
     const [admitted] = this.#queue.splice(index, 1);
     this.#active++;
@@ -47,6 +54,7 @@ export class Admission<T> {
   /** A client admitted earlier is done. */
   release(source: string): void {
     this.#active--;
+    if (this.limits.maxPerSource === null) return;
     const count = (this.#perSource.get(source) ?? 1) - 1;
     if (count === 0) this.#perSource.delete(source);
     else this.#perSource.set(source, count);
@@ -57,9 +65,5 @@ export class Admission<T> {
     const clients = this.#queue.map(({ client }) => client);
     this.#queue = [];
     return clients;
-  }
-
-  #sourceHasRoom(source: string): boolean {
-    return this.limits.maxPerSource === null || (this.#perSource.get(source) ?? 0) < this.limits.maxPerSource;
   }
 }

@@ -24,7 +24,7 @@ t.test('10 MB of random bytes through /bin/cat come back identical, after a half
 t.test('the program gets a clean environment with the connection described in it', async (t) => {
   const wakeport = await startWakeport(
     t,
-    ['127.0.0.1:0 stream tcp nowait - /usr/bin/env env', '    label = env', '    env = GREETING=hello'].join('\n'),
+    ['127.0.0.1:0 stream tcp nowait - /usr/bin/env env', '    label = env', '    env = GREETING=hello', '    env = REMOTE_ADDR=spoofed'].join('\n'),
     { env: { ...process.env, WAKEPORT_TEST_SECRET: 'must-not-leak' } },
   );
   const port = wakeport.port('env');
@@ -43,6 +43,7 @@ t.test('the program gets a clean environment with the connection described in it
     PATH: /\//,
     HOME: /\//,
   });
+  t.notMatch(output, 'spoofed', "the connection's facts win over the service's env, and appear once");
   t.equal(env.WAKEPORT_TEST_SECRET, undefined, "wakeport's own environment does not leak");
   t.equal(env.NODE_CHANNEL_FD, undefined);
 });
