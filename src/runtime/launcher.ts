@@ -21,6 +21,7 @@ import type { Logger } from '../log.js';
 import { runtimeEnvironment } from '../processes/environment.js';
 import { adoptListenFds, type AdoptedSocket } from '../sockets/adopt.js';
 import { bindSocket, checkUnixPath, type BoundSocket } from '../sockets/bind.js';
+import { checkNowaitInternals } from '../sockets/internals.js';
 import { firstListenFd, takeListenFds } from '../sockets/listen-fds.js';
 import { exitCodes } from './exit-codes.js';
 import type { Hello, SocketAssignment } from './hello.js';
@@ -42,6 +43,8 @@ export async function run(options: RunOptions, log: Logger): Promise<number> {
     log.error(subject, `fatal: ${options.file} has errors and --strict is set; not starting`);
     return exitCodes.usage;
   }
+
+  if (table.entries.some(({ mode, program }) => mode === 'nowait' && program.kind === 'exec')) await checkNowaitInternals();
 
   const { adopted, unmatched } = adoptListenFds(table.entries, takeListenFds());
   for (const sentence of unmatched) log.warn(subject, sentence);

@@ -122,6 +122,26 @@ export function takeAccepts(server: net.Server, onConnection: (connection: Accep
   };
 }
 
+/**
+ * Checks, before any client comes, that this Node still has what nowait
+ * hosts use: the accept hook (on a server listening on an abstract unix
+ * socket, which leaves no file and takes no port) and the process binding.
+ * Throws ERR_NODE_INTERNALS; otherwise a host would fail on every client.
+ */
+export async function checkNowaitInternals(): Promise<void> {
+  const server = net.createServer();
+  const listening = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(`\0wakeport-check-${process.pid}`, () => resolve(true));
+  });
+  try {
+    if (listening) takeAccepts(server, () => {}, () => {});
+    else processBinding();
+  } finally {
+    if (listening) server.close();
+  }
+}
+
 // ---- starting a process without child_process ----
 
 interface ProcessHandle {

@@ -7,7 +7,7 @@ import net from 'node:net';
 import t, { type Test } from 'tap';
 import { hasIpv6, readToEnd } from '../helpers/net.js';
 import { inspectFds } from '../../src/sockets/inspect.js';
-import { fdOfDgram, fdOfServer, spawnDirect, takeAccepts, type AcceptedConnection } from '../../src/sockets/internals.js';
+import { checkNowaitInternals, fdOfDgram, fdOfServer, spawnDirect, takeAccepts, type AcceptedConnection } from '../../src/sockets/internals.js';
 
 const isSocketFd = (fd: number) => /^socket:\[\d+\]$/.test(readlinkSync(`/proc/self/fd/${fd}`));
 
@@ -111,4 +111,14 @@ t.test('an IPv6 connection, and one made a net.Socket again to answer it', { ski
 
 t.test('taking over the accepts of a server that is not listening says which internal moved', async (t) => {
   t.throws(() => takeAccepts(net.createServer(), () => {}, () => {}), { code: 'ERR_NODE_INTERNALS', message: /net\.Server\._handle\.onconnection/ });
+});
+
+t.test('the start-up check of what nowait hosts use passes on this Node, without a deprecation warning', async (t) => {
+  const warnings: Error[] = [];
+  const onWarning = (warning: Error) => warnings.push(warning);
+  process.on('warning', onWarning);
+  await checkNowaitInternals();
+  await new Promise((resolve) => setImmediate(resolve));
+  process.off('warning', onWarning);
+  t.same(warnings, [], 'process.binding is not one of the bindings Node warns about by default');
 });
