@@ -22,6 +22,16 @@ export function closeOutput(fd: number | null): void {
   if (fd !== null) closeSync(fd);
 }
 
+/**
+ * Throws the sentence openOutput would, for a service whose processes are
+ * started elsewhere (nowait hosts): the supervisor checks before it starts
+ * them, so one service's missing folder does not fail every host.
+ */
+export function checkOutputs(outputs: { readonly stdout: OutputTarget; readonly stderr: OutputTarget }): void {
+  closeOutput(openOutput(outputs.stdout, 'stdout'));
+  closeOutput(openOutput(outputs.stderr, 'stderr'));
+}
+
 // A longer line is passed on in pieces, so a program that never writes a
 // newline cannot make wakeport buffer without bound.
 const maxLine = 8192;

@@ -12,7 +12,7 @@ const idleCheckMs = 1000;
 
 export async function host(): Promise<void> {
   const { hello, log } = await takeOver('a nowait host must be started by the supervisor');
-  const services = await Promise.all(
+  const starts = await Promise.allSettled(
     hello.entries.map((entry) =>
       NowaitService.start(
         entry,
@@ -25,6 +25,12 @@ export async function host(): Promise<void> {
       ),
     ),
   );
+  // One service that cannot start here (the supervisor checked what it could) leaves the others served.
+  const services = starts.flatMap((start, index) => {
+    if (start.status === 'fulfilled') return [start.value];
+    log.error(hello.entries[index]!.label, `cannot start in nowait host pid ${process.pid}: ${(start.reason as Error).message}`);
+    return [];
+  });
   log.debug('wakeport', `nowait host pid ${process.pid} serving ${services.length} services`);
   handleStopRequests(services, log, 'the supervisor is gone', 'debug');
   const idleExitMs = hello.idleExitMs;

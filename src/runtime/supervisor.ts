@@ -10,6 +10,7 @@ import type { Logger } from '../log.js';
 import { InternalDgramService } from '../services/internal/dgram.js';
 import { wellKnownPorts } from '../services/internal/index.js';
 import { InternalStreamService } from '../services/internal/stream.js';
+import { checkOutputs } from '../processes/output.js';
 import { NowaitPool } from '../services/nowait-pool.js';
 import { WaitService } from '../services/wait.js';
 import type { Hello, SocketAssignment } from './hello.js';
@@ -29,11 +30,13 @@ async function startServices(hello: Hello, log: Logger): Promise<RunningService[
   const socketsOf = (entry: ServiceEntry) =>
     hello.sockets.filter(({ label }) => label === entry.label).sort((a, b) => a.index - b.index);
   // nowait programs are served by a pool of small processes (see nowait-pool.ts).
-  const nowait = hello.entries.filter((entry) => entry.program.kind === 'exec' && entry.mode === 'nowait' && socketsOf(entry).length > 0);
+  const nowait = hello.entries.filter(
+    (entry) => entry.program.kind === 'exec' && entry.mode === 'nowait' && socketsOf(entry).length > 0 && canStartNowait(entry, log),
+  );
   const pool = nowait.length > 0 ? [NowaitPool.start(nowait.map((entry) => ({ entry, sockets: socketsOf(entry) })), { log: hello.log, idleExitMs: hello.idleExitMs ?? 0 }, log)] : [];
   for (const entry of nowait) logListening(entry, socketsOf(entry), log);
   const started = await Promise.all(
-    hello.entries.filter((entry) => !nowait.includes(entry)).map(async (entry) => {
+    hello.entries.filter((entry) => !(entry.program.kind === 'exec' && entry.mode === 'nowait')).map(async (entry) => {
       const sockets = socketsOf(entry);
       if (sockets.length === 0) return null;
       try {
@@ -41,12 +44,26 @@ async function startServices(hello: Hello, log: Logger): Promise<RunningService[
         logListening(entry, sockets, log);
         return service;
       } catch (error) {
-        log.error(entry.label, `cannot start: ${(error as Error).message}; the other services go on`);
+        reportCannotStart(entry, error, log);
         return null;
       }
     }),
   );
   return [...pool, ...started.filter((service) => service !== null)];
+}
+
+function canStartNowait(entry: ServiceEntry, log: Logger): boolean {
+  try {
+    checkOutputs(entry);
+    return true;
+  } catch (error) {
+    reportCannotStart(entry, error, log);
+    return false;
+  }
+}
+
+function reportCannotStart(entry: ServiceEntry, error: unknown, log: Logger): void {
+  log.error(entry.label, `cannot start: ${(error as Error).message}; the other services go on`);
 }
 
 function logListening(entry: ServiceEntry, sockets: readonly SocketAssignment[], log: Logger): void {

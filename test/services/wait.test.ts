@@ -111,7 +111,8 @@ t.test('ready = notify: the worker counts as up only after READY=1; start-timeou
     '    handoff = listen-fds',
     '    ready = notify',
     '    start-timeout = 300ms',
-    '    exit-timeout = 200ms',
+    // Room for a slow, loaded machine: SIGTERM, not this timeout's SIGKILL, is what must stop it.
+    '    exit-timeout = 3s',
     '    restart-delay = 5s',
   ].join('\n');
   const wakeport = await startWakeport(t, table);
