@@ -5,6 +5,7 @@
 // way (NODE-FACTS 6–7). Internal services run here; wait services' workers
 // and the nowait pool's hosts are its children.
 
+import { closeSync } from 'node:fs';
 import { formatSocket, type ServiceEntry } from '../config/entry.js';
 import type { Logger } from '../log.js';
 import { InternalDgramService } from '../services/internal/dgram.js';
@@ -31,7 +32,7 @@ async function startServices(hello: Hello, log: Logger): Promise<RunningService[
     hello.sockets.filter(({ label }) => label === entry.label).sort((a, b) => a.index - b.index);
   // nowait programs are served by a pool of small processes (see nowait-pool.ts).
   const nowait = hello.entries.filter(
-    (entry) => entry.program.kind === 'exec' && entry.mode === 'nowait' && socketsOf(entry).length > 0 && canStartNowait(entry, log),
+    (entry) => entry.program.kind === 'exec' && entry.mode === 'nowait' && socketsOf(entry).length > 0 && canStartNowait(entry, socketsOf(entry), log),
   );
   const pool = nowait.length > 0 ? [NowaitPool.start(nowait.map((entry) => ({ entry, sockets: socketsOf(entry) })), { log: hello.log, idleExitMs: hello.idleExitMs ?? 0 }, log)] : [];
   for (const entry of nowait) logListening(entry, socketsOf(entry), log);
@@ -52,18 +53,25 @@ async function startServices(hello: Hello, log: Logger): Promise<RunningService[
   return [...pool, ...started.filter((service) => service !== null)];
 }
 
-function canStartNowait(entry: ServiceEntry, log: Logger): boolean {
+/**
+ * Whether a nowait service's hosts will be able to start it. If not, its
+ * sockets (untouched so far) are closed, so that its clients are refused
+ * rather than left waiting for a service that never comes.
+ */
+function canStartNowait(entry: ServiceEntry, sockets: readonly SocketAssignment[], log: Logger): boolean {
   try {
     checkOutputs(entry);
     return true;
   } catch (error) {
-    reportCannotStart(entry, error, log);
+    for (const { fd } of sockets) closeSync(fd);
+    const closed = sockets.map(({ socket }) => formatSocket(socket)).join(', ');
+    reportCannotStart(entry, error, log, `closed ${closed}, so its clients are refused`);
     return false;
   }
 }
 
-function reportCannotStart(entry: ServiceEntry, error: unknown, log: Logger): void {
-  log.error(entry.label, `cannot start: ${(error as Error).message}; the other services go on`);
+function reportCannotStart(entry: ServiceEntry, error: unknown, log: Logger, what = 'its sockets stay open, unserved'): void {
+  log.error(entry.label, `cannot start: ${(error as Error).message}; ${what}; the other services go on`);
 }
 
 function logListening(entry: ServiceEntry, sockets: readonly SocketAssignment[], log: Logger): void {

@@ -135,7 +135,10 @@ t.test('a stderr file that cannot be opened: that service is not started, logged
   for (let i = 0; i < 3; i++) t.equal(String(await exchange(wakeport.port('fine'))), 'fine\n');
   const errors = wakeport.logs.filter((r) => r.severity === 'error');
   t.equal(errors.length, 1, 'one error in all');
-  t.match(errors[0], { subject: 'broken', message: /^cannot start: cannot open stderr file .*no\/such\/folder\/err\.log: ENOENT; the other services go on$/ });
+  const refused = /^cannot start: cannot open stderr file .*no\/such\/folder\/err\.log: ENOENT; closed 127\.0\.0\.1:(\d+), so its clients are refused; the other services go on$/;
+  t.match(errors[0], { subject: 'broken', message: refused });
+  const port = Number(refused.exec(errors[0]!.message)![1]);
+  await t.rejects(exchange(port), { code: 'ECONNREFUSED' }, 'a client of the broken service is refused, not left waiting');
 });
 
 t.test('a program that cannot be started: client closed, logged once, other services unaffected', async (t) => {
