@@ -87,7 +87,8 @@ export class ProgramRecipe {
   /**
    * Throws a sentence when an output file cannot be opened. `sharedOutputFd`:
    * a pipe whose reader logs the service's lines, given to every connection's
-   * process as its stderr, in place of a pipe of its own (the caller owns it).
+   * process as its stderr (and stdout, with listen-fds), in place of a pipe
+   * of its own (the caller owns it).
    */
   constructor(entry: ServiceEntry, program: Exec, log: Logger, sharedOutputFd: number | null = null) {
     this.#entry = entry;
