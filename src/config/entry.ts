@@ -114,5 +114,10 @@ export function formatSocket(socket: SocketSpec): string {
   return socket.family === 6 ? `[${socket.host}]:${socket.port}` : `${socket.host}:${socket.port}`;
 }
 
+/** A nowait service that runs a program (not an internal one): what nowait hosts serve. */
+export function isNowaitProgram(entry: ServiceEntry): boolean {
+  return entry.mode === 'nowait' && entry.program.kind === 'exec';
+}
+
 /** The max-connections of a nowait program service that does not set it. */
 export const defaultProgramConnections = 64;

@@ -14,7 +14,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, unlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { ServiceEntry } from '../config/entry.js';
+import { isNowaitProgram, type ServiceEntry } from '../config/entry.js';
 import { loadTable, type Table } from '../config/table.js';
 import type { WakeportError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -44,7 +44,7 @@ export async function run(options: RunOptions, log: Logger): Promise<number> {
     return exitCodes.usage;
   }
 
-  if (table.entries.some(({ mode, program }) => mode === 'nowait' && program.kind === 'exec')) await checkNowaitInternals();
+  if (table.entries.some(isNowaitProgram)) await checkNowaitInternals();
 
   const { adopted, unmatched } = adoptListenFds(table.entries, takeListenFds());
   for (const sentence of unmatched) log.warn(subject, sentence);

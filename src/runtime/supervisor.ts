@@ -6,7 +6,7 @@
 // and the nowait pool's hosts are its children.
 
 import { closeSync } from 'node:fs';
-import { formatSocket, type ServiceEntry } from '../config/entry.js';
+import { formatSocket, isNowaitProgram, type ServiceEntry } from '../config/entry.js';
 import type { Logger } from '../log.js';
 import { InternalDgramService } from '../services/internal/dgram.js';
 import { wellKnownPorts } from '../services/internal/index.js';
@@ -31,13 +31,14 @@ async function startServices(hello: Hello, log: Logger): Promise<RunningService[
   const socketsOf = (entry: ServiceEntry) =>
     hello.sockets.filter(({ label }) => label === entry.label).sort((a, b) => a.index - b.index);
   // nowait programs are served by a pool of small processes (see nowait-pool.ts).
-  const nowait = hello.entries.filter(
-    (entry) => entry.program.kind === 'exec' && entry.mode === 'nowait' && socketsOf(entry).length > 0 && canStartNowait(entry, socketsOf(entry), log),
-  );
+  const nowait = hello.entries.filter((entry) => {
+    const sockets = socketsOf(entry);
+    return isNowaitProgram(entry) && sockets.length > 0 && canStartNowait(entry, sockets, log);
+  });
   const pool = nowait.length > 0 ? [NowaitPool.start(nowait.map((entry) => ({ entry, sockets: socketsOf(entry) })), { log: hello.log, idleExitMs: hello.idleExitMs ?? 0 }, log)] : [];
   for (const entry of nowait) logListening(entry, socketsOf(entry), log);
   const started = await Promise.all(
-    hello.entries.filter((entry) => !(entry.program.kind === 'exec' && entry.mode === 'nowait')).map(async (entry) => {
+    hello.entries.filter((entry) => !isNowaitProgram(entry)).map(async (entry) => {
       const sockets = socketsOf(entry);
       if (sockets.length === 0) return null;
       try {
