@@ -12,6 +12,7 @@
 
 import type dgram from 'node:dgram';
 import net from 'node:net';
+import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { WakeportError } from '../errors.js';
 
@@ -70,6 +71,8 @@ function serverHandle(server: net.Server): ServerHandle | null | undefined {
 /** A connection as libuv accepted it: an fd and its addresses, with no stream around it. */
 export class AcceptedConnection {
   readonly #handle: StreamHandle;
+  // Read once: both the admission (per-source limits, logs) and the program's environment need it.
+  #peer: Address | null | undefined;
 
   constructor(handle: StreamHandle) {
     this.#handle = handle;
@@ -79,9 +82,10 @@ export class AcceptedConnection {
     return this.#handle.fd;
   }
 
-  /** The client's address; null for a unix socket, or once the client is gone. */
+  /** The client's address; null for a unix socket, or when the client was gone by the first call. */
   peer(): Address | null {
-    return this.#address('getpeername');
+    if (this.#peer === undefined) this.#peer = this.#address('getpeername');
+    return this.#peer;
   }
 
   /** The address the client connected to; null for a unix socket. */
@@ -117,7 +121,7 @@ export function takeAccepts(server: net.Server, onConnection: (connection: Accep
   if (typeof handle?.onconnection !== 'function') throw moved('net.Server._handle.onconnection');
   processBinding();
   handle.onconnection = (status, client) => {
-    if (status < 0 || !client) onError(getSystemErrorName(status < 0 ? status : -22));
+    if (status < 0 || !client) onError(errorCode(status));
     else onConnection(new AcceptedConnection(client));
   };
 }
@@ -201,5 +205,10 @@ export function spawnDirect(
   });
   if (status === 0 && handle.pid !== undefined) return { pid: handle.pid };
   handle.close();
-  return { errno: getSystemErrorName(status < 0 ? status : -22) };
+  return { errno: errorCode(status) };
+}
+
+/** ENOENT, EMFILE, … for libuv's negative status; EINVAL for a failure without one. */
+function errorCode(status: number): string {
+  return getSystemErrorName(status < 0 ? status : -constants.errno.EINVAL);
 }
