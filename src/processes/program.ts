@@ -49,6 +49,14 @@ interface Launch {
 
 const execWithListenPid = 'LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@" </dev/null';
 
+/**
+ * Whether a connection's processes write anything into the log: stderr by
+ * default, and stdout with listen-fds. Such a service needs a shared pipe.
+ */
+export function needsLogPipe(entry: ServiceEntry): boolean {
+  return entry.stderr.kind === 'default' || (entry.handoff === 'listen-fds' && entry.stdout.kind === 'default');
+}
+
 /** A connection's process: what stopping and logging need of it (processes/stop.ts), as ChildProcess has it. */
 export class ConnectionProcess {
   exitCode: number | null = null;

@@ -34,6 +34,7 @@ import { watchForClients, type ClientWatch } from '../sockets/helper.js';
 import { firstListenFd } from '../sockets/listen-fds.js';
 import { runtimeEnvironment } from '../processes/environment.js';
 import { forEachLine } from '../processes/output.js';
+import { needsLogPipe } from '../processes/program.js';
 import { signalGroup } from '../processes/stop.js';
 import { isSpawnFailure, SpawnFailureLog } from './spawn-failures.js';
 import { StopWaiters } from './stop-waiters.js';
@@ -163,8 +164,8 @@ export class NowaitPool {
   #startHost(entries: readonly ServiceEntry[]): void {
     const labels = new Set(entries.map(({ label }) => label));
     const given = this.#services.filter(({ entry }) => labels.has(entry.label)).flatMap(({ sockets }) => sockets);
-    // Services whose programs' stderr goes to the log share one pipe per host.
-    const logged = entries.filter(({ stderr }) => stderr.kind === 'default').map(({ label }) => label);
+    // Services whose programs write into the log share one pipe per host.
+    const logged = entries.filter(needsLogPipe).map(({ label }) => label);
     const host = spawn(process.execPath, [...process.execArgv, ...hostFlags, hostMain], {
       stdio: ['ignore', 'inherit', 'inherit', ...given.map(({ fd }) => fd), ...logged.map(() => 'pipe' as const), 'ipc'],
       // Its own process group: stopping the pool reaches the programs only through the host.

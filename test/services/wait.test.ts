@@ -89,10 +89,21 @@ t.test('listen-pid = no: the worker gets its sockets without LISTEN_PID, started
 t.test('nowait with handoff = listen-fds: the connection is fd 3, named "connection"', async (t) => {
   const wakeport = await startWakeport(t, `127.0.0.1:0 stream tcp nowait - ${fixtures}/env-to-fd3.sh\n    label = fd3\n    handoff = listen-fds\n`);
   t.equal(String(await exchange(wakeport.port('fd3'))), 'fds=1 names=connection pid=ok remote=127.0.0.1\n');
+  t.equal(await fd3Stdout(wakeport), 'stdout of pid ok', "its stdout goes to the log, through the service's shared pipe");
+});
+
+t.test('nowait with handoff = listen-fds and a stderr file: stdout still goes to the log', async (t) => {
+  const wakeport = await startWakeport(t, `127.0.0.1:0 stream tcp nowait - ${fixtures}/env-to-fd3.sh\n    label = fd3\n    handoff = listen-fds\n    stderr = err.log\n`);
+  await exchange(wakeport.port('fd3'));
+  t.equal(await fd3Stdout(wakeport), 'stdout of pid ok');
+});
+
+/** The stdout line env-to-fd3.sh wrote, as logged, with its pid checked against the "end pid" line. */
+async function fd3Stdout(wakeport: Wakeport): Promise<string> {
   const end = await wakeport.waitForLog((r) => r.subject === 'fd3' && r.message.startsWith('end pid'));
   const stdout = await wakeport.waitForLog((r) => r.subject === 'fd3' && r.severity === 'output');
-  t.equal(stdout.message, `stdout of pid ${end.pid}`, "its stdout goes to the log, through the service's shared pipe");
-});
+  return stdout.message.replace(`pid ${end.pid}`, 'pid ok');
+}
 
 t.test('handoff = stdio: a TCP wait worker gets the listening socket as fd 0', { skip: python.error ? 'python3 is not installed' : false }, async (t) => {
   const program = `${fixtures}/stdio-listener.py`;
