@@ -60,7 +60,8 @@ const hostCount = Math.max(1, Math.min(os.availableParallelism(), 4));
 // young generation keeps its heap small; without the optimizing compiler and
 // with garbage collection on the main thread, V8's helper threads stay
 // asleep and their malloc arenas unwritten. Measured against the default
-// flags, three interleaved rounds at 8 connections: host RSS (anonymous)
+// flags (when hosts still used child_process), three interleaved rounds at
+// 8 connections: host RSS (anonymous)
 // 21–23 MB instead of 26–37 MB, 0.72–0.76 ms of host CPU per connection
 // instead of 0.80–0.91, 3.8–5.2% more connections a second.
 const hostFlags = ['--max-semi-space-size=1', '--no-opt', '--single-threaded-gc'];
