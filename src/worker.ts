@@ -17,10 +17,10 @@
 // next client.
 
 import dgram from 'node:dgram';
-import { writeSync } from 'node:fs';
+import { fstatSync, writeSync } from 'node:fs';
 import type http from 'node:http';
 import net from 'node:net';
-import { inspectFds } from './sockets/inspect.js';
+import { udpFamilies } from './sockets/inspect.js';
 import { takeListenFds } from './sockets/listen-fds.js';
 
 export interface ListenFdsOptions<S extends net.Server> {
@@ -37,18 +37,19 @@ export type Inherited<S extends net.Server> = S | dgram.Socket;
 /** The inherited sockets, served and bound, keyed by name (several may share one). */
 export function listenFds<S extends net.Server = net.Server>(options: ListenFdsOptions<S> = {}): Record<string, Inherited<S>[]> {
   const given = takeListenFds();
-  const kinds = inspectFds(given.map(({ fd }) => fd));
+  const udp = udpFamilies(given.map(({ fd }) => fd));
   const byName: Record<string, Inherited<S>[]> = {};
   const servers: S[] = [];
   for (const { fd, name } of given) {
-    const kind = kinds.get(fd);
-    if (!kind) throw new Error(`wakeport/worker: fd ${fd} is not a socket this helper can serve`);
+    const family = udp.get(fd);
     let handle: Inherited<S>;
-    if (kind.socket.transport === 'udp') {
-      const socket = dgram.createSocket(kind.socket.family === 6 ? 'udp6' : 'udp4');
+    if (family !== undefined) {
+      const socket = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
       socket.bind({ fd });
       handle = socket;
     } else {
+      // Any other socket is served as a stream: listen() takes a listening TCP or unix socket as it is.
+      if (!fstatSync(fd).isSocket()) throw new Error(`wakeport/worker: fd ${fd} is not a socket`);
       const server = options.createServer ? options.createServer() : (net.createServer() as S);
       server.listen({ fd });
       servers.push(server);

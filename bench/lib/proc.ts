@@ -17,7 +17,7 @@ export interface Started {
 // machine's has NODE_EXTRA_CA_CERTS, for one, which costs every Node process
 // tens of milliseconds at start-up (wakeport's workers get a clean
 // environment anyway, so it would count against the worker alone).
-const cleanEnv: NodeJS.ProcessEnv = Object.fromEntries(
+export const cleanEnv: NodeJS.ProcessEnv = Object.fromEntries(
   ['PATH', 'HOME', 'LANG', 'TZ'].flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name]]])),
 );
 

@@ -5,7 +5,8 @@
 // Reference: the worker's own start-up.
 
 import http from 'node:http';
-import { freePort, start, type Started } from '../lib/proc.js';
+import type { Readable } from 'node:stream';
+import { cleanEnv, freePort, start, type Started } from '../lib/proc.js';
 import type { BenchOptions, Scenario, ScenarioReport } from '../lib/scenario.js';
 import { formatSpread, spread, table } from '../lib/stats.js';
 import { httpServer, startWakeport, type RunningWakeport } from '../lib/wakeport.js';
@@ -26,27 +27,41 @@ function firstByteMs(port: number): Promise<number | null> {
 /**
  * The worker binding its own port: from the moment it is running (spawn
  * returns once the child has exec'd, so the bench process's own, larger
- * fork is not counted against the worker) to its first answer, asking every
- * `pollMs` until it answers (asking more often takes CPU from the starting
- * worker on a small machine).
+ * fork is not counted against the worker) to its first answer. The request
+ * goes out when the worker says READY=1 on NOTIFY_FD, as it does once its
+ * port listens: polling instead would add up to a polling interval to the
+ * worker's time, and asking often takes CPU from the starting worker.
  */
 async function ownStartup(): Promise<number> {
   const port = await freePort();
-  const server: Started = start(process.execPath, [httpServer, '--port', String(port)]);
+  const server: Started = start(process.execPath, [httpServer, '--port', String(port)], {
+    stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+    env: { ...cleanEnv, NOTIFY_FD: '3' },
+  });
   const began = performance.now();
   try {
-    for (;;) {
-      const answered = await firstByteMs(port);
-      if (answered !== null) return performance.now() - began;
-      await new Promise((resolve) => setTimeout(resolve, pollMs));
-    }
+    await untilReady(server);
+    const answered = await firstByteMs(port);
+    if (answered === null) throw new Error(`the worker alone said READY=1 but did not answer: ${server.stderr}`);
+    return performance.now() - began;
   } finally {
     await server.stop();
   }
 }
 
+function untilReady(server: Started): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let said = '';
+    const notifications = server.child.stdio[3] as Readable;
+    notifications.on('data', (chunk: Buffer) => {
+      said += chunk.toString();
+      if (said.split('\n').includes('READY=1')) resolve();
+    });
+    server.child.once('exit', () => reject(new Error(`the worker alone exited before READY=1: ${server.stderr}`)));
+  });
+}
+
 const workerIdle = '200ms';
-const pollMs = 5;
 
 /** A wakeport whose dev server exits soon after each use, so each trial is cold. */
 class ColdService {
@@ -127,7 +142,7 @@ export const coldStart: Scenario = {
       data.push({ side: side.name, coldMs: times, overheadMs: overhead, failed });
     });
     const lost = burst.reduce((sum, b) => sum + 500 - b.served, 0);
-    notes.push(`(goal: overhead ≤ 10 ms; the worker alone is polled every ${pollMs} ms)`);
+    notes.push('(goal: overhead ≤ 10 ms; the worker alone is asked once it says READY=1)');
     notes.push(`500 clients at once on a cold service: ${burst.map((b) => `${b.served}/500 served in ${b.ms.toFixed(0)} ms`).join(', ')}; lost: ${lost}`);
     return {
       title: `3. cold start (${options.rounds} rounds × ${trials} trials, medians (min–max))`,

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import t from 'tap';
 import { get } from '../helpers/http.js';
-import { exchange, hasIpv6 } from '../helpers/net.js';
+import { datagram, exchange, hasIpv6 } from '../helpers/net.js';
 import { childrenOf, commandOf } from '../helpers/proc.js';
 import { root, startWakeport, type Wakeport } from '../helpers/wakeport.js';
 
@@ -76,6 +76,15 @@ async function listenPidReport(wakeport: Wakeport): Promise<{ pid: unknown; said
   const told = await wakeport.waitForLog((r) => r.severity === 'output' && r.message.startsWith('helper-worker: LISTEN_PID'));
   return { pid, said: told.message };
 }
+
+t.test('the wakeport/worker helper binds each handed-over UDP socket to a dgram.Socket of its family', async (t) => {
+  const table = [`127.0.0.1:0 dgram udp wait - ${fixtures}/udp-worker.mjs udp-worker`, '    label = udp', '    handoff = listen-fds'];
+  if (hasIpv6()) table.push('    listen = [::1]:0');
+  const wakeport = await startWakeport(t, table.join('\n'));
+  const ports = wakeport.logs.filter((r) => r.subject === 'udp' && r.message.startsWith('listening on')).map((r) => r.port as number);
+  t.equal(String(await datagram(ports[0]!, 'four', 5000)), 'udp4 got four');
+  if (hasIpv6()) t.equal(String(await datagram(ports[1]!, 'six', 5000, '::1')), 'udp6 got six');
+});
 
 t.test('listen-pid = no: the worker gets its sockets without LISTEN_PID, started directly', async (t) => {
   const table = [`127.0.0.1:0 stream tcp wait - ${fixtures}/helper-worker.mjs helper-worker`, '    label = direct', '    handoff = listen-fds', '    listen-pid = no'].join('\n');
