@@ -33,14 +33,14 @@ async function startServices(hello: Hello, log: Logger): Promise<RunningService[
   // nowait programs are served by a pool of small processes (see nowait-pool.ts).
   const nowait = hello.entries.filter((entry) => {
     const sockets = socketsOf(entry);
-    return isNowaitProgram(entry) && sockets.length > 0 && canStartNowait(entry, sockets, log);
+    return isNowaitProgram(entry) && sockets.length > 0 && canStartProgram(entry, sockets, log);
   });
   const pool = nowait.length > 0 ? [NowaitPool.start(nowait.map((entry) => ({ entry, sockets: socketsOf(entry) })), { log: hello.log, idleExitMs: hello.idleExitMs ?? 0 }, log)] : [];
   for (const entry of nowait) logListening(entry, socketsOf(entry), log);
   const started = await Promise.all(
     hello.entries.filter((entry) => !isNowaitProgram(entry)).map(async (entry) => {
       const sockets = socketsOf(entry);
-      if (sockets.length === 0) return null;
+      if (sockets.length === 0 || !canStartProgram(entry, sockets, log)) return null;
       try {
         const service = await startService(entry, sockets, log, protectedPorts);
         logListening(entry, sockets, log);
@@ -55,11 +55,13 @@ async function startServices(hello: Hello, log: Logger): Promise<RunningService[
 }
 
 /**
- * Whether a nowait service's hosts will be able to start it. If not, its
- * sockets (untouched so far) are closed, so that its clients are refused
- * rather than left waiting for a service that never comes.
+ * Whether a program service (wait, or nowait in the hosts) will be able to
+ * start its programs: true for an internal service. If not, its sockets
+ * (untouched so far) are closed, so that its clients are refused rather
+ * than left waiting for a service that never comes.
  */
-function canStartNowait(entry: ServiceEntry, sockets: readonly SocketAssignment[], log: Logger): boolean {
+function canStartProgram(entry: ServiceEntry, sockets: readonly SocketAssignment[], log: Logger): boolean {
+  if (entry.program.kind !== 'exec') return true;
   try {
     checkOutputs(entry);
     return true;

@@ -121,24 +121,28 @@ t.test('nowait.max: past the spawn limit the service pauses, then resumes by its
   await wakeport.waitForLog((r) => r.message === 'spawn rate back under the limit: serving again');
 });
 
-t.test('a stderr file that cannot be opened: that service is not started, logged once, and the other nowait services are served', async (t) => {
-  const wakeport = await startWakeport(
-    t,
-    [
-      '127.0.0.1:0 stream tcp nowait - /bin/echo echo broken',
-      '    label = broken',
-      '    stderr = no/such/folder/err.log',
-      '127.0.0.1:0 stream tcp nowait - /bin/echo echo fine',
-      '    label = fine',
-    ].join('\n'),
-  );
-  for (let i = 0; i < 3; i++) t.equal(String(await exchange(wakeport.port('fine'))), 'fine\n');
-  const errors = wakeport.logs.filter((r) => r.severity === 'error');
-  t.equal(errors.length, 1, 'one error in all');
-  const refused = /^cannot start: cannot open stderr file .*no\/such\/folder\/err\.log: ENOENT; closed 127\.0\.0\.1:(\d+), so its clients are refused; the other services go on$/;
-  t.match(errors[0], { subject: 'broken', message: refused });
-  const port = Number(refused.exec(errors[0]!.message)![1]);
-  await t.rejects(exchange(port), { code: 'ECONNREFUSED' }, 'a client of the broken service is refused, not left waiting');
+t.test('a stderr file that cannot be opened: that service is not started, logged once, its clients refused, the other services served', async (t) => {
+  for (const mode of ['nowait', 'wait']) {
+    t.test(`${mode} service`, async (t) => {
+      const wakeport = await startWakeport(
+        t,
+        [
+          `127.0.0.1:0 stream tcp ${mode} - /bin/echo echo broken`,
+          '    label = broken',
+          '    stderr = no/such/folder/err.log',
+          '127.0.0.1:0 stream tcp nowait - /bin/echo echo fine',
+          '    label = fine',
+        ].join('\n'),
+      );
+      for (let i = 0; i < 3; i++) t.equal(String(await exchange(wakeport.port('fine'))), 'fine\n');
+      const errors = wakeport.logs.filter((r) => r.severity === 'error');
+      t.equal(errors.length, 1, 'one error in all');
+      const refused = /^cannot start: cannot open stderr file .*no\/such\/folder\/err\.log: ENOENT; closed 127\.0\.0\.1:(\d+), so its clients are refused; the other services go on$/;
+      t.match(errors[0], { subject: 'broken', message: refused });
+      const port = Number(refused.exec(errors[0]!.message)![1]);
+      await t.rejects(exchange(port), { code: 'ECONNREFUSED' }, 'a client of the broken service is refused, not left waiting');
+    });
+  }
 });
 
 t.test('a program that cannot be started: client closed, logged once, other services unaffected', async (t) => {
