@@ -21,6 +21,12 @@
 // would let one queue while another has room). A service with none of them
 // is served by every host, its default max-connections divided among them.
 //
+// Hosts that all end (not by --host-idle) within restartGapMs of starting,
+// or cannot be started at all (the node binary gone, no fds or processes
+// left), are started again at the next client after a pause that doubles each
+// time, up to a minute; meanwhile clients wait in the backlog, and the
+// failures are logged once a minute with a count.
+//
 // States: watching (no host; a client starts them) → running → stopping → stopped.
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -28,7 +34,7 @@ import os from 'node:os';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { defaultProgramConnections, type ServiceEntry } from '../config/entry.js';
-import { formatDuration, type LogOptions, type Logger } from '../log.js';
+import { formatDuration, ReportThrottle, type LogOptions, type Logger } from '../log.js';
 import type { Hello, SocketAssignment } from '../runtime/hello.js';
 import { watchForClients, type ClientWatch } from '../sockets/helper.js';
 import { firstListenFd } from '../sockets/listen-fds.js';
@@ -65,8 +71,9 @@ const hostCount = Math.max(1, Math.min(os.availableParallelism(), 4));
 // 21–23 MB instead of 26–37 MB, 0.72–0.76 ms of host CPU per connection
 // instead of 0.80–0.91, 3.8–5.2% more connections a second.
 const hostFlags = ['--max-semi-space-size=1', '--no-opt', '--single-threaded-gc'];
-// Hosts that all die this soon after starting are not started again sooner than this.
 const restartGapMs = 1000;
+const maxRestartGapMs = 60_000;
+const reportEveryMs = 60_000;
 const subject = 'wakeport';
 
 export class NowaitPool {
@@ -79,6 +86,11 @@ export class NowaitPool {
   #watch: ClientWatch | null = null;
   #watchGeneration = 0;
   #startedAt = 0;
+  /** Starts in a row whose hosts all failed within restartGapMs. */
+  #failedStarts = 0;
+  /** How hosts of the current start ended within restartGapMs of it. */
+  #earlyEnds: string[] = [];
+  readonly #problems = new ReportThrottle(reportEveryMs);
   readonly #stopWaiters = new StopWaiters();
   readonly #spawnFailures: SpawnFailureLog;
 
@@ -123,7 +135,7 @@ export class NowaitPool {
         else watch.close();
       },
       (error: Error) => {
-        this.#log.error(subject, `cannot watch the nowait services for clients: ${error.message}; starting their hosts now`);
+        this.#report(`cannot watch the nowait services for clients: ${error.message}; starting their hosts now`);
         if (generation === this.#watchGeneration && this.#state === 'watching') this.#startHosts();
       },
     );
@@ -139,6 +151,7 @@ export class NowaitPool {
     this.#closeWatch();
     this.#state = 'running';
     this.#startedAt = Date.now();
+    setTimeout(() => this.#reportEarlyEnds(), restartGapMs);
     for (let index = 0; index < hostCount; index++) {
       const share = this.#share(index);
       if (share.length > 0) this.#startHost(share);
@@ -186,27 +199,62 @@ export class NowaitPool {
       if (isSpawnFailure(message)) this.#spawnFailures.add(message);
     });
     this.#hosts.add(host);
-    host.once('exit', (code, signal) => this.#hostExited(host, code, signal));
+    // Only a host that could not be started has no pid; any other error (a send after its end) comes with an exit.
+    host.on('error', (error) => {
+      if (host.pid === undefined) this.#hostEnded(host, `could not be started: ${error.message}`);
+    });
+    host.once('exit', (code, signal) => this.#hostEnded(host, code === 0 ? null : `pid ${host.pid} ended (${signal ?? `exitcode ${code}`})`));
   }
 
-  #hostExited(host: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
-    this.#hosts.delete(host);
+  /** `failure` says how, for a host that did not exit 0 (which it does only after --host-idle). */
+  #hostEnded(host: ChildProcess, failure: string | null): void {
+    if (!this.#hosts.delete(host)) return;
     if (this.#state === 'stopping') {
       if (this.#hosts.size === 0) this.#stopped();
       return;
     }
-    if (code !== 0) {
-      const how = signal === null ? `exitcode ${code}` : `signal ${signal}`;
-      this.#log.error(subject, `nowait host pid ${host.pid} ended (${how}); the other hosts go on`);
-    }
+    const early = failure !== null && Date.now() - this.#startedAt < restartGapMs;
+    if (early) this.#earlyEnds.push(failure);
+    else if (failure !== null) this.#report(`nowait host ${failure}; ${this.#goOn()}`);
     if (this.#hosts.size > 0) return;
     this.#state = 'watching';
-    const gapMs = restartGapMs - (Date.now() - this.#startedAt);
-    if (code === 0 || gapMs <= 0) return this.#watchForClients();
-    this.#log.warn(subject, `every nowait host ended within a second; watching for clients again in ${formatDuration(gapMs)}`);
+    this.#failedStarts = early ? this.#failedStarts + 1 : 0;
+    if (!early) return this.#watchForClients();
+    const pauseMs = Math.min(restartGapMs * 2 ** (this.#failedStarts - 1), maxRestartGapMs);
+    const inARow = this.#failedStarts > 1 ? ` (${this.#failedStarts} starts in a row)` : '';
+    this.#report(
+      `${this.#takeEarlyEnds()}: no nowait host lasted ${formatDuration(restartGapMs)}${inARow}; ` +
+        `starting them again at the next client in ${formatDuration(pauseMs)}, a pause that doubles while this goes on`,
+    );
     setTimeout(() => {
       if (this.#state === 'watching') this.#watchForClients();
-    }, gapMs);
+    }, pauseMs);
+  }
+
+  /** Hosts that ended early while others went on are reported once the others have lasted. */
+  #reportEarlyEnds(): void {
+    if (this.#state === 'running' && this.#earlyEnds.length > 0) this.#report(`${this.#takeEarlyEnds()}; ${this.#goOn()}`);
+  }
+
+  /** The early ends so far, each way once: "nowait host could not be started: … (2 hosts)". */
+  #takeEarlyEnds(): string {
+    const counts = new Map<string, number>();
+    for (const failure of this.#earlyEnds.splice(0)) counts.set(failure, (counts.get(failure) ?? 0) + 1);
+    return [...counts].map(([failure, count]) => `nowait host ${failure}${count > 1 ? ` (${count} hosts)` : ''}`).join('; ');
+  }
+
+  #goOn(): string {
+    const left = this.#hosts.size;
+    if (left === 0) return 'hosts start again at the next client';
+    return left === 1 ? 'the other host goes on' : `the other ${left} hosts go on`;
+  }
+
+  /** The pool's problems can repeat every second: the first is logged, the rest counted for a minute. */
+  #report(problem: string): void {
+    const heldBack = this.#problems.due();
+    if (heldBack === null) return;
+    const more = heldBack > 0 ? ` (${heldBack} more problems since the last report)` : '';
+    this.#log.error(subject, `${problem}${more}; further problems are counted, not logged, for ${formatDuration(reportEveryMs)}`);
   }
 
   #stopped(): void {

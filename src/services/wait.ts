@@ -224,10 +224,13 @@ export class WaitService {
     this.#arm(this.#entry.worker.failedCooldownMs);
     if (!this.#canProbe) return;
     this.#refused = 0;
-    this.#refuser = startRefuser(this.#fds, (count) => {
+    const onClosed = (count: number) => {
       if (this.#refused === 0) this.#log.warn(this.#entry.label, `closed ${count} waiting clients: the service has failed`);
       this.#refused += count;
-    });
+    };
+    const onError = (error: Error) =>
+      this.#log.error(this.#entry.label, `cannot close waiting clients: ${error.message}; they wait until the cooldown is over`);
+    this.#refuser = startRefuser(this.#fds, onClosed, onError);
   }
 
   /** The cooldown is over: the refuser is stopped first, so that it takes no client the next worker should get. */

@@ -70,11 +70,18 @@ export interface Refuser {
   stop(): Promise<void>;
 }
 
-/** Accepts and closes every client of `fds` until stopped, calling `onClosed` after each burst. */
-export function startRefuser(fds: readonly number[], onClosed: (count: number) => void): Refuser {
+/**
+ * Accepts and closes every client of `fds` until stopped, calling `onClosed`
+ * after each burst; `onError` if it cannot be started (clients then wait).
+ */
+export function startRefuser(fds: readonly number[], onClosed: (count: number) => void, onError: (error: Error) => void): Refuser {
   const helper = startHelper('refuse', fds);
   helper.on('message', (message: { closed: number }) => onClosed(message.closed));
-  const exited = new Promise<void>((resolve) => helper.once('exit', () => resolve()));
+  helper.on('error', (error) => {
+    if (helper.pid === undefined) onError(error);
+  });
+  // 'close', not 'exit': a helper that could not be started never exits.
+  const exited = new Promise<void>((resolve) => helper.once('close', () => resolve()));
   return {
     stop() {
       helper.kill('SIGTERM');

@@ -3,7 +3,7 @@
 // it by pid in teardown, and the folder is removed with the test.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, linkSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
@@ -132,4 +132,26 @@ export async function startWakeport(t: Test, table: string, options: StartOption
       return exited;
     },
   };
+}
+
+/**
+ * A wakeport run by its own link to the node binary, which the test can take
+ * away and put back, as an upgrade or a cleanup might: every process
+ * wakeport starts from then on fails to start until it is back.
+ */
+export async function startWakeportOnOwnNode(
+  t: Test,
+  table: string,
+): Promise<{ wakeport: Wakeport; removeNode(): void; restoreNode(): void }> {
+  const node = path.join(t.testdirName, 'node');
+  const restoreNode = () => {
+    try {
+      linkSync(process.execPath, node);
+    } catch {
+      copyFileSync(process.execPath, node);
+      chmodSync(node, 0o755);
+    }
+  };
+  const wakeport = await startWakeport(t, table, { wrap: ([, ...rest]) => (restoreNode(), [node, ...rest]) });
+  return { wakeport, removeNode: () => unlinkSync(node), restoreNode };
 }

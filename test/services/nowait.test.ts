@@ -7,7 +7,7 @@ import net from 'node:net';
 import t from 'tap';
 import { exchange, hasIpv6, readToEnd } from '../helpers/net.js';
 import { childrenOf, commandOf, isAlive, openFdCount } from '../helpers/proc.js';
-import { root, startWakeport } from '../helpers/wakeport.js';
+import { root, startWakeport, startWakeportOnOwnNode } from '../helpers/wakeport.js';
 
 const fixtures = `${root}/test/fixtures`;
 
@@ -143,6 +143,32 @@ t.test('a stderr file that cannot be opened: that service is not started, logged
       await t.rejects(exchange(port), { code: 'ECONNREFUSED' }, 'a client of the broken service is refused, not left waiting');
     });
   }
+});
+
+t.test('a nowait host killed while serving: logged once, naming it, and the service goes on', async (t) => {
+  const wakeport = await startWakeport(t, '127.0.0.1:0 stream tcp nowait - /bin/echo echo hi\n    label = hi');
+  t.equal(String(await exchange(wakeport.port('hi'))), 'hi\n');
+  await new Promise((resolve) => setTimeout(resolve, 1200)); // past the hosts' first second: not a failed start
+  const [host] = childrenOf(wakeport.supervisorPid).filter(({ pid }) => commandOf(pid).includes('nowait-host'));
+  process.kill(host!.pid, 'SIGKILL');
+  const line = await wakeport.waitForLog((r) => r.severity === 'error');
+  t.match(line, { subject: 'wakeport', message: new RegExp(`^nowait host pid ${host!.pid} ended \\(SIGKILL\\); (the other host goes on|the other \\d hosts go on|hosts start again at the next client);`) });
+  for (let i = 0; i < 3; i++) t.equal(String(await exchange(wakeport.port('hi'))), 'hi\n');
+});
+
+t.test('the node binary gone while wakeport runs: hosts cannot start, logged once, the others go on; once it is back, the waiting client is served', async (t) => {
+  const table = ['127.0.0.1:0 stream tcp nowait - /bin/echo echo served', '    label = late', '127.0.0.1:0 stream tcp nowait - internal echo', '    label = echo'];
+  const { wakeport, removeNode, restoreNode } = await startWakeportOnOwnNode(t, table.join('\n'));
+  removeNode();
+  const reply = exchange(wakeport.port('late'));
+  const starts = () => wakeport.logs.filter((r) => /^started \d+ nowait hosts$/.test(r.message)).length;
+  const failed = await wakeport.waitForLog((r) => r.severity === 'error' && r.subject === 'wakeport');
+  t.match(failed.message, /^nowait host could not be started: spawn .*\/node ENOENT( \(\d hosts\))?: no nowait host lasted 1s; starting them again at the next client in 1s, a pause that doubles/);
+  t.equal(String(await exchange(wakeport.port('echo'), 'still here')), 'still here', 'the supervisor and its internal services go on');
+  await wakeport.waitForLog(() => starts() >= 2, 5000);
+  t.equal(wakeport.logs.filter((r) => r.severity === 'error').length, 1, 'the second failed start is counted, not logged');
+  restoreNode();
+  t.equal(String(await reply), 'served\n', 'the client that waited through the failures is served');
 });
 
 t.test('a program that cannot be started: client closed, logged once, other services unaffected', async (t) => {

@@ -6,7 +6,7 @@ import http from 'node:http';
 import t from 'tap';
 import { get } from '../helpers/http.js';
 import { exchange } from '../helpers/net.js';
-import { root, startWakeport } from '../helpers/wakeport.js';
+import { root, startWakeport, startWakeportOnOwnNode } from '../helpers/wakeport.js';
 
 const fixtures = `${root}/test/fixtures`;
 const httpServer = `${root}/dist/services/http-server.js`;
@@ -131,4 +131,19 @@ t.test('watch: editing a file under load restarts the worker gracefully, with ze
   t.comment(`${outcomes.ok} requests, answered by workers ${[...pids].join(', ')}`);
   t.same(outcomes.failed, [], 'no request failed');
   t.equal(pids.size, 2, 'the old worker answered, then the new one');
+});
+
+t.test('a failed service whose client-closing helper cannot start (the node binary gone): logged, and wakeport goes on', async (t) => {
+  const table = ['127.0.0.1:0 stream tcp wait - /bin/false false', '    label = failing', '    start-limit-burst = 1', '    failed-cooldown = 1s', '127.0.0.1:0 stream tcp nowait - internal echo', '    label = echo'];
+  const { wakeport, removeNode, restoreNode } = await startWakeportOnOwnNode(t, table.join('\n'));
+  await wakeport.waitForLog((r) => r.subject === 'failing' && r.message === 'waiting for a client');
+  removeNode();
+  const waiting = exchange(wakeport.port('failing'), 'hello\n');
+  const line = await wakeport.waitForLog((r) => r.subject === 'failing' && r.message.startsWith('cannot close waiting clients'));
+  t.match(line.message, /^cannot close waiting clients: spawn .*\/node ENOENT; they wait until the cooldown is over$/);
+  t.equal(String(await exchange(wakeport.port('echo'), 'still here')), 'still here', 'the supervisor goes on');
+  restoreNode();
+  await wakeport.waitForLog((r) => r.subject === 'failing' && r.message === 'cooldown over: trying again', 5000);
+  // /bin/false cannot serve it: the client is closed once the service fails again, with the helper back.
+  t.equal(String(await waiting), '', 'the waiting client is closed by the next failure, not left hanging');
 });
