@@ -96,7 +96,7 @@ export function cpuMs(pids: readonly number[]): number {
   return (ticks * 1000) / ticksPerSecond;
 }
 
-function statusKb(pid: number, key: 'VmRSS' | 'VmHWM'): number {
+function statusKb(pid: number, key: 'VmRSS' | 'VmHWM' | 'RssAnon'): number {
   try {
     return Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
   } catch {
@@ -106,6 +106,8 @@ function statusKb(pid: number, key: 'VmRSS' | 'VmHWM'): number {
 
 export const rssMb = (pids: readonly number[]) => pids.reduce((sum, pid) => sum + statusKb(pid, 'VmRSS'), 0) / 1024;
 export const peakRssMb = (pids: readonly number[]) => pids.reduce((sum, pid) => sum + statusKb(pid, 'VmHWM'), 0) / 1024;
+/** The part of RSS that is the processes' own (heap, stacks), not shared program text. */
+export const anonMb = (pids: readonly number[]) => pids.reduce((sum, pid) => sum + statusKb(pid, 'RssAnon'), 0) / 1024;
 
 export function openFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;

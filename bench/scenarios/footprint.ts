@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { freePort, openFds, rssMb, sleep } from '../lib/proc.js';
+import { anonMb, commandOf, freePort, openFds, rssMb, sleep } from '../lib/proc.js';
 import type { BenchOptions, Scenario, ScenarioReport } from '../lib/scenario.js';
 import { formatSpread, spread } from '../lib/stats.js';
 import { root, startWakeport } from '../lib/wakeport.js';
@@ -30,6 +30,34 @@ function defaultTable(): string {
     .replace(/ \.\//g, ` ${root}/`);
 }
 
+const roles = ['supervisor', 'nowait hosts', 'launcher'] as const;
+type Role = (typeof roles)[number];
+
+function roleOf(pid: number): Role {
+  const command = commandOf(pid);
+  return command.includes('supervisor-main') ? 'supervisor' : command.includes('nowait-host-main') ? 'nowait hosts' : 'launcher';
+}
+
+interface Usage {
+  readonly processes: number;
+  readonly rssMb: number;
+  /** RssAnon: what the processes wrote themselves, without the node binary's shared pages. */
+  readonly anonMb: number;
+  readonly fds: number;
+}
+
+/** Memory and open fds of wakeport's own processes, by role. */
+function usageByRole(pids: readonly number[]): Record<Role, Usage> {
+  const usage = {} as Record<Role, Usage>;
+  for (const role of roles) {
+    const mine = pids.filter((pid) => roleOf(pid) === role);
+    usage[role] = { processes: mine.length, rssMb: rssMb(mine), anonMb: anonMb(mine), fds: mine.reduce((sum, pid) => sum + openFds(pid), 0) };
+  }
+  return usage;
+}
+
+const formatUsage = (usage: Usage) => `${usage.rssMb.toFixed(1)} / ${usage.anonMb.toFixed(1)} / ${usage.fds}`;
+
 function oneExchange(port: number): Promise<void> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1', () => socket.end());
@@ -38,6 +66,8 @@ function oneExchange(port: number): Promise<void> {
     socket.on('error', () => resolve());
   });
 }
+
+const settleMs = 10_000;
 
 export const footprint: Scenario = {
   name: 'footprint',
@@ -72,10 +102,6 @@ export const footprint: Scenario = {
     const port = await freePort();
     const wakeport = await startWakeport(`127.0.0.1:${port} stream tcp nowait - /bin/true true\n`, ['--log-level', 'warn'], port);
     try {
-      const measureRuntime = () => {
-        const pids = wakeport.runtimePids();
-        return { processes: pids.length, rssMb: rssMb(pids), fds: pids.reduce((sum, pid) => sum + openFds(pid), 0) };
-      };
       let done = 0;
       const run = async (count: number) => {
         const target = done + count;
@@ -91,13 +117,16 @@ export const footprint: Scenario = {
         await sleep(1000);
       };
       await run(1000);
-      const before = measureRuntime();
+      const before = usageByRole(wakeport.runtimePids());
       await run(connections);
-      const after = measureRuntime();
-      data.nowait = { connections, before, after };
+      const after = usageByRole(wakeport.runtimePids());
+      options.progress(`footprint: ${settleMs / 1000} s without clients`);
+      await sleep(settleMs);
+      const settled = usageByRole(wakeport.runtimePids());
+      data.nowait = { connections, before, after, settled };
       lines.push(
-        `after ${connections} nowait connections: wakeport's ${after.processes} processes ${before.rssMb.toFixed(1)} → ${after.rssMb.toFixed(1)} MB RSS, ` +
-          `${before.fds} → ${after.fds} open fds (measured after the first 1,000)`,
+        `after ${connections} nowait connections, RSS MB / anonymous MB / open fds: after the first 1,000 → right after → ${settleMs / 1000} s later`,
+        ...roles.map((role) => `  ${after[role].processes} ${role}: ${formatUsage(before[role])} → ${formatUsage(after[role])} → ${formatUsage(settled[role])}`),
       );
     } finally {
       await wakeport.stop();
