@@ -23,13 +23,7 @@ export interface InspectedSocket {
  * tell (not Linux, or an fd not open).
  */
 export function inspectFds(fds: readonly number[]): Map<number, InspectedSocket | null> {
-  const inodes = socketInodes(fds);
-  const wanted = new Set([...inodes.values()].filter((inode) => inode !== undefined));
-  const sockets = new Map<string, InspectedSocket>();
-  for (const read of [...udpTables, readUnixSockets, ...tcpTables]) {
-    if (sockets.size === wanted.size) break;
-    read(wanted, sockets);
-  }
+  const { inodes, sockets } = lookUp(fds, [...udpTables, readUnixSockets, ...tcpTables]);
   return new Map(fds.map((fd) => [fd, sockets.get(inodes.get(fd) ?? '') ?? null]));
 }
 
@@ -39,10 +33,7 @@ export function inspectFds(fds: readonly number[]): Map<number, InspectedSocket 
  * Reads only the UDP tables, which are quick (see inspectFds).
  */
 export function udpFamilies(fds: readonly number[]): Map<number, 4 | 6> {
-  const inodes = socketInodes(fds);
-  const sockets = new Map<string, InspectedSocket>();
-  const wanted = new Set([...inodes.values()].filter((inode) => inode !== undefined));
-  for (const read of udpTables) read(wanted, sockets);
+  const { inodes, sockets } = lookUp(fds, udpTables);
   const families = new Map<number, 4 | 6>();
   for (const [fd, inode] of inodes) {
     const socket = sockets.get(inode ?? '')?.socket;
@@ -51,9 +42,16 @@ export function udpFamilies(fds: readonly number[]): Map<number, 4 | 6> {
   return families;
 }
 
-/** Each fd's socket inode; undefined for an fd that is not a socket. */
-function socketInodes(fds: readonly number[]): Map<number, string | undefined> {
-  return new Map(fds.map((fd) => [fd, /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`))?.[1]]));
+/** Each fd's socket inode (undefined: not a socket), and what `tables`, read in turn until all are found, say of them. */
+function lookUp(fds: readonly number[], tables: readonly TableReader[]) {
+  const inodes = new Map(fds.map((fd) => [fd, /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`))?.[1]]));
+  const wanted = new Set([...inodes.values()].filter((inode) => inode !== undefined));
+  const sockets = new Map<string, InspectedSocket>();
+  for (const read of tables) {
+    if (sockets.size === wanted.size) break;
+    read(wanted, sockets);
+  }
+  return { inodes, sockets };
 }
 
 type TableReader = (wanted: ReadonlySet<string>, found: Map<string, InspectedSocket>) => void;
