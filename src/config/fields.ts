@@ -46,7 +46,7 @@ const protocols: Record<string, Protocol> = {
 
 export function parseProtocol(field: string, socketType: SocketType): Protocol {
   if (field.startsWith('rpc/')) throw new LineProblem(`RPC services ("${field}") are not supported`);
-  const protocol = protocols[field];
+  const protocol = Object.hasOwn(protocols, field) ? protocols[field] : undefined;
   if (!protocol) {
     throw new LineProblem(`unknown protocol "${field}" (expected one of ${Object.keys(protocols).join(', ')})`);
   }

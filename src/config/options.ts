@@ -138,15 +138,20 @@ const keys: Record<string, { scope: KeyScope; repeatable?: true; set: Setter }> 
   watch: { scope: 'wait', repeatable: true, set: (o, v, base) => (o.watch = [...o.watch, parsePath(v, base)]) },
 };
 
+/** The option's spec; undefined for an unknown key (also for "constructor" and other names every object has). */
+function specOf(key: string): (typeof keys)[string] | undefined {
+  return Object.hasOwn(keys, key) ? keys[key] : undefined;
+}
+
 export function scopeOf(key: string): KeyScope {
-  return keys[key]!.scope;
+  return specOf(key)!.scope;
 }
 
 export function parseOptions(raw: readonly RawOption[], baseDir: string): Options {
   const options: Mutable<Omit<Options, 'keyLines'>> = { ...defaultOptions };
   const keyLines = new Map<string, number>();
   for (const { key, value, line } of raw) {
-    const spec = keys[key];
+    const spec = specOf(key);
     if (!spec) throw new LineProblem(`unknown option "${key}" (known: ${Object.keys(keys).join(', ')})`, line);
     const earlier = keyLines.get(key);
     if (earlier !== undefined && !spec.repeatable) {
@@ -219,10 +224,14 @@ function parseInteger(value: string, min: number, max: number): number {
 }
 
 const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+// A Node timer cannot wait longer (2^31 - 1 ms, about 24.8 days): it fires after 1 ms instead.
+const maxDurationMs = 2 ** 31 - 1;
 
 /** `500ms`, `30s`, `2m`, `1h`; a bare number is seconds. */
 export function parseDuration(value: string): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value);
   if (!match) throw new LineProblem(`"${value}" is not a duration (examples: 500ms, 30s, 2m)`);
-  return Math.round(Number(match[1]) * unitMs[match[2] ?? 's']!);
+  const ms = Math.round(Number(match[1]) * unitMs[match[2] ?? 's']!);
+  if (ms > maxDurationMs) throw new LineProblem(`"${value}" is longer than a timer can wait (at most 596h)`);
+  return ms;
 }

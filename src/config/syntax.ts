@@ -64,7 +64,8 @@ export function splitTable(file: string, text: string): SplitResult {
     problems.push({ file, line, severity: 'error', message });
   };
 
-  text.split('\n').forEach((rawLine, index) => {
+  // A byte-order mark (some Windows editors write one) is not part of the first line.
+  text.replace(/^\uFEFF/, '').split('\n').forEach((rawLine, index) => {
     const line = index + 1;
     const content = rawLine.replace(/\r$/, '');
     const trimmed = content.trim();

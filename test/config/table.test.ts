@@ -74,6 +74,9 @@ t.test('extended options', async (t) => {
 });
 
 // Each kind of broken line, and the exact error it gets.
+const knownOptions =
+  'label, listen, name, backlog, env, cwd, stdout, stderr, handoff, listen-pid, exit-timeout, max-connections, max-per-source, rate-window, ' +
+  'run-at-load, keep-alive, restart, ready, start-timeout, restart-delay, restart-max-delay, start-limit-burst, start-limit-interval, failed-cooldown, watch';
 const broken: [string, string][] = [
   ['echo stream tcp nowait', 'services.conf:1: a service line needs at least 6 fields (service socket-type protocol wait user program), found 4'],
   ['echo strem tcp nowait - internal', 'services.conf:1: unknown socket type "strem" (expected stream or dgram)'],
@@ -97,7 +100,10 @@ const broken: [string, string][] = [
   ['::1:8080 stream tcp6 nowait - /bin/cat', 'services.conf:1: "::1:8080": write an IPv6 address in brackets, as [::1]:8080'],
   ['no.such.host.invalid:8080 stream tcp nowait - /bin/cat', 'services.conf:1: cannot resolve host "no.such.host.invalid" to an IPv4 address (ENOTFOUND)'],
   ['rpcbind/1 stream rpc/tcp nowait - /bin/cat', 'services.conf:1: RPC services ("rpc/tcp") are not supported'],
-  ['8080 stream tcp nowait - /bin/cat\n    colour = blue', 'services.conf:2: unknown option "colour" (known: label, listen, name, backlog, env, cwd, stdout, stderr, handoff, listen-pid, exit-timeout, max-connections, max-per-source, rate-window, run-at-load, keep-alive, restart, ready, start-timeout, restart-delay, restart-max-delay, start-limit-burst, start-limit-interval, failed-cooldown, watch)'],
+  ['8080 stream tcp nowait - /bin/cat\n    colour = blue', `services.conf:2: unknown option "colour" (known: ${knownOptions})`],
+  ['echo stream constructor nowait - internal', 'services.conf:1: unknown protocol "constructor" (expected one of tcp, tcp4, tcp6, udp, udp4, udp6, unix)'],
+  ['8080 stream tcp nowait - /bin/cat\n    toString = 1', `services.conf:2: unknown option "toString" (known: ${knownOptions})`],
+  ['8080 stream tcp wait - /bin/cat\n    start-timeout = 1000h', 'services.conf:2: option "start-timeout": "1000h" is longer than a timer can wait (at most 596h)'],
   ['8080 stream tcp nowait - /bin/cat\n    exit-timeout = soon', 'services.conf:2: option "exit-timeout": "soon" is not a duration (examples: 500ms, 30s, 2m)'],
   ['8080 stream tcp nowait - /bin/cat\n    max-connections = 0', 'services.conf:2: option "max-connections": expected a whole number from 1 to 16384, got 0'],
   ['8080 stream tcp nowait - /bin/cat\n    env = 1X=y', 'services.conf:2: option "env": "1X=y" is not of the form NAME=value'],
@@ -159,6 +165,9 @@ t.test('broken lines: each gets its documented error, and the good lines stand',
   }
   const mixed = await parse('echo strem tcp nowait - internal\n127.0.0.1:7 stream tcp nowait - internal echo');
   t.equal(mixed.entries.length, 1, 'the good line after a broken one is kept');
+  const marked = await parse('\uFEFF127.0.0.1:7 stream tcp nowait - internal echo');
+  t.same(marked.problems.map(formatProblem), [], 'a byte-order mark (Windows editors) is not part of the first line');
+  t.equal(marked.entries.length, 1);
 });
 
 t.test('collisions name both lines', async (t) => {
