@@ -3,6 +3,10 @@
 // of at most `queueLimit`. Node cannot stop a listening socket from accepting
 // (NODE-FACTS 5), so clients beyond the limits wait here, already accepted
 // but unread, instead of in the kernel's backlog.
+//
+// When the queue is full, the client refused is one of the address that has
+// the most clients waiting: one address flooding a service cannot crowd out
+// the others' clients (which is what max-per-source is for).
 
 export interface AdmissionLimits {
   readonly maxConnections: number | null;
@@ -18,6 +22,8 @@ interface Waiting<T> {
 export class Admission<T> {
   #active = 0;
   readonly #perSource = new Map<string, number>();
+  /** How many clients each address has in the queue. */
+  readonly #queuedPerSource = new Map<string, number>();
   #queue: Waiting<T>[] = [];
 
   constructor(readonly limits: AdmissionLimits) {}
@@ -26,44 +32,77 @@ export class Admission<T> {
     return this.#queue.length;
   }
 
-  /** Queues a client; false when the queue is full (the caller refuses it and says why). */
-  offer(client: T, source: string): boolean {
-    if (this.#queue.length >= this.limits.queueLimit) return false;
+  /**
+   * Queues a client. When the queue is full, returns the client to refuse
+   * (the caller closes it and says why): this one, or the newest waiting
+   * client of the address with the most waiting, if that address has more
+   * waiting than this one's. Otherwise returns null.
+   */
+  offer(client: T, source: string): T | null {
+    let refused: T | null = null;
+    if (this.#queue.length >= this.limits.queueLimit) {
+      const crowded = this.#mostWaiting();
+      if (crowded === null || crowded.count <= (this.#queuedPerSource.get(source) ?? 0)) return client;
+      let newest = this.#queue.length - 1;
+      while (this.#queue[newest]!.source !== crowded.source) newest--;
+      refused = this.#take(newest).client;
+    }
     this.#queue.push({ client, source });
-    return true;
+    count(this.#queuedPerSource, source, +1);
+    return refused;
   }
 
   /** Takes the first queued client the limits let in now, counting it as active. */
   admit(): Waiting<T> | undefined {
     if (this.limits.maxConnections !== null && this.#active >= this.limits.maxConnections) return undefined;
     // Without a per-source limit the first in the queue goes, and nobody needs counting by source.
-    if (this.limits.maxPerSource === null) {
-      const admitted = this.#queue.shift();
-      if (admitted) this.#active++;
-      return admitted;
-    }
     const max = this.limits.maxPerSource;
-    const index = this.#queue.findIndex(({ source }) => (this.#perSource.get(source) ?? 0) < max);
-    if (index === -1) return undefined;
-    const [admitted] = this.#queue.splice(index, 1);
+    const index = max === null ? 0 : this.#queue.findIndex(({ source }) => (this.#perSource.get(source) ?? 0) < max);
+    if (index === -1 || this.#queue.length === 0) return undefined;
+    const admitted = this.#take(index);
     this.#active++;
-    this.#perSource.set(admitted!.source, (this.#perSource.get(admitted!.source) ?? 0) + 1);
+    if (max !== null) count(this.#perSource, admitted.source, +1);
     return admitted;
   }
 
   /** A client admitted earlier is done. */
   release(source: string): void {
     this.#active--;
-    if (this.limits.maxPerSource === null) return;
-    const count = (this.#perSource.get(source) ?? 1) - 1;
-    if (count === 0) this.#perSource.delete(source);
-    else this.#perSource.set(source, count);
+    if (this.limits.maxPerSource !== null) count(this.#perSource, source, -1);
+  }
+
+  /** Removes a client that hung up while it waited; false when it was not waiting. */
+  withdraw(client: T): boolean {
+    const index = this.#queue.findIndex((waiting) => waiting.client === client);
+    if (index === -1) return false;
+    this.#take(index);
+    return true;
   }
 
   /** Empties the queue, returning who was waiting. */
   takeQueue(): T[] {
     const clients = this.#queue.map(({ client }) => client);
     this.#queue = [];
+    this.#queuedPerSource.clear();
     return clients;
   }
+
+  #take(index: number): Waiting<T> {
+    const [taken] = this.#queue.splice(index, 1);
+    count(this.#queuedPerSource, taken!.source, -1);
+    return taken!;
+  }
+
+  #mostWaiting(): { source: string; count: number } | null {
+    let most: { source: string; count: number } | null = null;
+    for (const [source, waiting] of this.#queuedPerSource) if (!most || waiting > most.count) most = { source, count: waiting };
+    return most;
+  }
+}
+
+/** Adds `delta` to a per-address count, forgetting addresses that reach 0. */
+function count(counts: Map<string, number>, source: string, delta: number): void {
+  const next = (counts.get(source) ?? 0) + delta;
+  if (next <= 0) counts.delete(source);
+  else counts.set(source, next);
 }

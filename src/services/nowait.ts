@@ -124,7 +124,8 @@ export class NowaitService {
   // ---- effects, called from the transition table ----
 
   #queue(waiting: Waiting): void {
-    if (!this.#admission.offer(waiting, waiting.source)) this.#overflow.refuse(waiting.connection.toSocket());
+    const refused = this.#admission.offer(waiting, waiting.source);
+    if (refused) this.#overflow.refuse(refused.connection.toSocket());
   }
 
   /** Starts a process for every connection the limits admit; says whether the spawn limit stopped it. */

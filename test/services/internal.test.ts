@@ -3,6 +3,7 @@
 
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { chargenLine } from '../../src/services/internal/chargen.js';
 import { datagram, exchange } from '../helpers/net.js';
@@ -81,6 +82,62 @@ t.test('internal services', async (t) => {
     await wakeport.waitForLog((r) => r.subject === 'echo-udp' && /loop protection/.test(r.message));
   });
 });
+
+t.test('limits: a client that hangs up while waiting gives back its place, and one address cannot crowd out another', async (t) => {
+  const wakeport = await startWakeport(
+    t,
+    ['127.0.0.1:0 stream tcp nowait - internal echo', '    label = limited', '    max-connections = 2', '    max-per-source = 1', '    backlog = 2'].join('\n'),
+  );
+  const port = wakeport.port('limited');
+  const first = await connectFrom('127.0.0.1', port);
+  t.equal(await echoOnce(first, 'a'), 'a', 'the first client is served');
+  const quitter = await connectFrom('127.0.0.1', port);
+  await sleep(200);
+  quitter.resetAndDestroy();
+  await sleep(200);
+  first.destroy();
+  const next = await connectFrom('127.0.0.1', port);
+  t.equal(await echoOnce(next, 'b'), 'b', 'the client after one that hung up while waiting is served');
+
+  const waiting = [await connectFrom('127.0.0.1', port), await connectFrom('127.0.0.1', port)];
+  await sleep(200);
+  const other = await connectFrom('127.0.0.2', port);
+  t.equal(await echoOnce(other, 'c'), 'c', 'another address is served while one address fills the queue');
+  const [older, newest] = waiting as [net.Socket, net.Socket];
+  await until(() => newest.closed);
+  t.ok(newest.closed && newest.bytesRead === 0, "the crowding address's newest waiting client is closed without an answer");
+  t.notOk(older.closed, 'its older waiting client still waits');
+  await wakeport.waitForLog((r) => r.subject === 'limited' && /reject client 127\.0\.0\.1:/.test(r.message));
+  for (const socket of [next, other, ...waiting]) socket.destroy();
+});
+
+async function until(condition: () => boolean, timeoutMs = 3000): Promise<void> {
+  for (const start = Date.now(); !condition() && Date.now() - start < timeoutMs; ) await sleep(20);
+}
+
+function connectFrom(localAddress: string, port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress }, () => resolve(socket));
+    socket.on('error', reject);
+  });
+}
+
+/** Writes `text` and resolves with what comes back, or null when the connection closes or 3 s pass first. */
+function echoOnce(socket: net.Socket, text: string): Promise<string | null> {
+  return new Promise((resolve) => {
+    const done = (answer: string | null) => {
+      clearTimeout(timer);
+      socket.off('data', onData).off('close', onClose);
+      resolve(answer);
+    };
+    const onData = (chunk: Buffer) => done(chunk.toString());
+    const onClose = () => done(null);
+    const timer = setTimeout(() => done(null), 3000);
+    socket.on('data', onData).on('close', onClose);
+    socket.on('error', () => {});
+    socket.write(text);
+  });
+}
 
 /** Reads `count` bytes from a TCP service, then hangs up. */
 function firstBytes(port: number, count: number): Promise<Buffer> {

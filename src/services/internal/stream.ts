@@ -54,20 +54,27 @@ export class InternalStreamService {
   #onConnection(socket: net.Socket): void {
     if (this.#state === 'stopped') return void socket.destroy();
     socket.on('error', (error) => this.#log.debug(this.#label, `client error: ${error.message}`));
-    if (!this.#admission.offer(socket, sourceOf(socket))) return this.#overflow.refuse(socket);
+    const source = sourceOf(socket);
+    socket.once('close', () => this.#closed(socket, source));
+    const refused = this.#admission.offer(socket, source);
+    if (refused) this.#overflow.refuse(refused);
     this.#serveQueue();
   }
 
   #serveQueue(): void {
     for (let admitted = this.#admission.admit(); admitted; admitted = this.#admission.admit()) {
-      const { client: socket, source } = admitted;
-      this.#open.add(socket);
-      socket.once('close', () => {
-        this.#open.delete(socket);
-        this.#admission.release(source);
-        if (this.#state === 'serving') this.#serveQueue();
-      });
-      this.#serve(socket);
+      this.#open.add(admitted.client);
+      this.#serve(admitted.client);
     }
+  }
+
+  /** A client hung up: its slot goes to the next in the queue, or, if it was still waiting, its place in the queue. */
+  #closed(socket: net.Socket, source: string): void {
+    if (!this.#open.delete(socket)) {
+      this.#admission.withdraw(socket);
+      return;
+    }
+    this.#admission.release(source);
+    if (this.#state === 'serving') this.#serveQueue();
   }
 }
