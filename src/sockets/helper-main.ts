@@ -17,6 +17,10 @@ const send = process.send?.bind(process);
 if (!send) throw new Error('the helper needs an IPC channel');
 
 if (mode === 'copy') {
+  // Node sends one handle at a time, the next once the receiver acknowledges
+  // the last, and a channel without a 'message' listener does not keep the
+  // process alive: unheld, the helper exits after the first copy.
+  process.channel?.ref();
   let pending = fds.length;
   for (const [index, fd] of fds.entries()) {
     // Not readable: this copy must not start reading here; the receiver's does.

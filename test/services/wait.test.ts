@@ -70,6 +70,28 @@ t.test('several listen addresses reach one worker, in order, with their names', 
   t.equal(saidPid, `helper-worker: LISTEN_PID ${pid}, pid ${pid}`, 'LISTEN_PID is the worker itself');
 });
 
+t.test('a first client on a second socket starts the wait worker, and the nowait hosts, without a retry', async (t) => {
+  const table = [
+    `127.0.0.1:0 stream tcp wait - ${fixtures}/helper-worker.mjs helper-worker`,
+    '    label = pair',
+    '    handoff = listen-fds',
+    '    listen = 127.0.0.1:0',
+    `127.0.0.1:0 stream tcp nowait - ${fixtures}/read-reply.sh`,
+    '    label = first',
+    `127.0.0.1:0 stream tcp nowait - ${fixtures}/read-reply.sh`,
+    '    label = second',
+  ].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const pairPorts = wakeport.logs.filter((r) => r.subject === 'pair' && r.message.startsWith('listening on')).map((r) => r.port as number);
+  t.equal((await get(pairPorts[1]!, '/second-socket')).body, 'helper:/second-socket');
+  t.equal(await lineClient(wakeport.port('second'), 'hi'), 'got:hi\n');
+  t.same(
+    wakeport.logs.filter((r) => /cannot watch/.test(r.message)).map((r) => r.message),
+    [],
+    'the socket-copy helper handed over every socket',
+  );
+});
+
 /** What helper-worker.mjs said of LISTEN_PID and its pid, and the pid wakeport logged for the worker. */
 async function listenPidReport(wakeport: Wakeport): Promise<{ pid: unknown; said: string }> {
   const pid = wakeport.logs.find((r) => r.message.startsWith('start worker'))!.pid;
