@@ -27,7 +27,7 @@
 // With ready = notify, a pipe after the sockets carries sd_notify-style lines
 // from the program; its fd number is in NOTIFY_FD.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import type { Program, ServiceEntry } from '../config/entry.js';
 import type { Logger } from '../log.js';
 import { firstListenFd } from '../sockets/listen-fds.js';
@@ -144,11 +144,24 @@ export class ProgramRecipe {
     return (running = new ConnectionProcess(started.pid));
   }
 
-  /** Starts a worker with the service's listening sockets; with `notify`, child.stdio[NOTIFY_FD] is the notify pipe. */
+  /**
+   * Starts a worker with the service's listening sockets; with `notify`,
+   * child.stdio[NOTIFY_FD] is the notify pipe. Never throws: a worker that
+   * cannot start has no pid, and its 'error' event says why.
+   */
   spawnWorker(fds: readonly number[], notify: boolean): { child: ChildProcess; notifyFd: number | null } {
     const names = this.#entry.sockets.map(({ name }) => name);
     const launch = this.#launch(fds, names, {}, notify, 'pipe');
-    const child = spawn(launch.file, launch.args, { ...this.#options, env: launch.env, stdio: launch.stdio, argv0: launch.argv0 });
+    let child: ChildProcess;
+    try {
+      child = spawn(launch.file, launch.args, { ...this.#options, env: launch.env, stdio: launch.stdio, argv0: launch.argv0 });
+    } catch (error) {
+      // spawn() emits 'error' for ENOENT, EACCES, EAGAIN, EMFILE and ENFILE,
+      // but throws the rest (a cwd that is a file: ENOTDIR; E2BIG; ELOOP):
+      // the caller sees every failure the one way, as a child without a pid.
+      child = new ChildProcess();
+      process.nextTick(() => child.emit('error', error));
+    }
     this.#logOutput(child);
     return { child, notifyFd: notify ? this.#notifyIndex(fds.length) : null };
   }

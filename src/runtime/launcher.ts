@@ -149,7 +149,8 @@ function startSupervisor(table: Table, sockets: readonly Held[], log: Logger, ho
     socket,
   }));
   const hello: Hello = { type: 'hello', log: log.options, entries: table.entries, sockets: assignments, idleExitMs: hostIdleMs };
-  child.send(hello);
+  // One that could not be started has no pid, and nobody to read the hello.
+  if (child.pid !== undefined) child.send(hello);
   return child;
 }
 
@@ -159,14 +160,20 @@ function waitForSupervisor(supervisor: ChildProcess, socketFiles: readonly strin
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   const handlers = signals.map((signal) => [signal, forward(signal)] as const);
   for (const [signal, handler] of handlers) process.on(signal, handler);
+  const finish = () => {
+    for (const [name, handler] of handlers) process.off(name, handler);
+    removeSocketFiles(socketFiles);
+  };
   return new Promise((resolve) => {
-    supervisor.once('error', (error) => {
+    supervisor.on('error', (error) => {
+      // Only a supervisor that could not be started has no pid; it never exits. Any other error comes with an exit.
+      if (supervisor.pid !== undefined) return;
+      finish();
       log.error(subject, `fatal: cannot start the supervisor: ${error.message}`);
       resolve(exitCodes.system);
     });
     supervisor.once('exit', (code, signal) => {
-      for (const [name, handler] of handlers) process.off(name, handler);
-      removeSocketFiles(socketFiles);
+      finish();
       if (signal !== null) log.error(subject, `the supervisor was killed by ${signal}`);
       resolve(code ?? exitCodes.system);
     });

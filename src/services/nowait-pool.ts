@@ -187,6 +187,14 @@ export class NowaitPool {
       detached: true,
       env: runtimeEnvironment(),
     });
+    this.#hosts.add(host);
+    // Only a host that could not be started has no pid; any other error (a send after its end) comes with an exit.
+    host.on('error', (error) => {
+      if (host.pid === undefined) this.#hostEnded(host, `could not be started: ${error.message}`);
+    });
+    host.once('exit', (code, signal) => this.#hostEnded(host, code === 0 ? null : `pid ${host.pid} ended (${signal ?? `exitcode ${code}`})`));
+    // Nor stdio, nor (after EMFILE or ENFILE) a channel.
+    if (host.pid === undefined) return;
     const sockets = given.map((socket, position) => ({ ...socket, fd: firstListenFd + position }));
     const firstPipe = firstListenFd + given.length;
     const stderrFds = Object.fromEntries(logged.map((label, position) => [label, firstPipe + position]));
@@ -199,12 +207,6 @@ export class NowaitPool {
     host.on('message', (message) => {
       if (isSpawnFailure(message)) this.#spawnFailures.add(message);
     });
-    this.#hosts.add(host);
-    // Only a host that could not be started has no pid; any other error (a send after its end) comes with an exit.
-    host.on('error', (error) => {
-      if (host.pid === undefined) this.#hostEnded(host, `could not be started: ${error.message}`);
-    });
-    host.once('exit', (code, signal) => this.#hostEnded(host, code === 0 ? null : `pid ${host.pid} ended (${signal ?? `exitcode ${code}`})`));
   }
 
   /** `failure` says how, for a host that did not exit 0 (which it does only after --host-idle). */

@@ -170,7 +170,8 @@ export class WaitService {
     if (worker.startTimer) clearTimeout(worker.startTimer);
     const uptimeMs = performance.now() - worker.startedAt;
     const how = signal !== null ? `was killed by ${signal}` : code === null ? 'could not start' : `exited with exitcode ${code}`;
-    const what = `worker pid ${worker.pid} ${how} after ${formatDuration(uptimeMs)}`;
+    const who = worker.pid === -1 ? 'the worker' : `worker pid ${worker.pid}`;
+    const what = `${who} ${how} after ${formatDuration(uptimeMs)}`;
     const failed = timedOut || signal !== null || code !== 0 || !worker.ready;
     if (failed) return this.#afterFailure(what, uptimeMs);
     if (this.#entry.worker.restart === 'always') {

@@ -1,7 +1,11 @@
 // The launcher and the supervisor as a pair: startup lines, a port already
 // in use, socket activation under LISTEN_FDS, and stopping.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import net from 'node:net';
 import t from 'tap';
 import { fdOfServer } from '../../src/sockets/internals.js';
@@ -119,4 +123,32 @@ t.test('if the launcher dies, the supervisor stops its programs and exits', asyn
   t.notOk(isAlive(wakeport.supervisorPid), 'the supervisor exited');
   t.notOk(isAlive(child!.pid), 'its program was stopped');
   client.destroy();
+});
+
+t.test('a supervisor that cannot be started: one fatal line, exit 111, and the socket files it made are removed', async (t) => {
+  const dir = t.testdir({});
+  const node = path.join(dir, 'node');
+  try {
+    linkSync(process.execPath, node);
+  } catch {
+    copyFileSync(process.execPath, node);
+    chmodSync(node, 0o755);
+  }
+  // The table is a FIFO, so that the launcher, already running, reads it only after its node binary is gone.
+  const table = path.join(dir, 'services.conf');
+  execFileSync('mkfifo', [table]);
+  const { NODE_OPTIONS: _options, ...env } = process.env;
+  const launcher = spawn(node, [cli, 'run', '-f', table], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  let stderr = '';
+  launcher.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<number | null>((resolve) => launcher.once('exit', (code) => resolve(code)));
+  unlinkSync(node);
+  // A socket path short enough for sun_path (the test folder's is not).
+  const sockets = mkdtempSync(path.join(os.tmpdir(), 'wakeport-'));
+  t.teardown(() => rmSync(sockets, { recursive: true, force: true }));
+  await writeFile(table, `${sockets}/echo.sock stream unix nowait - internal echo\n`);
+  t.equal(await exited, 111);
+  t.match(stderr, /^wakeport: wakeport: error: fatal: cannot start the supervisor: spawn .*\/node( \(deleted\))? ENOENT\n$/);
+  t.notMatch(stderr, /Unhandled|EPIPE/);
+  t.notOk(existsSync(`${sockets}/echo.sock`), 'the socket file is removed');
 });

@@ -1,6 +1,7 @@
 // nowait services: one real process per connection, with the connection as
 // its stdin and stdout.
 
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -170,6 +171,31 @@ t.test('the node binary gone while wakeport runs: hosts cannot start, logged onc
   restoreNode();
   t.equal(String(await reply), 'served\n', 'the client that waited through the failures is served');
 });
+
+t.test('the supervisor out of fds: hosts cannot start, logged, the others go on; once fds are free, the waiting client is served', { skip: !hasPrlimit() && 'prlimit (util-linux) is not installed' }, async (t) => {
+  const table = ['127.0.0.1:0 stream tcp nowait - /bin/echo echo served', '    label = late', '127.0.0.1:0 stream tcp nowait - internal discard', '    label = sink'];
+  const wakeport = await startWakeport(t, table.join('\n'), { wrap: (command) => ['prlimit', '--nofile=64', '--', ...command] });
+  const hogs = await Promise.all(Array.from({ length: 80 }, () => connected(wakeport.port('sink'))));
+  const reply = exchange(wakeport.port('late'));
+  // Whatever runs out first (the copy of a socket, or a host's pipes), the pool tries again after a pause.
+  const starts = () => wakeport.logs.filter((r) => /^started \d+ nowait hosts$/.test(r.message)).length;
+  await wakeport.waitForLog(() => starts() >= 2);
+  t.equal(wakeport.process.exitCode, null, 'the supervisor goes on');
+  t.ok(wakeport.logs.some((r) => r.severity === 'error' && r.subject === 'wakeport'), 'the problem is logged');
+  for (const hog of hogs) hog.destroy();
+  t.equal(String(await reply), 'served\n', 'the client that waited is served once fds are free');
+});
+
+function connected(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1' }, () => resolve(socket));
+    socket.on('error', reject);
+  });
+}
+
+function hasPrlimit(): boolean {
+  return spawnSync('prlimit', ['--version']).status === 0;
+}
 
 t.test('a program that cannot be started: client closed, logged once, other services unaffected', async (t) => {
   const wakeport = await startWakeport(

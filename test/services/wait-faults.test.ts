@@ -147,3 +147,21 @@ t.test('a failed service whose client-closing helper cannot start (the node bina
   // /bin/false cannot serve it: the client is closed once the service fails again, with the helper back.
   t.equal(String(await waiting), '', 'the waiting client is closed by the next failure, not left hanging');
 });
+
+t.test('a worker that spawn() cannot even try to start (its cwd is a file): logged, backed off, and the other services go on', async (t) => {
+  const table = `127.0.0.1:0 stream tcp wait - ${httpServer} http-server
+    label = nowhere
+    handoff = listen-fds
+    cwd = ./not-a-folder
+    restart-delay = 50ms
+127.0.0.1:0 stream tcp nowait - internal echo
+    label = echo`;
+  const wakeport = await startWakeport(t, table, { files: { 'not-a-folder': 'a file' } });
+  const client = exchange(wakeport.port('nowhere'), 'GET / HTTP/1.0\r\n\r\n', '127.0.0.1', 5000).catch(() => null);
+  const line = await wakeport.waitForLog((r) => r.subject === 'nowhere' && r.severity === 'error');
+  t.match(line.message, /^cannot start .*http-server\.js: ENOTDIR/);
+  await wakeport.waitForLog((r) => r.subject === 'nowhere' && /^the worker could not start after \d+ms; (restarting|waiting for clients again) in/.test(r.message));
+  t.equal(String(await exchange(wakeport.port('echo'), 'still here')), 'still here', 'the supervisor goes on');
+  t.equal(wakeport.process.exitCode, null);
+  await client;
+});
