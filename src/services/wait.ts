@@ -41,6 +41,8 @@ interface Worker {
   readonly pid: number;
   readonly startedAt: number;
   ready: boolean;
+  /** Its exit (or failure to start) has been dispatched: nothing is left to stop. */
+  ended: boolean;
   startTimer: NodeJS.Timeout | null;
 }
 
@@ -130,14 +132,18 @@ export class WaitService {
     this.#disarmProbes();
     const notify = this.#entry.worker.ready === 'notify';
     const { child, notifyFd } = this.#recipe.spawnWorker(this.#fds, notify);
-    const worker: Worker = { child, pid: child.pid ?? -1, startedAt: performance.now(), ready: !notify, startTimer: null };
+    const worker: Worker = { child, pid: child.pid ?? -1, startedAt: performance.now(), ready: !notify, ended: false, startTimer: null };
+    const ended = (code: number | null, signal: string | null) => {
+      worker.ended = true;
+      this.#dispatch({ type: 'exit', worker, code, signal });
+    };
     if (child.pid === undefined) {
       child.once('error', (error) => {
         this.#log.error(this.#entry.label, `cannot start ${this.#recipe.path}: ${errnoOf(error) ?? ''} ${error.message}`);
-        this.#dispatch({ type: 'exit', worker, code: null, signal: null });
+        ended(null, null);
       });
     } else {
-      child.once('exit', (code, signal) => this.#dispatch({ type: 'exit', worker, code, signal }));
+      child.once('exit', ended);
       this.#log.info(this.#entry.label, `start worker pid ${worker.pid} (${why})`, { pid: worker.pid });
     }
     if (notifyFd !== null && child.pid !== undefined) this.#readNotifications(worker, child, notifyFd);
@@ -300,10 +306,15 @@ export class WaitService {
     }, delayMs);
   }
 
-  #startReplacement(): 'replacing' {
+  /**
+   * With ready = spawn, a new worker that started counts as ready: the old
+   * one is stopped at once. One that could not start ends (as an exit)
+   * before it replaces anything.
+   */
+  #startReplacement(): 'replacing' | 'ready' {
     this.#log.info(this.#entry.label, 'watched files changed: starting a new worker; the running one stops once it is ready');
-    this.#startWorker('watched files changed', true);
-    return 'replacing';
+    const started = this.#startWorker('watched files changed', true);
+    return started === 'ready' && this.#next?.pid !== -1 ? this.#promoteReplacement() : 'replacing';
   }
 
   /** The replacement is ready: it becomes the current worker, and the old one is stopped. */
@@ -312,6 +323,10 @@ export class WaitService {
     this.#current = this.#next;
     this.#next = null;
     return 'ready';
+  }
+
+  #howItEnded(worker: Worker): string {
+    return worker.pid === -1 ? 'could not start' : `pid ${worker.pid} exited before it was ready`;
   }
 
   #abandonReplacement(why: string): 'ready' {
@@ -331,6 +346,8 @@ export class WaitService {
 
   #retire(worker: Worker): void {
     if (worker.startTimer) clearTimeout(worker.startTimer);
+    // One that has ended would never leave #retiring, and stopping would wait for it for ever.
+    if (worker.ended) return;
     this.#retiring.add(worker);
     void stopChild(worker.child, this.#entry.exitTimeoutMs);
   }
@@ -433,7 +450,7 @@ export class WaitService {
       client: () => 'replacing',
       probes: (s, e) => (s.#attachProbes(e), 'replacing'),
       ready: (s) => s.#promoteReplacement(),
-      exit: (s, e) => (e.worker === s.#next ? s.#abandonReplacement(`pid ${e.worker.pid} exited before it was ready`) : s.#replacementTakesOver(e)),
+      exit: (s, e) => (e.worker === s.#next ? s.#abandonReplacement(s.#howItEnded(e.worker)) : s.#replacementTakesOver(e)),
       'start-timeout': (s) => s.#abandonReplacement(`did not check in within ${formatDuration(s.#entry.worker.startTimeoutMs)}`),
       timer: () => 'replacing',
       changed: () => 'replacing',

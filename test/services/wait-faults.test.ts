@@ -133,6 +133,42 @@ t.test('watch: editing a file under load restarts the worker gracefully, with ze
   t.equal(pids.size, 2, 'the old worker answered, then the new one');
 });
 
+t.test('watch with ready = spawn: each change replaces the worker at once', async (t) => {
+  const dir = t.testdirName;
+  const table = `127.0.0.1:0 stream tcp wait - ${httpServer} http-server
+    label = dev
+    handoff = listen-fds
+    watch = ${dir}/app`;
+  const wakeport = await startWakeport(t, table, { files: { app: { 'version.txt': 'one' } } });
+  const port = wakeport.port('dev');
+  const workerPid = async () => /pid (\d+)/.exec((await get(port, '/')).body)?.[1];
+  const pids = [await workerPid()];
+  for (const version of ['two', 'three']) {
+    writeFileSync(`${dir}/app/version.txt`, version);
+    await wakeport.waitForLog((r) => r.message.startsWith(`old worker pid ${pids.at(-1)} ended`));
+    pids.push(await workerPid());
+  }
+  t.equal(new Set(pids).size, 3, `three workers in turn: ${pids.join(', ')}`);
+});
+
+t.test('watch: a new version that exits before it is ready leaves the running worker, and stopping still ends', async (t) => {
+  const dir = t.testdirName;
+  const table = `127.0.0.1:0 stream tcp wait - ${fixtures}/crash-while.sh crash-while ${dir}/broken ${fixtures}/helper-worker.mjs
+    label = dev
+    handoff = listen-fds
+    ready = notify
+    watch = ${dir}/app`;
+  const wakeport = await startWakeport(t, table, { files: { app: { 'version.txt': 'one' } } });
+  const port = wakeport.port('dev');
+  t.equal((await get(port, '/before')).body, 'helper:/before');
+  writeFileSync(`${dir}/broken`, '');
+  writeFileSync(`${dir}/app/version.txt`, 'two');
+  await wakeport.waitForLog((r) => /^the new worker pid \d+ exited before it was ready; the running worker stays$/.test(r.message));
+  t.equal((await get(port, '/after')).body, 'helper:/after', 'the running worker goes on serving');
+  const stopped = await Promise.race([wakeport.stop('SIGTERM'), sleep(5000).then(() => 'still running')]);
+  t.same(stopped, { code: 0, signal: null }, 'SIGTERM stops wakeport');
+});
+
 t.test('a failed service whose client-closing helper cannot start (the node binary gone): logged, and wakeport goes on', async (t) => {
   const table = ['127.0.0.1:0 stream tcp wait - /bin/false false', '    label = failing', '    start-limit-burst = 1', '    failed-cooldown = 1s', '127.0.0.1:0 stream tcp nowait - internal echo', '    label = echo'];
   const { wakeport, removeNode, restoreNode } = await startWakeportOnOwnNode(t, table.join('\n'));
