@@ -20,6 +20,10 @@
 // limit keeps accepting into its own queue, so a limit split among hosts
 // would let one queue while another has room). A service with none of them
 // is served by every host, its default max-connections divided among them.
+// So that such a service is never left without a host while others run, a
+// host that dies is replaced (after a pause that doubles while replacements
+// die within restartGapMs), and one that goes idle is started again at the
+// next client of the services only it served.
 //
 // Hosts that all end (not by --host-idle) within restartGapMs of starting,
 // or cannot be started at all (the node binary gone, no fds or processes
@@ -83,7 +87,12 @@ export class NowaitPool {
   readonly #logOptions: LogOptions;
   readonly #idleExitMs: number;
   readonly #log: Logger;
-  readonly #hosts = new Set<ChildProcess>();
+  /** Each running host, with the services it serves (its share) and when it started. */
+  readonly #hosts = new Map<ChildProcess, { readonly share: readonly ServiceEntry[]; readonly startedAt: number }>();
+  /** Watches for the next client of services left without a host by one that went idle (see #keepServed). */
+  readonly #orphanWatches = new Set<ClientWatch>();
+  /** Hosts started in a row to take over from one that died, each of which died within restartGapMs. */
+  #quickReplacements = 0;
   #watch: ClientWatch | null = null;
   #watchGeneration = 0;
   #startedAt = 0;
@@ -113,13 +122,13 @@ export class NowaitPool {
   stop(): Promise<void> {
     return this.#stopWaiters.wait(() => {
       if (this.#state === 'stopping') {
-        for (const host of this.#hosts) signalGroup(host, 'SIGKILL');
+        for (const host of this.#hosts.keys()) signalGroup(host, 'SIGKILL');
         return;
       }
       this.#state = 'stopping';
       this.#closeWatch();
       if (this.#hosts.size === 0) return this.#stopped();
-      for (const host of this.#hosts) host.kill('SIGTERM');
+      for (const host of this.#hosts.keys()) host.kill('SIGTERM');
     });
   }
 
@@ -146,6 +155,8 @@ export class NowaitPool {
     this.#watchGeneration++;
     this.#watch?.close();
     this.#watch = null;
+    for (const watch of this.#orphanWatches) watch.close();
+    this.#orphanWatches.clear();
   }
 
   #startHosts(): void {
@@ -187,7 +198,7 @@ export class NowaitPool {
       detached: true,
       env: runtimeEnvironment(),
     });
-    this.#hosts.add(host);
+    this.#hosts.set(host, { share: entries, startedAt: Date.now() });
     // Only a host that could not be started has no pid; any other error (a send after its end) comes with an exit.
     host.on('error', (error) => {
       if (host.pid === undefined) this.#hostEnded(host, `could not be started: ${error.message}`);
@@ -211,7 +222,8 @@ export class NowaitPool {
 
   /** `failure` says how, for a host that did not exit 0 (which it does only after --host-idle). */
   #hostEnded(host: ChildProcess, failure: string | null): void {
-    if (!this.#hosts.delete(host)) return;
+    const ended = this.#hosts.get(host);
+    if (!ended || !this.#hosts.delete(host)) return;
     if (this.#state === 'stopping') {
       if (this.#hosts.size === 0) this.#stopped();
       return;
@@ -219,7 +231,9 @@ export class NowaitPool {
     const early = failure !== null && Date.now() - this.#startedAt < restartGapMs;
     if (early) this.#earlyEnds.push(failure);
     else if (failure !== null) this.#report(`nowait host ${failure}; ${this.#goOn()}`);
-    if (this.#hosts.size > 0) return;
+    if (this.#hosts.size > 0) return this.#keepServed(ended, failure !== null);
+    this.#closeWatch();
+    this.#quickReplacements = 0;
     this.#state = 'watching';
     this.#failedStarts = early ? this.#failedStarts + 1 : 0;
     if (!early) return this.#watchForClients();
@@ -232,6 +246,59 @@ export class NowaitPool {
     setTimeout(() => {
       if (this.#state === 'watching') this.#watchForClients();
     }, pauseMs);
+  }
+
+  /**
+   * A host ended while others go on. Services that only it served (those
+   * with limits of their own) would have no host until all the others end
+   * too: a host that died is replaced after a pause (doubling while its
+   * replacements die within restartGapMs), one that went idle at their next
+   * client.
+   */
+  #keepServed(ended: { readonly share: readonly ServiceEntry[]; readonly startedAt: number }, died: boolean): void {
+    const served = new Set([...this.#hosts.values()].flatMap(({ share }) => share.map(({ label }) => label)));
+    if (ended.share.every(({ label }) => served.has(label))) return;
+    if (!died) return this.#watchOrphans(ended.share);
+    const quick = Date.now() - ended.startedAt < restartGapMs;
+    this.#quickReplacements = quick ? this.#quickReplacements + 1 : 0;
+    const pauseMs = Math.min(restartGapMs * 2 ** this.#quickReplacements, maxRestartGapMs);
+    const running = this.#running();
+    setTimeout(() => {
+      if (running()) this.#startHost(ended.share);
+    }, pauseMs);
+  }
+
+  #watchOrphans(share: readonly ServiceEntry[]): void {
+    const labels = new Set(share.map(({ label }) => label));
+    const fds = this.#services.filter(({ entry }) => labels.has(entry.label)).flatMap(({ sockets }) => sockets.map(({ fd }) => fd));
+    const running = this.#running();
+    let watch: ClientWatch | null = null;
+    let started = false;
+    const startHost = () => {
+      if (started || !running()) return;
+      started = true;
+      if (watch) this.#orphanWatches.delete(watch);
+      watch?.close();
+      this.#startHost(share);
+    };
+    const onError = (error: Error) => this.#log.error(subject, `nowait client probe failed: ${error.message}`);
+    watchForClients(fds, startHost, onError).then(
+      (made) => {
+        watch = made;
+        if (started || !running()) return made.close();
+        this.#orphanWatches.add(made);
+      },
+      (error: Error) => {
+        this.#report(`cannot watch the nowait services for clients: ${error.message}; starting their host now`);
+        startHost();
+      },
+    );
+  }
+
+  /** Whether the hosts running now are still running (not stopped, nor all ended and started again since). */
+  #running(): () => boolean {
+    const generation = this.#watchGeneration;
+    return () => this.#state === 'running' && this.#watchGeneration === generation;
   }
 
   /** Hosts that ended early while others went on are reported once the others have lasted. */

@@ -1,6 +1,6 @@
 // Reading a process's state from /proc: its open fds, and its children.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 export function openFdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
@@ -22,6 +22,23 @@ export function childrenOf(pid: number): { pid: number; state: string }[] {
     if (Number(ppid) === pid) children.push({ pid: Number(name), state: state! });
   }
   return children;
+}
+
+/** Whether `pid` holds the listening IPv4 TCP socket on `port` (its inode, from /proc/net/tcp, among its fds). */
+export function holdsListener(pid: number, port: number): boolean {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  const inodes = readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter((fields) => fields[1]?.endsWith(`:${hexPort}`) && fields[3] === '0A')
+    .map((fields) => `socket:[${fields[9]}]`);
+  return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+    try {
+      return inodes.includes(readlinkSync(`/proc/${pid}/fd/${fd}`));
+    } catch {
+      return false; // Closed meanwhile.
+    }
+  });
 }
 
 export function isAlive(pid: number): boolean {

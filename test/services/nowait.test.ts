@@ -7,8 +7,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import t from 'tap';
 import { exchange, hasIpv6, readToEnd } from '../helpers/net.js';
-import { childrenOf, commandOf, isAlive, openFdCount } from '../helpers/proc.js';
-import { root, startWakeport, startWakeportOnOwnNode } from '../helpers/wakeport.js';
+import { childrenOf, commandOf, holdsListener, isAlive, openFdCount } from '../helpers/proc.js';
+import { root, startWakeport, startWakeportOnOwnNode, type Wakeport } from '../helpers/wakeport.js';
 
 const fixtures = `${root}/test/fixtures`;
 
@@ -155,6 +155,52 @@ t.test('a nowait host killed while serving: logged once, naming it, and the serv
   const line = await wakeport.waitForLog((r) => r.severity === 'error');
   t.match(line, { subject: 'wakeport', message: new RegExp(`^nowait host pid ${host!.pid} ended \\(SIGKILL\\); (the other host goes on|the other \\d hosts go on|hosts start again at the next client);`) });
   for (let i = 0; i < 3; i++) t.equal(String(await exchange(wakeport.port('hi'))), 'hi\n');
+});
+
+// A service with limits of its own is served by one host; the other serves the rest.
+const soloAndMany = `127.0.0.1:0 stream tcp nowait - /bin/echo echo solo
+    label = solo
+    max-connections = 2
+127.0.0.1:0 stream tcp nowait - /bin/cat cat
+    label = many`;
+
+/** The nowait hosts: the one serving "solo", and another (undefined with one core: one host). */
+function soloHosts(wakeport: Wakeport): { solo: number; other: number | undefined } {
+  const hosts = childrenOf(wakeport.supervisorPid).filter(({ pid }) => commandOf(pid).includes('nowait-host'));
+  const solo = hosts.find(({ pid }) => holdsListener(pid, wakeport.port('solo')))!.pid;
+  return { solo, other: hosts.find(({ pid }) => pid !== solo)?.pid };
+}
+
+t.test('the host that alone serves a service with limits is killed: a new host takes over its services', async (t) => {
+  const wakeport = await startWakeport(t, soloAndMany);
+  t.equal(String(await exchange(wakeport.port('solo'))), 'solo\n');
+  await new Promise((resolve) => setTimeout(resolve, 1200)); // past the hosts' first second: not a failed start
+  const { solo, other } = soloHosts(wakeport);
+  if (other === undefined) return void t.skip('one core, one host: nothing goes on beside it');
+  process.kill(solo, 'SIGKILL');
+  t.equal(String(await exchange(wakeport.port('solo'), '', '127.0.0.1', 10_000)), 'solo\n', 'its service is served again');
+  t.not(soloHosts(wakeport).solo, solo, 'by a new host');
+  t.ok(isAlive(other), 'the other host went on');
+});
+
+t.test('the host that alone serves a service with limits goes idle while another works: its next client starts it again', async (t) => {
+  const wakeport = await startWakeport(t, soloAndMany, { args: ['--host-idle', '1s'] });
+  t.equal(String(await exchange(wakeport.port('solo'))), 'solo\n');
+  const { solo, other } = soloHosts(wakeport);
+  if (other === undefined) return void t.skip('one core, one host: nothing goes on beside it');
+  // Keep the other host busy: a connection to "many" that its cat holds open (retried until that host takes it).
+  let held: net.Socket | undefined;
+  for (let tries = 0; tries < 20 && !held; tries++) {
+    const client = net.connect({ port: wakeport.port('many'), host: '127.0.0.1' });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    if (childrenOf(other).length > 0) held = client;
+    else client.destroy();
+  }
+  if (!held) return void t.fail("the other host never took a connection to 'many'");
+  t.teardown(() => held.destroy());
+  await wakeport.waitForLog((r) => r.message === `nowait host pid ${solo}: no work for 1s; exiting`, 10_000);
+  t.equal(String(await exchange(wakeport.port('solo'), '', '127.0.0.1', 10_000)), 'solo\n', 'its service is served again');
+  t.ok(isAlive(other), 'the busy host went on');
 });
 
 t.test('the node binary gone while wakeport runs: hosts cannot start, logged once, the others go on; once it is back, the waiting client is served', async (t) => {
