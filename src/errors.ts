@@ -5,6 +5,7 @@
 export type ErrorCode =
   | 'ERR_BIND' //            a socket of the table could not be bound
   | 'ERR_CONFIG_READ' //     the services table could not be read
+  | 'ERR_LISTEN_FDS' //      LISTEN_FDS, LISTEN_PID or the fds they name are wrong
   | 'ERR_NODE_INTERNALS' //  this Node version no longer has an internal wakeport relies on
   | 'ERR_USAGE'; //          the command line is wrong
 

@@ -17,7 +17,7 @@
 // next client.
 
 import dgram from 'node:dgram';
-import { fstatSync, writeSync } from 'node:fs';
+import { writeSync } from 'node:fs';
 import type http from 'node:http';
 import net from 'node:net';
 import { udpFamilies } from './sockets/inspect.js';
@@ -49,8 +49,8 @@ export function listenFds<S extends net.Server = net.Server>(options: ListenFdsO
       handle = socket;
     } else {
       // Any other socket is served as a stream: listen() takes a listening TCP or unix socket as it is.
-      if (!fstatSync(fd).isSocket()) throw new Error(`wakeport/worker: fd ${fd} is not a socket`);
       const server = options.createServer ? options.createServer() : (net.createServer() as S);
+      explainListenFailure(server, fd);
       server.listen({ fd });
       servers.push(server);
       handle = server;
@@ -61,6 +61,21 @@ export function listenFds<S extends net.Server = net.Server>(options: ListenFdsO
   process.once('SIGTERM', stop);
   if (options.idleTimeout !== undefined) exitWhenIdle(servers, options.idleTimeout, stop);
   return byName;
+}
+
+/**
+ * listen() fails, asynchronously, on a socket that is not a listening stream
+ * socket (a connected one, a unix datagram one) with just "listen EINVAL":
+ * unless the program listens for the server's errors itself, it crashes
+ * saying which fd it was given.
+ */
+function explainListenFailure(server: net.Server, fd: number): void {
+  const explain = (error: Error) => {
+    if (server.listenerCount('error') > 0) return;
+    throw new Error(`wakeport/worker: fd ${fd} from LISTEN_FDS is not a listening stream socket: ${error.message}`, { cause: error });
+  };
+  server.once('error', explain);
+  server.once('listening', () => server.off('error', explain));
 }
 
 /** Tells wakeport the worker is ready (ready = notify). Does nothing when not asked to. */

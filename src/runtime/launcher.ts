@@ -16,10 +16,10 @@ import { closeSync, unlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isNowaitProgram, type ServiceEntry } from '../config/entry.js';
 import { loadTable, type Table } from '../config/table.js';
-import type { WakeportError } from '../errors.js';
+import { isWakeportError, type WakeportError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { runtimeEnvironment } from '../processes/environment.js';
-import { adoptListenFds, type AdoptedSocket } from '../sockets/adopt.js';
+import { adoptListenFds, type AdoptedSocket, type Adoption } from '../sockets/adopt.js';
 import { bindSocket, checkUnixPath, type BoundSocket } from '../sockets/bind.js';
 import { checkNowaitInternals } from '../sockets/internals.js';
 import { firstListenFd, takeListenFds } from '../sockets/listen-fds.js';
@@ -46,7 +46,15 @@ export async function run(options: RunOptions, log: Logger): Promise<number> {
 
   if (table.entries.some(isNowaitProgram)) await checkNowaitInternals();
 
-  const { adopted, unmatched } = adoptListenFds(table.entries, takeListenFds());
+  let adoption: Adoption;
+  try {
+    adoption = adoptListenFds(table.entries, takeListenFds());
+  } catch (error) {
+    if (!isWakeportError(error) || error.code !== 'ERR_LISTEN_FDS') throw error;
+    log.error(subject, `fatal: ${error.message}; not starting`);
+    return exitCodes.usage;
+  }
+  const { adopted, unmatched } = adoption;
   for (const sentence of unmatched) log.warn(subject, sentence);
   const isAdopted = new Set(adopted.map(({ label, index }) => `${index}:${label}`));
   const toBind = await checkUnixPaths(

@@ -6,6 +6,7 @@
 
 import { closeSync } from 'node:fs';
 import { formatSocket, type ServiceEntry, type SocketSpec } from '../config/entry.js';
+import { WakeportError } from '../errors.js';
 import { inspectFds, type InspectedSocket } from './inspect.js';
 import type { ListenFd } from './listen-fds.js';
 
@@ -19,10 +20,11 @@ export interface AdoptedSocket {
 
 export interface Adoption {
   readonly adopted: readonly AdoptedSocket[];
-  /** One sentence per inherited fd that matched nothing (and was closed). */
+  /** One sentence per inherited listening socket that matched nothing (and was closed). */
   readonly unmatched: readonly string[];
 }
 
+/** Throws ERR_LISTEN_FDS, closing nothing, when an fd given is not a listening socket. */
 export function adoptListenFds(entries: readonly ServiceEntry[], given: readonly ListenFd[]): Adoption {
   const adopted: AdoptedSocket[] = [];
   const unmatched: string[] = [];
@@ -30,6 +32,10 @@ export function adoptListenFds(entries: readonly ServiceEntry[], given: readonly
   const inspection = inspectFds(given.map(({ fd }) => fd));
   for (const { fd, name } of given) {
     const inspected = inspection.get(fd) ?? null;
+    // A connected socket, or an IPC channel of whoever started wakeport: not ours to close.
+    if (!inspected?.listening) {
+      throw new WakeportError('ERR_LISTEN_FDS', `fd ${fd}${name ? ` ("${name}")` : ''} is not a listening socket wakeport can serve (LISTEN_FDS=${given.length})`);
+    }
     const fits = (candidate: (typeof open)[number]) => inspected?.socket.transport === candidate.entry.transport;
     const position = open.findIndex(
       (candidate) =>
@@ -37,20 +43,18 @@ export function adoptListenFds(entries: readonly ServiceEntry[], given: readonly
         ((name !== null && (name === candidate.socket.name || name === candidate.entry.label)) ||
           sameAddress(candidate.socket.spec, inspected)),
     );
-    if (position !== -1 && inspected) {
+    if (position !== -1) {
       const [{ entry, index }] = open.splice(position, 1) as [(typeof open)[number]];
       adopted.push({ label: entry.label, index, fd, socket: inspected.socket });
     } else {
-      const what = inspected ? formatSocket(inspected.socket) : 'not a socket wakeport can serve';
-      unmatched.push(`inherited fd ${fd}${name ? ` ("${name}")` : ''} (${what}) matches no service; closed`);
+      unmatched.push(`inherited fd ${fd}${name ? ` ("${name}")` : ''} (${formatSocket(inspected.socket)}) matches no service; closed`);
       closeSync(fd);
     }
   }
   return { adopted, unmatched };
 }
 
-function sameAddress(spec: SocketSpec, inspected: InspectedSocket | null): boolean {
-  if (!inspected) return false;
+function sameAddress(spec: SocketSpec, inspected: InspectedSocket): boolean {
   const other = inspected.socket;
   if (spec.transport === 'unix' || other.transport === 'unix') {
     return spec.transport === 'unix' && other.transport === 'unix' && spec.path === other.path;

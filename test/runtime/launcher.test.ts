@@ -95,6 +95,35 @@ t.test('under LISTEN_FDS, the given sockets are adopted (by name and by address)
   t.match(String(await exchange(addressPort)), /\d\d:\d\d:\d\d/);
 });
 
+t.test('socket-activation variables that do not match the fds: one fatal line saying which, exit 100, nothing closed or served', async (t) => {
+  const dir = t.testdir({ 'services.conf': '127.0.0.1:0 stream tcp nowait - internal echo\n' });
+  const listener = net.createServer();
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => listener.close());
+  const { NODE_OPTIONS: _options, ...env } = process.env;
+  const launch = (variables: NodeJS.ProcessEnv, fd3: number | 'ipc') =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [cli, 'run', '-f', `${dir}/services.conf`], { env: { ...env, ...variables }, stdio: ['ignore', 'ignore', 'pipe', fd3] });
+      let stderr = '';
+      child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      // Bounded: a launcher or worker that wrongly goes on serving is killed (a supervisor follows its launcher).
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      child.once('exit', (code) => (clearTimeout(timer), resolve({ code, stderr })));
+    });
+  const cases: [NodeJS.ProcessEnv, number | 'ipc', RegExp][] = [
+    [{ LISTEN_FDS: 'two' }, fdOfServer(listener), /fatal: LISTEN_FDS=two is not a number of fds: /],
+    [{ LISTEN_FDS: '1', LISTEN_PID: 'me' }, fdOfServer(listener), /fatal: LISTEN_PID=me is not a process id: /],
+    [{ LISTEN_FDS: '2' }, fdOfServer(listener), /fatal: LISTEN_FDS=2, but fd 4 is not (open|a socket): /],
+    [{ LISTEN_FDS: '1' }, 'ipc', /fatal: fd 3 is not a listening socket wakeport can serve \(LISTEN_FDS=1\); not starting\n$/],
+  ];
+  for (const [variables, fd3, expected] of cases) {
+    const { code, stderr } = await launch(variables, fd3);
+    t.equal(code, 100, JSON.stringify(variables));
+    t.match(stderr, expected);
+    t.notMatch(stderr, /listening on|serving/, 'nothing is served');
+  }
+});
+
 t.test('stopping: SIGTERM to every process, SIGKILL after exit-timeout, exit 0', async (t) => {
   const table = `127.0.0.1:0 stream tcp nowait - ${fixtures}/stubborn.sh stubborn\n    label = stubborn\n    exit-timeout = 300ms\n`;
   const wakeport = await startWakeport(t, table);

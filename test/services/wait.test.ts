@@ -1,7 +1,7 @@
 // wait services: a worker started by the first client and handed the
 // listening sockets, which outlive it.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 import t from 'tap';
 import { get } from '../helpers/http.js';
@@ -106,6 +106,25 @@ t.test('the wakeport/worker helper binds each handed-over UDP socket to a dgram.
   const ports = wakeport.logs.filter((r) => r.subject === 'udp' && r.message.startsWith('listening on')).map((r) => r.port as number);
   t.equal(String(await datagram(ports[0]!, 'four', 5000)), 'udp4 got four');
   if (hasIpv6()) t.equal(String(await datagram(ports[1]!, 'six', 5000, '::1')), 'udp6 got six');
+});
+
+t.test('the wakeport/worker helper given fds that are not listening sockets says which fd, and why', async (t) => {
+  const { NODE_OPTIONS: _options, ...env } = process.env;
+  const run = (listenFds: string, fd3: 'ipc' | 'ignore') =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [`${fixtures}/helper-worker.mjs`], { env: { ...env, LISTEN_FDS: listenFds }, stdio: ['ignore', 'ignore', 'pipe', fd3] });
+      let stderr = '';
+      child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      // Bounded: a launcher or worker that wrongly goes on serving is killed (a supervisor follows its launcher).
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      child.once('exit', (code) => (clearTimeout(timer), resolve({ code, stderr })));
+    });
+  const connected = await run('1', 'ipc');
+  t.not(connected.code, 0);
+  t.match(connected.stderr, /wakeport\/worker: fd 3 from LISTEN_FDS is not a listening stream socket: listen E[A-Z]+/);
+  const missing = await run('2', 'ipc');
+  t.not(missing.code, 0);
+  t.match(missing.stderr, /LISTEN_FDS=2, but fd 4 is not (open|a socket): the sockets handed over are not where the socket-activation variables say/);
 });
 
 t.test('listen-pid = no: the worker gets its sockets without LISTEN_PID, started directly', async (t) => {
