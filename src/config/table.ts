@@ -281,7 +281,9 @@ async function resolveHost(host: string | null, protocol: Protocol): Promise<{ a
     if (protocol.familyExplicit && literal !== wanted) {
       throw new LineProblem(`${host} is an IPv${literal} address, but the protocol asks for IPv${wanted}`);
     }
-    return { address: host, family: literal as 4 | 6 };
+    // One spelling per address ("0:0::1" is "::1"), for the collision check and the log.
+    if (literal === 6) return { address: new net.SocketAddress({ address: host, family: 'ipv6' }).address, family: 6 };
+    return { address: host, family: 4 };
   }
   try {
     const found = await dns.lookup(host, { family: wanted });

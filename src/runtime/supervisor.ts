@@ -21,12 +21,13 @@ const subject = 'wakeport';
 
 export async function supervise(): Promise<void> {
   const { hello, log } = await takeOver('the supervisor must be started by the launcher');
-  const services = await startServices(hello, log);
-  log.info(subject, `serving ${services.length} services (supervisor pid ${process.pid})`, { services: services.length });
+  const { services, count } = await startServices(hello, log);
+  log.info(subject, `serving ${count} services (supervisor pid ${process.pid})`, { services: count });
   handleStopRequests(services, log, 'the launcher is gone', 'info');
 }
 
-async function startServices(hello: Hello, log: Logger): Promise<RunningService[]> {
+/** The running services (all nowait programs as one pool), and how many services of the table they serve. */
+async function startServices(hello: Hello, log: Logger): Promise<{ services: RunningService[]; count: number }> {
   const protectedPorts = internalPorts(hello);
   const socketsOf = (entry: ServiceEntry) =>
     hello.sockets.filter(({ label }) => label === entry.label).sort((a, b) => a.index - b.index);
@@ -51,7 +52,8 @@ async function startServices(hello: Hello, log: Logger): Promise<RunningService[
       }
     }),
   );
-  return [...pool, ...started.filter((service) => service !== null)];
+  const others = started.filter((service) => service !== null);
+  return { services: [...pool, ...others], count: nowait.length + others.length };
 }
 
 /**

@@ -181,14 +181,17 @@ t.test('collisions name both lines', async (t) => {
       '    label = same',
       '127.0.0.1:0 stream tcp nowait - internal echo',
       '    label = same',
+      '[::1]:9001 stream tcp nowait - internal echo',
+      '[0:0::1]:9001 stream tcp nowait - internal echo',
     ].join('\n'),
   );
   t.same(table.problems.map(formatProblem), [
     'services.conf:2: 127.0.0.1:9000/tcp is already bound by line 1',
     'services.conf:3: 0.0.0.0:9000/tcp is already bound by line 1 (service "127.0.0.1:9000/tcp")',
     'services.conf:7: label "same" is already used by line 5; give one of them a label = option',
+    'services.conf:10: [::1]:9001/tcp is already bound by line 9 (service "[::1]:9001/tcp")',
   ]);
-  t.equal(table.entries.length, 3, 'udp on the same port, and port 0, do not collide');
+  t.equal(table.entries.length, 4, 'udp on the same port, and port 0, do not collide');
 });
 
 t.test('a missing program is a warning: the service still stands', async (t) => {

@@ -82,6 +82,7 @@ t.test('a first client on a second socket starts the wait worker, and the nowait
     '    label = second',
   ].join('\n');
   const wakeport = await startWakeport(t, table);
+  t.match(wakeport.logs.find((r) => r.message.startsWith('serving')), { services: 3 }, 'each nowait service counts, not their pool');
   const pairPorts = wakeport.logs.filter((r) => r.subject === 'pair' && r.message.startsWith('listening on')).map((r) => r.port as number);
   t.equal((await get(pairPorts[1]!, '/second-socket')).body, 'helper:/second-socket');
   t.equal(await lineClient(wakeport.port('second'), 'hi'), 'got:hi\n');
