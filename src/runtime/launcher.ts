@@ -25,6 +25,7 @@ import { checkNowaitInternals } from '../sockets/internals.js';
 import { firstListenFd, takeListenFds } from '../sockets/listen-fds.js';
 import { exitCodes } from './exit-codes.js';
 import type { Hello, SocketAssignment } from './hello.js';
+import { isWorkerNotice, LeftWorkers } from './left-workers.js';
 
 export interface RunOptions {
   readonly file: string;
@@ -85,7 +86,8 @@ export async function run(options: RunOptions, log: Logger): Promise<number> {
   if (polled) log.error(subject, 'internal inconsistency: the event loop polled while the launcher held sockets; please report');
 
   const socketFiles = bound.flatMap(({ socket }) => (socket.transport === 'unix' ? [socket.path] : []));
-  return waitForSupervisor(supervisor, socketFiles, log);
+  const workersGraceMs = Math.max(0, ...table.entries.filter(({ mode }) => mode === 'wait').map(({ exitTimeoutMs }) => exitTimeoutMs));
+  return waitForSupervisor(supervisor, { socketFiles, workersGraceMs }, log);
 }
 
 function reportProblems(table: Table, log: Logger): void {
@@ -162,8 +164,19 @@ function startSupervisor(table: Table, sockets: readonly Held[], log: Logger, ho
   return child;
 }
 
-/** Resolves with the supervisor's exit code, once it has exited and `socketFiles` are removed. */
-function waitForSupervisor(supervisor: ChildProcess, socketFiles: readonly string[], log: Logger): Promise<number> {
+/**
+ * Resolves with the supervisor's exit code, once it has exited, the workers
+ * it left (if it did not exit cleanly) are stopped, and `socketFiles` are removed.
+ */
+function waitForSupervisor(
+  supervisor: ChildProcess,
+  { socketFiles, workersGraceMs }: { readonly socketFiles: readonly string[]; readonly workersGraceMs: number },
+  log: Logger,
+): Promise<number> {
+  const workers = new LeftWorkers();
+  supervisor.on('message', (message) => {
+    if (isWorkerNotice(message)) workers.note(message);
+  });
   const forward = (signal: NodeJS.Signals) => () => supervisor.kill(signal);
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   const handlers = signals.map((signal) => [signal, forward(signal)] as const);
@@ -181,9 +194,17 @@ function waitForSupervisor(supervisor: ChildProcess, socketFiles: readonly strin
       resolve(exitCodes.system);
     });
     supervisor.once('exit', (code, signal) => {
-      finish();
       if (signal !== null) log.error(subject, `the supervisor was killed by ${signal}`);
-      resolve(code ?? exitCodes.system);
+      const left = code === exitCodes.ok ? [] : workers.alive();
+      let stopped = Promise.resolve();
+      if (left.length > 0) {
+        log.error(subject, `stopping the ${left.length} wait workers it left running (pid ${left.join(', ')})`);
+        stopped = workers.stop(workersGraceMs);
+      }
+      void stopped.then(() => {
+        finish();
+        resolve(code ?? exitCodes.system);
+      });
     });
   });
 }

@@ -15,6 +15,7 @@ import { checkOutputs } from '../processes/output.js';
 import { NowaitPool } from '../services/nowait-pool.js';
 import { WaitService } from '../services/wait.js';
 import type { Hello, SocketAssignment } from './hello.js';
+import { tellLauncher } from './left-workers.js';
 import { handleStopRequests, takeOver, type RunningService } from './lifecycle.js';
 
 const subject = 'wakeport';
@@ -95,7 +96,7 @@ function startService(
   protectedPorts: ReadonlySet<number>,
 ): Promise<RunningService> {
   const fds = sockets.map(({ fd }) => fd);
-  if (entry.program.kind === 'exec') return WaitService.start(entry, fds, log);
+  if (entry.program.kind === 'exec') return WaitService.start(entry, fds, log, tellLauncher);
   if (entry.transport !== 'udp') return InternalStreamService.start(entry, fds, log);
   const udp = sockets.map(({ fd, socket }) => ({ fd, family: socket.transport === 'unix' ? 4 : socket.family }));
   return InternalDgramService.start(entry, udp, log, protectedPorts);

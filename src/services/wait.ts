@@ -88,6 +88,7 @@ export class WaitService {
   #refused = 0;
   readonly #watchers: FSWatcher[] = [];
   readonly #stopWaiters = new StopWaiters();
+  #onWorker: (pid: number, running: boolean) => void = () => {};
 
   private constructor(entry: ServiceEntry, fds: readonly number[], recipe: ProgramRecipe, log: Logger) {
     this.#entry = entry;
@@ -99,9 +100,16 @@ export class WaitService {
   }
 
   /** Holds `fds` (never wrapping them) and starts the worker now or at the first client. */
-  static start(entry: ServiceEntry, fds: readonly number[], log: Logger): Promise<WaitService> {
+  /** `onWorker` hears of every worker that starts and ends (runtime/left-workers.ts). */
+  static start(
+    entry: ServiceEntry,
+    fds: readonly number[],
+    log: Logger,
+    onWorker: (pid: number, running: boolean) => void = () => {},
+  ): Promise<WaitService> {
     if (entry.program.kind !== 'exec') throw new Error(`internal: ${entry.label} is not a program service`);
     const service = new WaitService(entry, fds, new ProgramRecipe(entry, entry.program, log), log);
+    service.#onWorker = onWorker;
     service.#watchFiles();
     if (entry.worker.runAtLoad) service.#state = service.#startWorker('at load');
     else service.#becomeIdle();
@@ -135,6 +143,7 @@ export class WaitService {
     const worker: Worker = { child, pid: child.pid ?? -1, startedAt: performance.now(), ready: !notify, ended: false, startTimer: null };
     const ended = (code: number | null, signal: string | null) => {
       worker.ended = true;
+      if (child.pid !== undefined) this.#onWorker(child.pid, false);
       this.#dispatch({ type: 'exit', worker, code, signal });
     };
     if (child.pid === undefined) {
@@ -143,6 +152,7 @@ export class WaitService {
         ended(null, null);
       });
     } else {
+      this.#onWorker(child.pid, true);
       child.once('exit', ended);
       this.#log.info(this.#entry.label, `start worker pid ${worker.pid} (${why})`, { pid: worker.pid });
     }

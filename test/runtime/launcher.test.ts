@@ -9,6 +9,7 @@ import path from 'node:path';
 import net from 'node:net';
 import t from 'tap';
 import { fdOfServer } from '../../src/sockets/internals.js';
+import { get } from '../helpers/http.js';
 import { exchange } from '../helpers/net.js';
 import { childrenOf, isAlive } from '../helpers/proc.js';
 import { cli, root, startWakeport } from '../helpers/wakeport.js';
@@ -137,6 +138,24 @@ t.test('stopping: SIGTERM to every process, SIGKILL after exit-timeout, exit 0',
   t.notOk(isAlive(child!.pid), 'the program is gone');
   t.notOk(isAlive(wakeport.supervisorPid), 'the supervisor is gone');
   client.destroy();
+});
+
+t.test('if the supervisor is killed, the launcher stops the wait workers it left, and their port is free again', async (t) => {
+  const table = `127.0.0.1:0 stream tcp wait - ${root}/dist/services/http-server.js http-server\n    label = web\n    handoff = listen-fds\n`;
+  const wakeport = await startWakeport(t, table);
+  const port = wakeport.port('web');
+  t.equal((await get(port, '/')).status, 200);
+  const worker = (await wakeport.waitForLog((r) => r.message.startsWith('start worker'))).pid as number;
+  t.teardown(() => isAlive(worker) && process.kill(-worker, 'SIGKILL')); // Should this test fail: leave nothing behind.
+  const exited = new Promise<number | null>((resolve) => wakeport.process.once('exit', (code) => resolve(code)));
+  process.kill(wakeport.supervisorPid, 'SIGKILL');
+  const line = await wakeport.waitForLog((r) => r.message.startsWith('stopping the'));
+  t.equal(line.message, `stopping the 1 wait workers it left running (pid ${worker})`);
+  t.equal(await exited, 111);
+  t.notOk(isAlive(worker), 'the worker is gone');
+  const rebound = net.createServer();
+  await new Promise<void>((resolve, reject) => rebound.once('error', reject).listen(port, '127.0.0.1', resolve));
+  rebound.close();
 });
 
 t.test('if the launcher dies, the supervisor stops its programs and exits', async (t) => {
