@@ -45,6 +45,8 @@ interface Context {
   readonly baseDir: string;
   readonly ports: PortTable;
   readonly users: UserDatabase;
+  /** Problems with lines that are kept all the same. */
+  readonly warnings: ConfigProblem[];
 }
 
 /** Reads and checks a table; throws ERR_CONFIG_READ only when the file cannot be read at all. */
@@ -66,10 +68,11 @@ export async function parseTable(file: string, text: string): Promise<Table> {
     baseDir: path.dirname(path.resolve(file)),
     ports: readPortTable(),
     users: readUserDatabase(),
+    warnings: [],
   };
   const split = splitTable(file, text);
-  const problems: ConfigProblem[] = [...split.problems];
   const built = await Promise.all(split.services.map((raw) => buildEntry(raw, context)));
+  const problems: ConfigProblem[] = [...split.problems, ...context.warnings];
   const entries: ServiceEntry[] = [];
   for (const result of built) {
     if ('problem' in result) problems.push(result.problem);
@@ -117,6 +120,17 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
     program = programField;
   }
   checkKeyScopes(options, program.kind === 'internal' ? 'internal' : wait.mode);
+  const spawnsPerConnection = program.kind === 'exec' && wait.mode === 'nowait';
+  if (wait.max !== null && !spawnsPerConnection) {
+    // OpenBSD's inetd.conf allows wait.max, and internal lines may carry one: the line stays, and the user learns the limit does nothing here.
+    const instead = program.kind === 'internal' ? 'limit an internal service with max-connections' : "a wait service's restarts are limited by start-limit-burst";
+    context.warnings.push({
+      file: raw.file,
+      line: raw.line,
+      severity: 'warning',
+      message: `"${waitField}": the spawn limit is ignored, as it applies to nowait services with a program only; ${instead}`,
+    });
+  }
   const worker = workerPolicy(options, socketType, program);
   if (program.kind === 'exec') {
     if (socketType === 'dgram' && wait.mode === 'nowait') {
@@ -143,7 +157,7 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
     sockets,
     socketType,
     mode: wait.mode,
-    maxSpawns: wait.max,
+    maxSpawns: spawnsPerConnection ? wait.max : null,
     rateWindowMs: options.rateWindowMs,
     runAs,
     program,

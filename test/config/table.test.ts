@@ -194,6 +194,15 @@ t.test('collisions name both lines', async (t) => {
   t.equal(table.entries.length, 4, 'udp on the same port, and port 0, do not collide');
 });
 
+t.test('a spawn limit where nothing is spawned per connection is a warning: the line stands, the limit does nothing', async (t) => {
+  const table = await parse('8080 stream tcp wait.5 - /bin/cat\necho stream tcp nowait.50 - internal');
+  t.same(table.problems.map(formatProblem), [
+    'services.conf:1: warning: "wait.5": the spawn limit is ignored, as it applies to nowait services with a program only; a wait service\'s restarts are limited by start-limit-burst',
+    'services.conf:2: warning: "nowait.50": the spawn limit is ignored, as it applies to nowait services with a program only; limit an internal service with max-connections',
+  ]);
+  t.match(table.entries, [{ mode: 'wait', maxSpawns: null }, { program: { kind: 'internal' }, maxSpawns: null }]);
+});
+
 t.test('a missing program is a warning: the service still stands', async (t) => {
   const table = await parse('8080 stream tcp nowait - /no/such/program');
   t.same(table.problems.map(formatProblem), [
