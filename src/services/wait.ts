@@ -27,7 +27,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import type net from 'node:net';
 import type { ServiceEntry } from '../config/entry.js';
 import { errnoOf } from '../errors.js';
-import { formatDuration, type Logger } from '../log.js';
+import { formatDuration, ReportThrottle, type Logger } from '../log.js';
 import { forEachLine } from '../processes/output.js';
 import { ProgramRecipe } from '../processes/program.js';
 import { signalGroup, stopChild } from '../processes/stop.js';
@@ -64,6 +64,7 @@ const minimumRestartGapMs = 1000;
 // Changes to watched files within this long of each other restart once.
 const watchSettleMs = 200;
 const probeRetryMs = 1000;
+const watchFailureReportMs = 60_000;
 
 export class WaitService {
   #state: State;
@@ -89,6 +90,7 @@ export class WaitService {
   readonly #watchers: FSWatcher[] = [];
   readonly #stopWaiters = new StopWaiters();
   #onWorker: (pid: number, running: boolean) => void = () => {};
+  readonly #watchFailures = new ReportThrottle(watchFailureReportMs);
 
   private constructor(entry: ServiceEntry, fds: readonly number[], recipe: ProgramRecipe, log: Logger) {
     this.#entry = entry;
@@ -280,9 +282,21 @@ export class WaitService {
     watchForClients(this.#fds, onClient, onError).then(
       (watch) => this.#dispatch({ type: 'probes', generation, watch }),
       (error: Error) => {
-        this.#log.error(this.#entry.label, `cannot watch for clients: ${error.message}; trying again in ${formatDuration(probeRetryMs)}`);
+        this.#reportWatchFailure(error);
         this.#dispatch({ type: 'probes', generation, watch: null });
       },
+    );
+  }
+
+  /** A failure that can repeat every probeRetryMs: the first is logged, the rest counted for a minute. */
+  #reportWatchFailure(error: Error): void {
+    const heldBack = this.#watchFailures.due();
+    if (heldBack === null) return;
+    const more = heldBack > 0 ? ` (${heldBack} more failures since the last report)` : '';
+    this.#log.error(
+      this.#entry.label,
+      `cannot watch for clients: ${error.message}${more}; trying again every ${formatDuration(probeRetryMs)}, ` +
+        `further failures counted, not logged, for ${formatDuration(watchFailureReportMs)}`,
     );
   }
 

@@ -1,13 +1,15 @@
 // inetd's internal services over TCP and UDP, checked against their RFCs
 // through a real wakeport.
 
+import { spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { chargenLine } from '../../src/services/internal/chargen.js';
+import { get } from '../helpers/http.js';
 import { datagram, exchange } from '../helpers/net.js';
-import { startWakeport } from '../helpers/wakeport.js';
+import { root, startWakeport } from '../helpers/wakeport.js';
 
 const table = ['echo', 'discard', 'chargen', 'daytime', 'time']
   .flatMap((name) => [
@@ -138,6 +140,24 @@ function echoOnce(socket: net.Socket, text: string): Promise<string | null> {
     socket.write(text);
   });
 }
+
+t.test('a flood past what the open-file limit leaves room for: the excess is closed and logged, and the other services go on', { skip: spawnSync('prlimit', ['--version']).status !== 0 && 'prlimit (util-linux) is not installed' }, async (t) => {
+  const table = `127.0.0.1:0 stream tcp nowait - internal discard
+    label = sink
+127.0.0.1:0 stream tcp wait - ${root}/dist/services/http-server.js http-server
+    label = web
+    handoff = listen-fds`;
+  // 200 fds: internal services may hold 100 connections, the rest is kept for everything else.
+  const wakeport = await startWakeport(t, table, { wrap: (command) => ['prlimit', '--nofile=200', '--', ...command] });
+  const flood = await Promise.all(Array.from({ length: 250 }, () => connectFrom('127.0.0.1', wakeport.port('sink'))));
+  t.teardown(() => flood.forEach((socket) => socket.destroy()));
+  const line = await wakeport.waitForLog((r) => r.subject === 'sink' && r.message.startsWith('reject client'));
+  t.match(line.message, /^reject client 127\.0\.0\.1:\d+: internal services already hold 100 connections, all that the supervisor's open-file limit \(ulimit -n\) leaves room for; closed its connection$/);
+  t.equal((await get(wakeport.port('web'), '/')).status, 200, 'a wait service still starts its worker');
+  await until(() => flood.filter((socket) => socket.closed).length >= 150);
+  t.equal(flood.filter((socket) => socket.closed).length, 150, 'exactly the excess is closed');
+  t.equal(wakeport.logs.filter((r) => r.message.startsWith('reject client')).length, 1, 'logged once');
+});
 
 /** Reads `count` bytes from a TCP service, then hangs up. */
 function firstBytes(port: number, count: number): Promise<Buffer> {

@@ -3,6 +3,7 @@
 
 import { rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import t from 'tap';
 import { get } from '../helpers/http.js';
 import { exchange } from '../helpers/net.js';
@@ -182,6 +183,21 @@ t.test('a failed service whose client-closing helper cannot start (the node bina
   await wakeport.waitForLog((r) => r.subject === 'failing' && r.message === 'cooldown over: trying again', 5000);
   // /bin/false cannot serve it: the client is closed once the service fails again, with the helper back.
   t.equal(String(await waiting), '', 'the waiting client is closed by the next failure, not left hanging');
+});
+
+t.test('a client watch that cannot be set up again (the node binary gone) is logged once, not every retry', async (t) => {
+  const table = '127.0.0.1:0 stream tcp wait - /bin/sleep sleep 1\n    label = napper';
+  const { wakeport, removeNode, restoreNode } = await startWakeportOnOwnNode(t, table);
+  const client = net.connect({ port: wakeport.port('napper'), host: '127.0.0.1' });
+  client.on('error', () => {});
+  t.teardown(() => client.destroy());
+  await wakeport.waitForLog((r) => r.subject === 'napper' && r.message.startsWith('start worker'));
+  removeNode();
+  const failed = await wakeport.waitForLog((r) => r.subject === 'napper' && r.message.startsWith('cannot watch for clients'));
+  t.match(failed.message, /^cannot watch for clients: spawn .*\/node ENOENT; trying again every 1s, further failures counted, not logged, for 1m$/);
+  await sleep(2500);
+  t.equal(wakeport.logs.filter((r) => r.message.startsWith('cannot watch for clients')).length, 1, 'the retries are counted, not logged');
+  restoreNode();
 });
 
 t.test('a worker that spawn() cannot even try to start (its cwd is a file): logged, backed off, and the other services go on', async (t) => {

@@ -6,10 +6,13 @@
 
 import type net from 'node:net';
 import type { ServiceEntry } from '../../config/entry.js';
-import type { Logger } from '../../log.js';
+import { ReportThrottle, type Logger } from '../../log.js';
 import { Admission } from '../admission.js';
-import { acceptOn, QueueOverflow, sourceOf } from '../listener.js';
+import { connectionBudget } from '../connection-budget.js';
+import { acceptOn, clientOf, QueueOverflow, sourceOf } from '../listener.js';
 import { builtins } from './index.js';
+
+const reportEveryMs = 60_000;
 
 export class InternalStreamService {
   #state: 'serving' | 'stopped' = 'serving';
@@ -20,6 +23,7 @@ export class InternalStreamService {
   readonly #overflow: QueueOverflow;
   readonly #open = new Set<net.Socket>();
   readonly #servers: net.Server[] = [];
+  readonly #overBudget = new ReportThrottle(reportEveryMs);
 
   private constructor(entry: ServiceEntry, log: Logger) {
     if (entry.program.kind !== 'internal') throw new Error(`internal: ${entry.label} is not an internal service`);
@@ -54,8 +58,12 @@ export class InternalStreamService {
   #onConnection(socket: net.Socket): void {
     if (this.#state === 'stopped') return void socket.destroy();
     socket.on('error', (error) => this.#log.debug(this.#label, `client error: ${error.message}`));
+    if (!connectionBudget.take()) return this.#refuseOverBudget(socket);
     const source = sourceOf(socket);
-    socket.once('close', () => this.#closed(socket, source));
+    socket.once('close', () => {
+      connectionBudget.give();
+      this.#closed(socket, source);
+    });
     const refused = this.#admission.offer(socket, source);
     if (refused) this.#overflow.refuse(refused);
     this.#serveQueue();
@@ -66,6 +74,20 @@ export class InternalStreamService {
       this.#open.add(admitted.client);
       this.#serve(admitted.client);
     }
+  }
+
+  /** Closed at once, not gently: the point is to free its fd. */
+  #refuseOverBudget(socket: net.Socket): void {
+    const client = clientOf(socket);
+    socket.destroy();
+    const heldBack = this.#overBudget.due();
+    if (heldBack === null) return;
+    const more = heldBack > 0 ? ` (${heldBack} more since the last report)` : '';
+    this.#log.warn(
+      this.#label,
+      `reject client ${client}: internal services already hold ${connectionBudget.limit} connections, ` +
+        `all that the supervisor's open-file limit (ulimit -n) leaves room for; closed its connection${more}`,
+    );
   }
 
   /** A client hung up: its slot goes to the next in the queue, or, if it was still waiting, its place in the queue. */
