@@ -121,16 +121,6 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
   }
   checkKeyScopes(options, program.kind === 'internal' ? 'internal' : wait.mode);
   const spawnsPerConnection = program.kind === 'exec' && wait.mode === 'nowait';
-  if (wait.max !== null && !spawnsPerConnection) {
-    // OpenBSD's inetd.conf allows wait.max, and internal lines may carry one: the line stays, and the user learns the limit does nothing here.
-    const instead = program.kind === 'internal' ? 'limit an internal service with max-connections' : "a wait service's restarts are limited by start-limit-burst";
-    context.warnings.push({
-      file: raw.file,
-      line: raw.line,
-      severity: 'warning',
-      message: `"${waitField}": the spawn limit is ignored, as it applies to nowait services with a program only; ${instead}`,
-    });
-  }
   const worker = workerPolicy(options, socketType, program);
   if (program.kind === 'exec') {
     if (socketType === 'dgram' && wait.mode === 'nowait') {
@@ -147,6 +137,16 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
     if (options.handoff === 'stdio' && options.keyLines.has('listen-pid')) {
       throw new LineProblem('listen-pid applies to handoff = listen-fds only', options.keyLines.get('listen-pid'));
     }
+  }
+  if (wait.max !== null && !spawnsPerConnection) {
+    // OpenBSD's inetd.conf allows wait.max, and internal lines may carry one: the line stays, and the user learns the limit does nothing here.
+    const instead = program.kind === 'internal' ? 'limit an internal service with max-connections' : "a wait service's restarts are limited by start-limit-burst";
+    context.warnings.push({
+      file: raw.file,
+      line: raw.line,
+      severity: 'warning',
+      message: `"${waitField}": the spawn limit is ignored, as it applies to nowait services with a program only; ${instead}`,
+    });
   }
 
   return {
@@ -287,6 +287,13 @@ async function resolveSocket(
   return { transport: protocol.transport, host: address, family, port };
 }
 
+/** One spelling per address ("0:0::1" is "::1"), for the collision check and the log; a zone (%lo) is kept. */
+function canonicalIpv6(host: string): string {
+  const [address, zone] = host.split('%') as [string, string | undefined];
+  const canonical = new net.SocketAddress({ address, family: 'ipv6' }).address;
+  return zone === undefined ? canonical : `${canonical}%${zone}`;
+}
+
 async function resolveHost(host: string | null, protocol: Protocol): Promise<{ address: string; family: 4 | 6 }> {
   const wanted = protocol.family ?? 4;
   if (host === null) return wanted === 6 ? { address: '::', family: 6 } : { address: '0.0.0.0', family: 4 };
@@ -295,8 +302,7 @@ async function resolveHost(host: string | null, protocol: Protocol): Promise<{ a
     if (protocol.familyExplicit && literal !== wanted) {
       throw new LineProblem(`${host} is an IPv${literal} address, but the protocol asks for IPv${wanted}`);
     }
-    // One spelling per address ("0:0::1" is "::1"), for the collision check and the log.
-    if (literal === 6) return { address: new net.SocketAddress({ address: host, family: 'ipv6' }).address, family: 6 };
+    if (literal === 6) return { address: canonicalIpv6(host), family: 6 };
     return { address: host, family: 4 };
   }
   try {

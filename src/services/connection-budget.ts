@@ -7,8 +7,8 @@
 
 import { readFileSync } from 'node:fs';
 
-/** Never fewer than this many fds kept for the rest (sockets, pipes, helpers, workers). */
-const maxReserve = 256;
+/** The most fds kept for the rest (sockets, pipes, helpers, workers); half the limit when that is less. */
+const reserveCeiling = 256;
 
 export class ConnectionBudget {
   #held = 0;
@@ -44,7 +44,7 @@ function openFileLimit(): number | null {
 
 function budgetFor(limit: number | null): ConnectionBudget {
   if (limit === null) return new ConnectionBudget(Number.POSITIVE_INFINITY);
-  return new ConnectionBudget(limit - Math.min(maxReserve, Math.floor(limit / 2)));
+  return new ConnectionBudget(limit - Math.min(reserveCeiling, Math.floor(limit / 2)));
 }
 
 /** The one budget of this process. */

@@ -223,7 +223,8 @@ export class NowaitPool {
   /** `failure` says how, for a host that did not exit 0 (which it does only after --host-idle). */
   #hostEnded(host: ChildProcess, failure: string | null): void {
     const ended = this.#hosts.get(host);
-    if (!ended || !this.#hosts.delete(host)) return;
+    if (!ended) return;
+    this.#hosts.delete(host);
     if (this.#state === 'stopping') {
       if (this.#hosts.size === 0) this.#stopped();
       return;
@@ -257,8 +258,9 @@ export class NowaitPool {
    */
   #keepServed(ended: { readonly share: readonly ServiceEntry[]; readonly startedAt: number }, died: boolean): void {
     const served = new Set([...this.#hosts.values()].flatMap(({ share }) => share.map(({ label }) => label)));
-    if (ended.share.every(({ label }) => served.has(label))) return;
-    if (!died) return this.#watchOrphans(ended.share);
+    const orphans = ended.share.filter(({ label }) => !served.has(label));
+    if (orphans.length === 0) return;
+    if (!died) return this.#watchOrphans(orphans, ended.share);
     const quick = Date.now() - ended.startedAt < restartGapMs;
     this.#quickReplacements = quick ? this.#quickReplacements + 1 : 0;
     const pauseMs = Math.min(restartGapMs * 2 ** this.#quickReplacements, maxRestartGapMs);
@@ -268,8 +270,9 @@ export class NowaitPool {
     }, pauseMs);
   }
 
-  #watchOrphans(share: readonly ServiceEntry[]): void {
-    const labels = new Set(share.map(({ label }) => label));
+  /** Starts a host for `share` at the next client of `orphans` (the part of it no other host serves). */
+  #watchOrphans(orphans: readonly ServiceEntry[], share: readonly ServiceEntry[]): void {
+    const labels = new Set(orphans.map(({ label }) => label));
     const fds = this.#services.filter(({ entry }) => labels.has(entry.label)).flatMap(({ sockets }) => sockets.map(({ fd }) => fd));
     const running = this.#running();
     let watch: ClientWatch | null = null;

@@ -101,8 +101,11 @@ export class WaitService {
     this.#state = 'idle';
   }
 
-  /** Holds `fds` (never wrapping them) and starts the worker now or at the first client. */
-  /** `onWorker` hears of every worker that starts and ends (runtime/left-workers.ts). */
+  /**
+   * Holds `fds` (never wrapping them) and starts the worker now or at the
+   * first client. `onWorker` hears of every worker that starts and ends
+   * (runtime/left-workers.ts).
+   */
   static start(
     entry: ServiceEntry,
     fds: readonly number[],
@@ -336,7 +339,8 @@ export class WaitService {
    * before it replaces anything.
    */
   #startReplacement(): 'replacing' | 'ready' {
-    this.#log.info(this.#entry.label, 'watched files changed: starting a new worker; the running one stops once it is ready');
+    const when = this.#entry.worker.ready === 'notify' ? 'once it is ready' : 'once it has started';
+    this.#log.info(this.#entry.label, `watched files changed: starting a new worker; the running one stops ${when}`);
     const started = this.#startWorker('watched files changed', true);
     return started === 'ready' && this.#next?.pid !== -1 ? this.#promoteReplacement() : 'replacing';
   }

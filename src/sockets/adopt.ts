@@ -30,12 +30,14 @@ export function adoptListenFds(entries: readonly ServiceEntry[], given: readonly
   const unmatched: string[] = [];
   const open = entries.flatMap((entry) => entry.sockets.map((socket, index) => ({ entry, index, socket })));
   const inspection = inspectFds(given.map(({ fd }) => fd));
+  // Every fd is checked before any is closed. A connected socket, or an IPC channel of whoever started wakeport, is not ours to close.
   for (const { fd, name } of given) {
-    const inspected = inspection.get(fd) ?? null;
-    // A connected socket, or an IPC channel of whoever started wakeport: not ours to close.
-    if (!inspected?.listening) {
+    if (!inspection.get(fd)?.listening) {
       throw new WakeportError('ERR_LISTEN_FDS', `fd ${fd}${name ? ` ("${name}")` : ''} is not a listening socket wakeport can serve (LISTEN_FDS=${given.length})`);
     }
+  }
+  for (const { fd, name } of given) {
+    const inspected = inspection.get(fd)!;
     const fits = (candidate: (typeof open)[number]) => inspected?.socket.transport === candidate.entry.transport;
     const position = open.findIndex(
       (candidate) =>

@@ -170,6 +170,11 @@ t.test('broken lines: each gets its documented error, and the good lines stand',
   t.equal(marked.entries.length, 1);
 });
 
+t.test('an IPv6 address is kept in one spelling, with its zone', async (t) => {
+  const table = await parse('[0:0::1]:9000 stream tcp nowait - internal echo\n[fe80::1%lo]:9000 stream tcp nowait - internal echo');
+  t.match(table.entries, [{ sockets: [{ spec: { host: '::1' } }] }, { sockets: [{ spec: { host: 'fe80::1%lo' } }] }]);
+});
+
 t.test('collisions name both lines', async (t) => {
   const table = await parse(
     [

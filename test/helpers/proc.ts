@@ -1,5 +1,7 @@
-// Reading a process's state from /proc: its open fds, and its children.
+// Reading a process's state from /proc (its open fds, its children), and
+// running a short-lived process to its end.
 
+import { spawn, type StdioOptions } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 export function openFdCount(pid: number): number {
@@ -50,6 +52,16 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/** Exited but not yet reaped (where nothing reaps orphans, they stay so). */
+export function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
+  }
+}
+
 /** The command line of a process, as one string ("" once it is gone). */
 export function commandOf(pid: number): string {
   try {
@@ -57,4 +69,28 @@ export function commandOf(pid: number): string {
   } catch {
     return '';
   }
+}
+
+/**
+ * Runs a Node script with `env` (without tap's NODE_OPTIONS) and `stdio`, to
+ * its exit; its stderr is collected. Bounded: killed after `timeoutMs`, so a
+ * process that wrongly goes on serving cannot outlive the test.
+ */
+export function runNodeToExit(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  stdio: StdioOptions,
+  timeoutMs = 10_000,
+): Promise<{ code: number | null; stderr: string }> {
+  const { NODE_OPTIONS: _options, ...clean } = { ...process.env, ...env };
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { env: clean, stdio });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
 }

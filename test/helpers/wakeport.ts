@@ -3,7 +3,7 @@
 // it by pid in teardown, and the folder is removed with the test.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, linkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, linkSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';

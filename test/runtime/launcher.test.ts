@@ -11,7 +11,7 @@ import t from 'tap';
 import { fdOfServer } from '../../src/sockets/internals.js';
 import { get } from '../helpers/http.js';
 import { exchange } from '../helpers/net.js';
-import { childrenOf, isAlive } from '../helpers/proc.js';
+import { childrenOf, isAlive, isZombie, runNodeToExit } from '../helpers/proc.js';
 import { cli, root, startWakeport } from '../helpers/wakeport.js';
 
 const fixtures = `${root}/test/fixtures`;
@@ -101,16 +101,9 @@ t.test('socket-activation variables that do not match the fds: one fatal line sa
   const listener = net.createServer();
   await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
   t.teardown(() => listener.close());
-  const { NODE_OPTIONS: _options, ...env } = process.env;
+  // A launcher killed by runNodeToExit's bound takes its supervisor with it.
   const launch = (variables: NodeJS.ProcessEnv, fd3: number | 'ipc') =>
-    new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [cli, 'run', '-f', `${dir}/services.conf`], { env: { ...env, ...variables }, stdio: ['ignore', 'ignore', 'pipe', fd3] });
-      let stderr = '';
-      child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-      // Bounded: a launcher or worker that wrongly goes on serving is killed (a supervisor follows its launcher).
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      child.once('exit', (code) => (clearTimeout(timer), resolve({ code, stderr })));
-    });
+    runNodeToExit([cli, 'run', '-f', `${dir}/services.conf`], variables, ['ignore', 'ignore', 'pipe', fd3]);
   const cases: [NodeJS.ProcessEnv, number | 'ipc', RegExp][] = [
     [{ LISTEN_FDS: 'two' }, fdOfServer(listener), /fatal: LISTEN_FDS=two is not a number of fds: /],
     [{ LISTEN_FDS: '1', LISTEN_PID: 'me' }, fdOfServer(listener), /fatal: LISTEN_PID=me is not a process id: /],
@@ -141,7 +134,7 @@ t.test('stopping: SIGTERM to every process, SIGKILL after exit-timeout, exit 0',
 });
 
 t.test('if the supervisor is killed, the launcher stops the wait workers it left, and their port is free again', async (t) => {
-  const table = `127.0.0.1:0 stream tcp wait - ${root}/dist/services/http-server.js http-server\n    label = web\n    handoff = listen-fds\n`;
+  const table = `127.0.0.1:0 stream tcp wait - ${root}/dist/services/http-server.js http-server\n    label = web\n    handoff = listen-fds\n    exit-timeout = 3s\n`;
   const wakeport = await startWakeport(t, table);
   const port = wakeport.port('web');
   t.equal((await get(port, '/')).status, 200);
@@ -152,7 +145,7 @@ t.test('if the supervisor is killed, the launcher stops the wait workers it left
   const line = await wakeport.waitForLog((r) => r.message.startsWith('stopping the'));
   t.equal(line.message, `stopping the 1 wait workers it left running (pid ${worker})`);
   t.equal(await exited, 111);
-  t.notOk(isAlive(worker), 'the worker is gone');
+  t.notOk(isAlive(worker) && !isZombie(worker), 'the worker has exited');
   const rebound = net.createServer();
   await new Promise<void>((resolve, reject) => rebound.once('error', reject).listen(port, '127.0.0.1', resolve));
   rebound.close();
@@ -190,6 +183,8 @@ t.test('a supervisor that cannot be started: one fatal line, exit 111, and the s
   let stderr = '';
   launcher.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const exited = new Promise<number | null>((resolve) => launcher.once('exit', (code) => resolve(code)));
+  // Should this test fail: a launcher that somehow started goes, and its supervisor with it.
+  t.teardown(() => launcher.kill('SIGKILL'));
   unlinkSync(node);
   // A socket path short enough for sun_path (the test folder's is not).
   const sockets = mkdtempSync(path.join(os.tmpdir(), 'wakeport-'));

@@ -141,6 +141,20 @@ function echoOnce(socket: net.Socket, text: string): Promise<string | null> {
   });
 }
 
+t.test('discard: a client that half-closes while it waits is answered in turn, and does not keep its slot', async (t) => {
+  const wakeport = await startWakeport(t, '127.0.0.1:0 stream tcp nowait - internal discard\n    label = sink\n    max-connections = 1');
+  const port = wakeport.port('sink');
+  const first = await connectFrom('127.0.0.1', port);
+  const waiting = await connectFrom('127.0.0.1', port);
+  waiting.on('error', () => {});
+  waiting.end(); // FIN while it waits: the way nc, curl and most clients hang up
+  await sleep(200);
+  first.destroy();
+  await until(() => waiting.closed);
+  t.ok(waiting.closed, 'the half-closed client gets its end once admitted');
+  t.equal((await exchange(port, 'x', '127.0.0.1', 3000)).length, 0, 'the next client is served');
+});
+
 t.test('a flood past what the open-file limit leaves room for: the excess is closed and logged, and the other services go on', { skip: spawnSync('prlimit', ['--version']).status !== 0 && 'prlimit (util-linux) is not installed' }, async (t) => {
   const table = `127.0.0.1:0 stream tcp nowait - internal discard
     label = sink

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import t from 'tap';
 import { exchange, hasIpv6, readToEnd } from '../helpers/net.js';
 import { childrenOf, commandOf, holdsListener, isAlive, openFdCount } from '../helpers/proc.js';
@@ -164,6 +165,8 @@ const soloAndMany = `127.0.0.1:0 stream tcp nowait - /bin/echo echo solo
 127.0.0.1:0 stream tcp nowait - /bin/cat cat
     label = many`;
 
+const oneHost = os.availableParallelism() < 2 && 'one core, so one nowait host: nothing goes on beside it';
+
 /** The nowait hosts: the one serving "solo", and another (undefined with one core: one host). */
 function soloHosts(wakeport: Wakeport): { solo: number; other: number | undefined } {
   const hosts = childrenOf(wakeport.supervisorPid).filter(({ pid }) => commandOf(pid).includes('nowait-host'));
@@ -171,34 +174,35 @@ function soloHosts(wakeport: Wakeport): { solo: number; other: number | undefine
   return { solo, other: hosts.find(({ pid }) => pid !== solo)?.pid };
 }
 
-t.test('the host that alone serves a service with limits is killed: a new host takes over its services', async (t) => {
+t.test('the host that alone serves a service with limits is killed: a new host takes over its services', { skip: oneHost }, async (t) => {
   const wakeport = await startWakeport(t, soloAndMany);
   t.equal(String(await exchange(wakeport.port('solo'))), 'solo\n');
   await new Promise((resolve) => setTimeout(resolve, 1200)); // past the hosts' first second: not a failed start
   const { solo, other } = soloHosts(wakeport);
-  if (other === undefined) return void t.skip('one core, one host: nothing goes on beside it');
+  if (other === undefined) throw new Error('two cores but one nowait host');
   process.kill(solo, 'SIGKILL');
   t.equal(String(await exchange(wakeport.port('solo'), '', '127.0.0.1', 10_000)), 'solo\n', 'its service is served again');
   t.not(soloHosts(wakeport).solo, solo, 'by a new host');
   t.ok(isAlive(other), 'the other host went on');
 });
 
-t.test('the host that alone serves a service with limits goes idle while another works: its next client starts it again', async (t) => {
-  const wakeport = await startWakeport(t, soloAndMany, { args: ['--host-idle', '1s'] });
+t.test('the host that alone serves a service with limits goes idle while another works: its next client starts it again', { skip: oneHost }, async (t) => {
+  // 3 s: long enough to get a connection held by the other host before it could go idle too.
+  const wakeport = await startWakeport(t, soloAndMany, { args: ['--host-idle', '3s'] });
   t.equal(String(await exchange(wakeport.port('solo'))), 'solo\n');
   const { solo, other } = soloHosts(wakeport);
-  if (other === undefined) return void t.skip('one core, one host: nothing goes on beside it');
+  if (other === undefined) throw new Error('two cores but one nowait host');
   // Keep the other host busy: a connection to "many" that its cat holds open (retried until that host takes it).
   let held: net.Socket | undefined;
   for (let tries = 0; tries < 20 && !held; tries++) {
     const client = net.connect({ port: wakeport.port('many'), host: '127.0.0.1' });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await new Promise((resolve) => setTimeout(resolve, 100));
     if (childrenOf(other).length > 0) held = client;
     else client.destroy();
   }
   if (!held) return void t.fail("the other host never took a connection to 'many'");
   t.teardown(() => held.destroy());
-  await wakeport.waitForLog((r) => r.message === `nowait host pid ${solo}: no work for 1s; exiting`, 10_000);
+  await wakeport.waitForLog((r) => r.message === `nowait host pid ${solo}: no work for 3s; exiting`, 10_000);
   t.equal(String(await exchange(wakeport.port('solo'), '', '127.0.0.1', 10_000)), 'solo\n', 'its service is served again');
   t.ok(isAlive(other), 'the busy host went on');
 });

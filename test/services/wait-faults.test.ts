@@ -197,7 +197,11 @@ t.test('a client watch that cannot be set up again (the node binary gone) is log
   t.match(failed.message, /^cannot watch for clients: spawn .*\/node ENOENT; trying again every 1s, further failures counted, not logged, for 1m$/);
   await sleep(2500);
   t.equal(wakeport.logs.filter((r) => r.message.startsWith('cannot watch for clients')).length, 1, 'the retries are counted, not logged');
+  const starts = () => wakeport.logs.filter((r) => r.subject === 'napper' && r.message.startsWith('start worker')).length;
+  const before = starts();
   restoreNode();
+  await wakeport.waitForLog(() => starts() > before, 5000);
+  t.pass('the retries went on: with node back, the waiting client starts the worker again');
 });
 
 t.test('a worker that spawn() cannot even try to start (its cwd is a file): logged, backed off, and the other services go on', async (t) => {

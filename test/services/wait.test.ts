@@ -1,12 +1,12 @@
 // wait services: a worker started by the first client and handed the
 // listening sockets, which outlive it.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import t from 'tap';
 import { get } from '../helpers/http.js';
 import { datagram, exchange, hasIpv6 } from '../helpers/net.js';
-import { childrenOf, commandOf } from '../helpers/proc.js';
+import { childrenOf, commandOf, runNodeToExit } from '../helpers/proc.js';
 import { root, startWakeport, type Wakeport } from '../helpers/wakeport.js';
 
 const fixtures = `${root}/test/fixtures`;
@@ -110,16 +110,8 @@ t.test('the wakeport/worker helper binds each handed-over UDP socket to a dgram.
 });
 
 t.test('the wakeport/worker helper given fds that are not listening sockets says which fd, and why', async (t) => {
-  const { NODE_OPTIONS: _options, ...env } = process.env;
   const run = (listenFds: string, fd3: 'ipc' | 'ignore') =>
-    new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [`${fixtures}/helper-worker.mjs`], { env: { ...env, LISTEN_FDS: listenFds }, stdio: ['ignore', 'ignore', 'pipe', fd3] });
-      let stderr = '';
-      child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-      // Bounded: a launcher or worker that wrongly goes on serving is killed (a supervisor follows its launcher).
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      child.once('exit', (code) => (clearTimeout(timer), resolve({ code, stderr })));
-    });
+    runNodeToExit([`${fixtures}/helper-worker.mjs`], { LISTEN_FDS: listenFds }, ['ignore', 'ignore', 'pipe', fd3]);
   const connected = await run('1', 'ipc');
   t.not(connected.code, 0);
   t.match(connected.stderr, /wakeport\/worker: fd 3 from LISTEN_FDS is not a listening stream socket: listen E[A-Z]+/);

@@ -4,7 +4,9 @@ import type { Builtin } from './builtin.js';
 
 export const discard: Builtin = {
   stream(socket) {
-    socket.on('end', () => socket.end());
+    // A client that hung up while it waited in the queue has already ended: 'end' will not come again.
+    if (socket.readableEnded) socket.end();
+    else socket.on('end', () => socket.end());
     socket.resume();
   },
   datagram: () => null,
