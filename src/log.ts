@@ -77,6 +77,17 @@ export class ReportThrottle {
 
   constructor(readonly intervalMs: number) {}
 
+  /**
+   * What a report due now adds: "" or " (N more … since the last report)",
+   * with `noun` ("failures") after "more"; null when this one is held back
+   * (and counted).
+   */
+  heldBackNote(noun?: string): string | null {
+    const heldBack = this.due();
+    if (heldBack === null) return null;
+    return heldBack > 0 ? ` (${heldBack} more${noun ? ` ${noun}` : ''} since the last report)` : '';
+  }
+
   /** The number held back since the last report when a report is due now; null when this one is held back. */
   due(now = Date.now()): number | null {
     if (now < this.#nextReport) {

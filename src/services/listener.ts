@@ -84,9 +84,8 @@ export class QueueOverflow {
   refuse(socket: net.Socket): void {
     const client = clientOf(socket);
     closeGently(socket);
-    const heldBack = this.#throttle.due();
-    if (heldBack === null) return;
-    const more = heldBack > 0 ? ` (${heldBack} more since the last report)` : '';
+    const more = this.#throttle.heldBackNote();
+    if (more === null) return;
     this.log.warn(
       this.label,
       `reject client ${client}: ${this.queueLimit} clients are already waiting for a free slot; closed its connection${more}`,

@@ -324,9 +324,8 @@ export class NowaitPool {
 
   /** The pool's problems can repeat every second: the first is logged, the rest counted for a minute. */
   #report(problem: string): void {
-    const heldBack = this.#problems.due();
-    if (heldBack === null) return;
-    const more = heldBack > 0 ? ` (${heldBack} more problems since the last report)` : '';
+    const more = this.#problems.heldBackNote('problems');
+    if (more === null) return;
     this.#log.error(subject, `${problem}${more}; further problems are counted, not logged, for ${formatDuration(reportEveryMs)}`);
   }
 

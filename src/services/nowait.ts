@@ -221,9 +221,8 @@ export class NowaitService {
   }
 
   #reportAcceptFailure(code: string): void {
-    const heldBack = this.#acceptFailures.due();
-    if (heldBack === null) return;
-    const more = heldBack > 0 ? ` (${heldBack} more since the last report)` : '';
+    const more = this.#acceptFailures.heldBackNote();
+    if (more === null) return;
     this.#log.error(this.#entry.label, `accept failed: ${code}${more}`);
   }
 

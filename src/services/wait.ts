@@ -293,9 +293,8 @@ export class WaitService {
 
   /** A failure that can repeat every probeRetryMs: the first is logged, the rest counted for a minute. */
   #reportWatchFailure(error: Error): void {
-    const heldBack = this.#watchFailures.due();
-    if (heldBack === null) return;
-    const more = heldBack > 0 ? ` (${heldBack} more failures since the last report)` : '';
+    const more = this.#watchFailures.heldBackNote('failures');
+    if (more === null) return;
     this.#log.error(
       this.#entry.label,
       `cannot watch for clients: ${error.message}${more}; trying again every ${formatDuration(probeRetryMs)}, ` +

@@ -53,9 +53,8 @@ export class InternalDgramService {
     const loops = new ReportThrottle(reportEveryMs);
     socket.on('message', (message, from) => {
       if (from.port < firstUnprivilegedPort || this.protectedPorts.has(from.port)) {
-        const heldBack = loops.due();
-        if (heldBack !== null) {
-          const more = heldBack > 0 ? ` (${heldBack} more since the last report)` : '';
+        const more = loops.heldBackNote();
+        if (more !== null) {
           this.log.warn(this.label, `ignored a datagram from ${from.address}:${from.port}: loop protection refuses that source port${more}`);
         }
         return;

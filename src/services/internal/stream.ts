@@ -80,9 +80,8 @@ export class InternalStreamService {
   #refuseOverBudget(socket: net.Socket): void {
     const client = clientOf(socket);
     socket.destroy();
-    const heldBack = this.#overBudget.due();
-    if (heldBack === null) return;
-    const more = heldBack > 0 ? ` (${heldBack} more since the last report)` : '';
+    const more = this.#overBudget.heldBackNote();
+    if (more === null) return;
     this.#log.warn(
       this.#label,
       `reject client ${client}: internal services already hold ${connectionBudget.limit} connections, ` +
