@@ -15,10 +15,6 @@ export class ConnectionBudget {
 
   constructor(readonly limit: number) {}
 
-  get held(): number {
-    return this.#held;
-  }
-
   /** Counts one more connection; false (counting nothing) when the budget is spent. */
   take(): boolean {
     if (this.#held >= this.limit) return false;

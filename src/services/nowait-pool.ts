@@ -103,6 +103,7 @@ export class NowaitPool {
   readonly #problems = new ReportThrottle(reportEveryMs);
   readonly #stopWaiters = new StopWaiters();
   readonly #spawnFailures: SpawnFailureLog;
+  readonly #probeFailed = (error: Error): void => this.#log.error(subject, `nowait client probe failed: ${error.message}`);
 
   private constructor(services: readonly PoolService[], settings: PoolSettings, log: Logger) {
     this.#services = services;
@@ -138,8 +139,7 @@ export class NowaitPool {
     const onClient = () => {
       if (generation === this.#watchGeneration && this.#state === 'watching') this.#startHosts();
     };
-    const onError = (error: Error) => this.#log.error(subject, `nowait client probe failed: ${error.message}`);
-    watchForClients(fds, onClient, onError).then(
+    watchForClients(fds, onClient, this.#probeFailed).then(
       (watch) => {
         if (generation === this.#watchGeneration && this.#state === 'watching') this.#watch = watch;
         else watch.close();
@@ -188,8 +188,7 @@ export class NowaitPool {
   }
 
   #startHost(entries: readonly ServiceEntry[]): void {
-    const labels = new Set(entries.map(({ label }) => label));
-    const given = this.#services.filter(({ entry }) => labels.has(entry.label)).flatMap(({ sockets }) => sockets);
+    const given = this.#socketsOf(entries);
     // Services whose programs write into the log share one pipe per host.
     const logged = entries.filter(needsLogPipe).map(({ label }) => label);
     const host = spawn(process.execPath, [...process.execArgv, ...hostFlags, hostMain], {
@@ -272,8 +271,7 @@ export class NowaitPool {
 
   /** Starts a host for `share` at the next client of `orphans` (the part of it no other host serves). */
   #watchOrphans(orphans: readonly ServiceEntry[], share: readonly ServiceEntry[]): void {
-    const labels = new Set(orphans.map(({ label }) => label));
-    const fds = this.#services.filter(({ entry }) => labels.has(entry.label)).flatMap(({ sockets }) => sockets.map(({ fd }) => fd));
+    const fds = this.#socketsOf(orphans).map(({ fd }) => fd);
     const running = this.#running();
     let watch: ClientWatch | null = null;
     let started = false;
@@ -284,8 +282,7 @@ export class NowaitPool {
       watch?.close();
       this.#startHost(share);
     };
-    const onError = (error: Error) => this.#log.error(subject, `nowait client probe failed: ${error.message}`);
-    watchForClients(fds, startHost, onError).then(
+    watchForClients(fds, startHost, this.#probeFailed).then(
       (made) => {
         watch = made;
         if (started || !running()) return made.close();
@@ -296,6 +293,12 @@ export class NowaitPool {
         startHost();
       },
     );
+  }
+
+  /** The listening sockets of `entries`, in the pool's order. */
+  #socketsOf(entries: readonly ServiceEntry[]): SocketAssignment[] {
+    const labels = new Set(entries.map(({ label }) => label));
+    return this.#services.filter(({ entry }) => labels.has(entry.label)).flatMap(({ sockets }) => sockets);
   }
 
   /** Whether the hosts running now are still running (not stopped, nor all ended and started again since). */
