@@ -79,6 +79,11 @@ export class Admission<T> {
     return true;
   }
 
+  /** Takes the newest waiting client out of the queue, if any. */
+  takeNewest(): T | undefined {
+    return this.#queue.length === 0 ? undefined : this.#take(this.#queue.length - 1).client;
+  }
+
   /** Empties the queue, returning who was waiting. */
   takeQueue(): T[] {
     const clients = this.#queue.map(({ client }) => client);

@@ -21,6 +21,7 @@ import type { AcceptedConnection } from '../sockets/internals.js';
 import { StopWaiters } from './stop-waiters.js';
 import { signalGroup, stopChild } from '../processes/stop.js';
 import { Admission } from './admission.js';
+import { connectionBudget, type BudgetHolder } from './connection-budget.js';
 import type { SpawnFailure } from './spawn-failures.js';
 import { acceptConnectionsOn, clientName, closeGently, QueueOverflow } from './listener.js';
 
@@ -49,7 +50,7 @@ interface Waiting {
 
 const acceptFailureReportMs = 60_000;
 
-export class NowaitService {
+export class NowaitService implements BudgetHolder {
   #state: State = 'serving';
   readonly #entry: ServiceEntry;
   readonly #log: Logger;
@@ -60,6 +61,7 @@ export class NowaitService {
   /** Start times of the spawns inside the current rate window, oldest first. */
   readonly #spawnTimes: number[] = [];
   readonly #acceptFailures = new ReportThrottle(acceptFailureReportMs);
+  readonly #overBudget = new ReportThrottle(acceptFailureReportMs);
   #servers: net.Server[] = [];
   /** When the service last had a connection waiting or a process running. */
   #lastBusyAt = Date.now();
@@ -92,6 +94,7 @@ export class NowaitService {
     const service = new NowaitService(entry, new ProgramRecipe(entry, entry.program, log, stderrFd), log);
     service.#onSpawnFailure = onSpawnFailure;
     const onConnection = (connection: AcceptedConnection) => {
+      if (!connectionBudget.take(service)) return service.#refuseOverBudget(connection);
       const peer = connection.peer();
       const waiting = { connection, client: clientName(peer), source: peer?.address ?? 'local' };
       service.#dispatch({ type: 'connection', connection: waiting });
@@ -125,7 +128,7 @@ export class NowaitService {
 
   #queue(waiting: Waiting): void {
     const refused = this.#admission.offer(waiting, waiting.source);
-    if (refused) this.#overflow.refuse(refused.connection.toSocket());
+    if (refused) this.#overflow.refuse(this.#letGo(refused.connection));
   }
 
   /** Starts a process for every connection the limits admit; says whether the spawn limit stopped it. */
@@ -142,12 +145,13 @@ export class NowaitService {
     if (this.#entry.maxSpawns !== null) this.#spawnTimes.push(Date.now());
     const child = this.#recipe.spawnForConnection(connection);
     if ('errno' in child) {
-      closeGently(connection.toSocket());
+      closeGently(this.#letGo(connection));
       this.#admission.release(source);
       const message = `spawn ${this.#recipe.path} ${child.errno}`;
       this.#onSpawnFailure({ type: 'spawn-failure', label: this.#entry.label, errno: child.errno, message, client });
       return;
     }
+    connectionBudget.give(this); // The program has the connection; the host closed its copy.
     const run: Run = { child, pid: child.pid, client, source, startedAt: performance.now() };
     this.#runs.add(run);
     this.#log.debug(this.#entry.label, `accept client ${client} pid ${run.pid}`);
@@ -198,7 +202,10 @@ export class NowaitService {
     for (const server of this.#servers) server.close();
     if (this.#windowTimer) clearTimeout(this.#windowTimer);
     const waiting = this.#admission.takeQueue();
-    for (const { connection } of waiting) connection.close();
+    for (const { connection } of waiting) {
+      connection.close();
+      connectionBudget.give(this);
+    }
     if (waiting.length > 0) {
       this.#log.info(this.#entry.label, `closed ${waiting.length} waiting clients: the service is stopping`);
     }
@@ -212,7 +219,41 @@ export class NowaitService {
 
   #refuseWhileStopping({ connection, client }: Waiting): void {
     this.#log.info(this.#entry.label, `reject client ${client}: the service is stopping`);
-    closeGently(connection.toSocket());
+    closeGently(this.#letGo(connection));
+  }
+
+  /** The connection as a socket to close, its fd counted in the budget until it is closed. */
+  #letGo(connection: AcceptedConnection): net.Socket {
+    const socket = connection.toSocket();
+    socket.once('close', () => connectionBudget.give(this));
+    return socket;
+  }
+
+  /** Closed at once, not gently and never counted: the point is to keep fds for the host's other work. */
+  #refuseOverBudget(connection: AcceptedConnection): void {
+    const client = clientName(connection.peer());
+    connection.close();
+    this.#reportOverBudget(client);
+  }
+
+  /** The budget needs room for another service's client: this service's newest waiting client goes. */
+  evictNewest(): boolean {
+    const newest = this.#admission.takeNewest();
+    if (newest === undefined) return false;
+    newest.connection.close();
+    connectionBudget.give(this);
+    this.#reportOverBudget(newest.client);
+    return true;
+  }
+
+  #reportOverBudget(client: string): void {
+    const more = this.#overBudget.heldBackNote();
+    if (more === null) return;
+    this.#log.warn(
+      this.#entry.label,
+      `reject client ${client}: nowait host pid ${process.pid} already holds ${connectionBudget.limit} connections, ` +
+        `all that its open-file limit (ulimit -n) leaves room for; closed its connection${more}`,
+    );
   }
 
   #finishStop(): void {

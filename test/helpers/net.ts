@@ -1,8 +1,9 @@
-// Small real clients for tests: one TCP exchange, one UDP exchange.
+// Small real clients for tests: one TCP exchange, one UDP exchange, a held connection.
 
 import dgram from 'node:dgram';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Whether this machine has IPv6 (and so ::1). */
 export function hasIpv6(): boolean {
@@ -47,4 +48,17 @@ export function datagram(port: number, input: Buffer | string, waitMs = 1000, ho
     socket.on('error', reject);
     socket.send(input, port, host);
   });
+}
+
+/** A connection from a chosen local address, once it is established. */
+export function connectFrom(localAddress: string, port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress }, () => resolve(socket));
+    socket.on('error', reject);
+  });
+}
+
+/** Resolves once `condition` holds, or after `timeoutMs` (the caller asserts what it then sees). */
+export async function until(condition: () => boolean, timeoutMs = 3000): Promise<void> {
+  for (const start = Date.now(); !condition() && Date.now() - start < timeoutMs; ) await sleep(20);
 }

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { chargenLine } from '../../src/services/internal/chargen.js';
 import { get } from '../helpers/http.js';
-import { datagram, exchange } from '../helpers/net.js';
+import { connectFrom, datagram, exchange, until } from '../helpers/net.js';
 import { root, startWakeport } from '../helpers/wakeport.js';
 
 const table = ['echo', 'discard', 'chargen', 'daytime', 'time']
@@ -113,17 +113,6 @@ t.test('limits: a client that hangs up while waiting gives back its place, and o
   for (const socket of [next, other, ...waiting]) socket.destroy();
 });
 
-async function until(condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  for (const start = Date.now(); !condition() && Date.now() - start < timeoutMs; ) await sleep(20);
-}
-
-function connectFrom(localAddress: string, port: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host: '127.0.0.1', localAddress }, () => resolve(socket));
-    socket.on('error', reject);
-  });
-}
-
 /** Writes `text` and resolves with what comes back, or null when the connection closes or 3 s pass first. */
 function echoOnce(socket: net.Socket, text: string): Promise<string | null> {
   return new Promise((resolve) => {
@@ -158,6 +147,8 @@ t.test('discard: a client that half-closes while it waits is answered in turn, a
 t.test('a flood past what the open-file limit leaves room for: the excess is closed and logged, and the other services go on', { skip: spawnSync('prlimit', ['--version']).status !== 0 && 'prlimit (util-linux) is not installed' }, async (t) => {
   const table = `127.0.0.1:0 stream tcp nowait - internal discard
     label = sink
+127.0.0.1:0 stream tcp nowait - internal echo
+    label = echo
 127.0.0.1:0 stream tcp wait - ${root}/dist/services/http-server.js http-server
     label = web
     handoff = listen-fds`;
@@ -168,8 +159,13 @@ t.test('a flood past what the open-file limit leaves room for: the excess is clo
   const line = await wakeport.waitForLog((r) => r.subject === 'sink' && r.message.startsWith('reject client'));
   t.match(line.message, /^reject client 127\.0\.0\.1:\d+: internal services already hold 100 connections, all that the supervisor's open-file limit \(ulimit -n\) leaves room for; closed its connection$/);
   t.equal((await get(wakeport.port('web'), '/')).status, 200, 'a wait service still starts its worker');
-  await until(() => flood.filter((socket) => socket.closed).length >= 150);
-  t.equal(flood.filter((socket) => socket.closed).length, 150, 'exactly the excess is closed');
+  const closed = () => flood.filter((socket) => socket.closed).length;
+  await until(() => closed() >= 150);
+  await sleep(200);
+  t.equal(closed(), 150, 'exactly the excess is closed');
+  t.equal(String(await exchange(wakeport.port('echo'), 'still here')), 'still here', 'another internal service is still served');
+  await until(() => closed() >= 151);
+  t.equal(closed(), 151, "its client took the place of the flood's newest");
   t.equal(wakeport.logs.filter((r) => r.message.startsWith('reject client')).length, 1, 'logged once');
 });
 

@@ -6,8 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { exchange, hasIpv6, readToEnd } from '../helpers/net.js';
+import { connectFrom, exchange, hasIpv6, readToEnd, until } from '../helpers/net.js';
 import { childrenOf, commandOf, holdsListener, isAlive, openFdCount } from '../helpers/proc.js';
 import { root, startWakeport, startWakeportOnOwnNode, type Wakeport } from '../helpers/wakeport.js';
 
@@ -237,6 +238,30 @@ t.test('the supervisor out of fds: hosts cannot start, logged once, wakeport goe
   setLimit(Number(normal));
   t.equal(String(await reply), 'served\n', 'the client that waited is served once fds are free');
   t.equal(wakeport.logs.filter((r) => r.severity === 'error').length, 1, 'logged once');
+});
+
+t.test("a flood of one nowait service past what its host's open-file limit leaves room for: the excess is closed and logged, the host's other service goes on", { skip: !hasPrlimit() && 'prlimit (util-linux) is not installed' }, async (t) => {
+  // Services with a limit are served by one host, the same one: the flood and the other share its fds.
+  const table = `127.0.0.1:0 stream tcp nowait - /bin/cat cat
+    label = flood
+    max-connections = 10
+127.0.0.1:0 stream tcp nowait - /bin/echo echo served
+    label = other
+    max-connections = 10`;
+  // 200 fds: a host may hold 100 connections, the rest is kept for its sockets, pipes and spawns.
+  const wakeport = await startWakeport(t, table, { wrap: (command) => ['prlimit', '--nofile=200', '--', ...command] });
+  const flood = await Promise.all(Array.from({ length: 250 }, () => connectFrom('127.0.0.1', wakeport.port('flood'))));
+  t.teardown(() => flood.forEach((socket) => socket.destroy()));
+  const line = await wakeport.waitForLog((r) => r.subject === 'flood' && r.message.startsWith('reject client'));
+  t.match(line.message, /^reject client 127\.0\.0\.1:\d+: nowait host pid \d+ already holds 100 connections, all that its open-file limit \(ulimit -n\) leaves room for; closed its connection$/);
+  const closed = () => flood.filter((socket) => socket.closed).length;
+  await until(() => closed() >= 140);
+  await sleep(200);
+  t.equal(closed(), 140, 'exactly the excess is closed: 10 served by cat, 100 waiting');
+  t.equal(String(await exchange(wakeport.port('other'))), 'served\n', "the host's other service still starts programs");
+  await until(() => closed() >= 141);
+  t.equal(closed(), 141, "the flood's newest waiting client made room for it");
+  t.equal(wakeport.logs.filter((r) => r.message.startsWith('reject client')).length, 1, 'logged once');
 });
 
 function hasPrlimit(): boolean {

@@ -8,13 +8,13 @@ import type net from 'node:net';
 import type { ServiceEntry } from '../../config/entry.js';
 import { ReportThrottle, type Logger } from '../../log.js';
 import { Admission } from '../admission.js';
-import { connectionBudget } from '../connection-budget.js';
+import { connectionBudget, type BudgetHolder } from '../connection-budget.js';
 import { acceptOn, clientOf, QueueOverflow, sourceOf } from '../listener.js';
 import { builtins } from './index.js';
 
 const reportEveryMs = 60_000;
 
-export class InternalStreamService {
+export class InternalStreamService implements BudgetHolder {
   #state: 'serving' | 'stopped' = 'serving';
   readonly #serve: (socket: net.Socket) => void;
   readonly #log: Logger;
@@ -58,10 +58,10 @@ export class InternalStreamService {
   #onConnection(socket: net.Socket): void {
     if (this.#state === 'stopped') return void socket.destroy();
     socket.on('error', (error) => this.#log.debug(this.#label, `client error: ${error.message}`));
-    if (!connectionBudget.take()) return this.#refuseOverBudget(socket);
+    if (!connectionBudget.take(this)) return this.#refuseOverBudget(socket);
     const source = sourceOf(socket);
     socket.once('close', () => {
-      connectionBudget.give();
+      connectionBudget.give(this);
       this.#closed(socket, source);
     });
     const refused = this.#admission.offer(socket, source);
@@ -80,6 +80,20 @@ export class InternalStreamService {
   #refuseOverBudget(socket: net.Socket): void {
     const client = clientOf(socket);
     socket.destroy();
+    this.#reportOverBudget(client);
+  }
+
+  /** The budget needs room for another service's client: this service's newest client goes, a waiting one first. */
+  evictNewest(): boolean {
+    const newest = this.#admission.takeNewest() ?? [...this.#open].filter((socket) => !socket.destroyed).pop();
+    if (newest === undefined) return false;
+    const client = clientOf(newest);
+    newest.destroy(); // Its 'close' gives its place back.
+    this.#reportOverBudget(client);
+    return true;
+  }
+
+  #reportOverBudget(client: string): void {
     const more = this.#overBudget.heldBackNote();
     if (more === null) return;
     this.#log.warn(
