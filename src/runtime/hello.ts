@@ -1,7 +1,8 @@
 // A parent's one message to the process it starts with sockets (launcher →
 // supervisor, supervisor → nowait host), over the IPC channel: the table,
 // and which inherited fd serves which service. The sockets themselves
-// travel as inherited fds, never over IPC.
+// travel as inherited fds (those the launcher binds after start go as bare
+// handles: runtime/late-sockets.ts).
 
 import type { ServiceEntry, SocketSpec } from '../config/entry.js';
 import type { LogOptions } from '../log.js';

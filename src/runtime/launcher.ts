@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { isNowaitProgram, type ServiceEntry } from '../config/entry.js';
 import { loadTable, type Table } from '../config/table.js';
 import { isWakeportError, type WakeportError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { formatDuration, type Logger } from '../log.js';
 import { runtimeEnvironment } from '../processes/environment.js';
 import { adoptListenFds, type AdoptedSocket, type Adoption } from '../sockets/adopt.js';
 import { bindSocket, checkUnixPath, type BoundSocket } from '../sockets/bind.js';
@@ -25,6 +25,7 @@ import { checkNowaitInternals } from '../sockets/internals.js';
 import { firstListenFd, takeListenFds } from '../sockets/listen-fds.js';
 import { exitCodes } from './exit-codes.js';
 import type { Hello, SocketAssignment } from './hello.js';
+import { BindRetries, firstRetryMs } from './late-sockets.js';
 import { isWorkerNotice, LeftWorkers } from './left-workers.js';
 
 export interface RunOptions {
@@ -58,11 +59,16 @@ export async function run(options: RunOptions, log: Logger): Promise<number> {
   const { adopted, unmatched } = adoption;
   for (const sentence of unmatched) log.warn(subject, sentence);
   const isAdopted = new Set(adopted.map(({ label, index }) => `${index}:${label}`));
+  // A service none of whose sockets was given is bound again later if it cannot be bound now.
+  const adoptedLabels = new Set(adopted.map(({ label }) => label));
+  const afterFailure = (label: string) =>
+    options.strict || adoptedLabels.has(label) ? 'the other services go on' : `the other services go on; trying again in ${formatDuration(firstRetryMs)}, then less often`;
   const toBind = await checkUnixPaths(
     table.entries.flatMap((entry) =>
       entry.sockets.flatMap((_, index) => (isAdopted.has(`${index}:${entry.label}`) ? [] : [{ entry, index }])),
     ),
     log,
+    afterFailure,
   );
   if (toBind.failedLabels.length > 0 && options.strict) return exitCodes.system;
 
@@ -70,7 +76,7 @@ export async function run(options: RunOptions, log: Logger): Promise<number> {
   let polled = false;
   const guard = setImmediate(() => (polled = true));
   const { bound, failures } = await bindAll(toBind.units, log);
-  for (const { error } of failures) log.error(subject, `${error.message}; the other services go on`);
+  for (const { error, label } of failures) log.error(subject, `${error.message}; ${afterFailure(label)}`);
   if (failures.length > 0 && options.strict) {
     for (const socket of bound) socket.release();
     return exitCodes.system;
@@ -86,8 +92,12 @@ export async function run(options: RunOptions, log: Logger): Promise<number> {
   if (polled) log.error(subject, 'internal inconsistency: the event loop polled while the launcher held sockets; please report');
 
   const socketFiles = bound.flatMap(({ socket }) => (socket.transport === 'unix' ? [socket.path] : []));
+  const unbound = table.entries.filter(({ label }) => incomplete.has(label) && !adoptedLabels.has(label));
+  const retries = unbound.length > 0 ? new BindRetries(supervisor, unbound, socketFiles, log) : null;
   const workersGraceMs = Math.max(0, ...table.entries.filter(({ mode }) => mode === 'wait').map(({ exitTimeoutMs }) => exitTimeoutMs));
-  return waitForSupervisor(supervisor, { socketFiles, workersGraceMs }, log);
+  const code = await waitForSupervisor(supervisor, { socketFiles, workersGraceMs }, log);
+  retries?.stop();
+  return code;
 }
 
 function reportProblems(table: Table, log: Logger): void {
@@ -107,6 +117,7 @@ interface SocketUnit {
 async function checkUnixPaths(
   units: readonly SocketUnit[],
   log: Logger,
+  afterFailure: (label: string) => string,
 ): Promise<{ units: SocketUnit[]; failedLabels: string[] }> {
   const checked = await Promise.all(
     units.map(async (unit) => {
@@ -114,7 +125,7 @@ async function checkUnixPaths(
         await checkUnixPath(unit.entry, unit.index);
         return unit;
       } catch (error) {
-        log.error(subject, `${(error as WakeportError).message}; the other services go on`);
+        log.error(subject, `${(error as WakeportError).message}; ${afterFailure(unit.entry.label)}`);
         return null;
       }
     }),

@@ -36,7 +36,7 @@ function receiveHello(withoutIpc: string): Promise<Hello> {
 }
 
 /** A sentence naming the first fd that is not the socket the table says it is, or null. */
-function checkInheritedFds(sockets: readonly SocketAssignment[]): string | null {
+export function checkInheritedFds(sockets: readonly SocketAssignment[]): string | null {
   const found = inspectFds(sockets.map(({ fd }) => fd));
   for (const { fd, socket, label } of sockets) {
     const actual = found.get(fd);
@@ -51,13 +51,16 @@ function checkInheritedFds(sockets: readonly SocketAssignment[]): string | null 
 /**
  * SIGTERM or SIGINT (forwarded by the parent), or the parent's IPC channel
  * closing (it died): stop every service and exit 0. A second signal while
- * stopping kills what is left at once.
+ * stopping kills what is left at once. `services` is read when the stop
+ * comes (the supervisor adds services bound after start); `onStop` runs
+ * as it begins.
  */
 export function handleStopRequests(
   services: readonly RunningService[],
   log: Logger,
   parentGone: string,
   level: 'info' | 'debug',
+  onStop: () => void = () => {},
 ): void {
   let stopping = false;
   const stop = (why: string): void => {
@@ -67,6 +70,7 @@ export function handleStopRequests(
       return;
     }
     stopping = true;
+    onStop();
     log[level](subject, `${why}: stopping ${services.length} services`);
     void Promise.all(services.map((service) => service.stop())).then(() => {
       log[level](subject, 'stopped');

@@ -1,9 +1,10 @@
 // The supervisor: given the table's listening sockets as inherited fds (by
 // the launcher), it checks each is what the table says, starts each
 // service on its fds, and stops them all on SIGTERM or SIGINT, or when the
-// launcher goes away. It never binds and never receives a socket any other
-// way (NODE-FACTS 6–7). Internal services run here; wait services' workers
-// and the nowait pool's hosts are its children.
+// launcher goes away. It never binds; sockets the launcher binds after
+// start (runtime/late-sockets.ts) arrive as bare handles over IPC, which
+// neither accept nor read (NODE-FACTS 6–7). Internal services run here;
+// wait services' workers and the nowait pool's hosts are its children.
 
 import { closeSync } from 'node:fs';
 import { formatSocket, isNowaitProgram, type ServiceEntry } from '../config/entry.js';
@@ -12,24 +13,46 @@ import { InternalDgramService } from '../services/internal/dgram.js';
 import { wellKnownPorts } from '../services/internal/index.js';
 import { InternalStreamService } from '../services/internal/stream.js';
 import { checkOutputs } from '../processes/output.js';
-import { NowaitPool } from '../services/nowait-pool.js';
+import { NowaitPool, type PoolSettings } from '../services/nowait-pool.js';
 import { WaitService } from '../services/wait.js';
 import type { Hello, SocketAssignment } from './hello.js';
+import { receiveLateSockets } from './late-sockets.js';
 import { tellLauncher } from './left-workers.js';
-import { handleStopRequests, takeOver, type RunningService } from './lifecycle.js';
+import { checkInheritedFds, handleStopRequests, takeOver, type RunningService } from './lifecycle.js';
 
 const subject = 'wakeport';
 
 export async function supervise(): Promise<void> {
   const { hello, log } = await takeOver('the supervisor must be started by the launcher');
-  const { services, count } = await startServices(hello, log);
+  const context: Context = { log, protectedPorts: internalPorts(hello), poolSettings: { log: hello.log, idleExitMs: hello.idleExitMs ?? 0 } };
+  const services: RunningService[] = [];
+  // Listening from the start: a socket sent with nobody listening would be lost, still bound.
+  const late = receiveLateSockets(
+    hello.entries,
+    (assignment) => checkInheritedFds([assignment]),
+    async (entry, sockets, close) => {
+      const service = await startLate(entry, sockets, close, context);
+      if (service) services.push(service);
+    },
+    log,
+  );
+  const { started, count } = await startServices(hello, context);
+  services.push(...started);
   log.info(subject, `serving ${count} services (supervisor pid ${process.pid})`, { services: count });
-  handleStopRequests(services, log, 'the launcher is gone', 'info');
+  handleStopRequests(services, log, 'the launcher is gone', 'info', () => void late.stop());
+}
+
+/** What starting a service needs besides its entry and sockets. */
+interface Context {
+  readonly log: Logger;
+  /** Ports UDP internal services never answer (loop protection); grows with internal services bound late. */
+  readonly protectedPorts: Set<number>;
+  readonly poolSettings: PoolSettings;
 }
 
 /** The running services (all nowait programs as one pool), and how many services of the table they serve. */
-async function startServices(hello: Hello, log: Logger): Promise<{ services: RunningService[]; count: number }> {
-  const protectedPorts = internalPorts(hello);
+async function startServices(hello: Hello, context: Context): Promise<{ started: RunningService[]; count: number }> {
+  const { log } = context;
   const socketsOf = (entry: ServiceEntry) =>
     hello.sockets.filter(({ label }) => label === entry.label).sort((a, b) => a.index - b.index);
   // nowait programs are served by a pool of small processes (see nowait-pool.ts).
@@ -37,24 +60,41 @@ async function startServices(hello: Hello, log: Logger): Promise<{ services: Run
     const sockets = socketsOf(entry);
     return isNowaitProgram(entry) && sockets.length > 0 && canStartProgram(entry, sockets, log);
   });
-  const pool = nowait.length > 0 ? [NowaitPool.start(nowait.map((entry) => ({ entry, sockets: socketsOf(entry) })), { log: hello.log, idleExitMs: hello.idleExitMs ?? 0 }, log)] : [];
+  const pool = nowait.length > 0 ? [NowaitPool.start(nowait.map((entry) => ({ entry, sockets: socketsOf(entry) })), context.poolSettings, log)] : [];
   for (const entry of nowait) logListening(entry, socketsOf(entry), log);
   const started = await Promise.all(
     hello.entries.filter((entry) => !isNowaitProgram(entry)).map(async (entry) => {
       const sockets = socketsOf(entry);
       if (sockets.length === 0 || !canStartProgram(entry, sockets, log)) return null;
-      try {
-        const service = await startService(entry, sockets, log, protectedPorts);
-        logListening(entry, sockets, log);
-        return service;
-      } catch (error) {
-        reportCannotStart(entry, error, log);
-        return null;
-      }
+      return startOne(entry, sockets, context);
     }),
   );
   const others = started.filter((service) => service !== null);
-  return { services: [...pool, ...others], count: nowait.length + others.length };
+  return { started: [...pool, ...others], count: nowait.length + others.length };
+}
+
+/** A service whose sockets were bound after start: a nowait program gets a pool of its own. */
+async function startLate(entry: ServiceEntry, sockets: readonly SocketAssignment[], close: () => void, context: Context): Promise<RunningService | null> {
+  if (!canStartProgram(entry, sockets, context.log, close)) return null;
+  if (!isNowaitProgram(entry)) {
+    if (entry.program.kind === 'internal') for (const { socket } of sockets) if (socket.transport !== 'unix') context.protectedPorts.add(socket.port);
+    return startOne(entry, sockets, context);
+  }
+  const pool = NowaitPool.start([{ entry, sockets }], context.poolSettings, context.log);
+  logListening(entry, sockets, context.log);
+  return pool;
+}
+
+/** Starts a service that is not a nowait program; null (logged) if it cannot start. */
+async function startOne(entry: ServiceEntry, sockets: readonly SocketAssignment[], { log, protectedPorts }: Context): Promise<RunningService | null> {
+  try {
+    const service = await startService(entry, sockets, log, protectedPorts);
+    logListening(entry, sockets, log);
+    return service;
+  } catch (error) {
+    reportCannotStart(entry, error, log);
+    return null;
+  }
 }
 
 /**
@@ -63,13 +103,18 @@ async function startServices(hello: Hello, log: Logger): Promise<{ services: Run
  * (untouched so far) are closed, so that its clients are refused rather
  * than left waiting for a service that never comes.
  */
-function canStartProgram(entry: ServiceEntry, sockets: readonly SocketAssignment[], log: Logger): boolean {
+function canStartProgram(
+  entry: ServiceEntry,
+  sockets: readonly SocketAssignment[],
+  log: Logger,
+  close = () => sockets.forEach(({ fd }) => closeSync(fd)),
+): boolean {
   if (entry.program.kind !== 'exec') return true;
   try {
     checkOutputs(entry);
     return true;
   } catch (error) {
-    for (const { fd } of sockets) closeSync(fd);
+    close();
     const closed = sockets.map(({ socket }) => formatSocket(socket)).join(', ');
     reportCannotStart(entry, error, log, `closed ${closed}, so its clients are refused`);
     return false;

@@ -9,13 +9,15 @@ import net from 'node:net';
 import path from 'node:path';
 import { formatSocket, type ServiceEntry, type SocketSpec } from '../config/entry.js';
 import { errnoOf, WakeportError } from '../errors.js';
-import { fdOfDgram, fdOfServer } from './internals.js';
+import { rawHandleOf, type RawHandle } from './internals.js';
 
 export interface BoundSocket {
   readonly label: string;
   /** Which of the entry's sockets. */
   readonly index: number;
   readonly fd: number;
+  /** libuv's handle of it, to send to a running supervisor (see runtime/late-sockets.ts). */
+  readonly handle: RawHandle;
   /** The real address: a port 0 in the table is the kernel's choice here. */
   readonly socket: SocketSpec;
   /** Closes the launcher's handle; the supervisor's copy of the fd stays open. */
@@ -31,12 +33,14 @@ export async function bindSocket(entry: ServiceEntry, index: number, onStray: St
   const release = (handle: { close(): unknown }) => () => void handle.close();
   try {
     if (spec.transport === 'udp') {
-      const { socket, fd } = await bindUdp(spec, entry.label, onStray);
-      return { label: entry.label, index, fd, socket: { ...spec, port: socket.address().port }, release: release(socket) };
+      const socket = await bindUdp(spec, entry.label, onStray);
+      const handle = rawHandleOf(socket);
+      return { label: entry.label, index, fd: handle.fd, handle, socket: { ...spec, port: socket.address().port }, release: release(socket) };
     }
     const server = await bindStream(spec, entry, onStray);
     const actual = spec.transport === 'unix' ? spec : { ...spec, port: (server.address() as net.AddressInfo).port };
-    return { label: entry.label, index, fd: fdOfServer(server), socket: actual, release: release(server) };
+    const handle = rawHandleOf(server);
+    return { label: entry.label, index, fd: handle.fd, handle, socket: actual, release: release(server) };
   } catch (error) {
     throw bindError(entry, index, error);
   }
@@ -73,7 +77,7 @@ function listen(server: net.Server, options: net.ListenOptions): Promise<void> {
   });
 }
 
-async function bindUdp(spec: SocketSpec & { transport: 'tcp' | 'udp' }, label: string, onStray: StrayTraffic): Promise<{ socket: dgram.Socket; fd: number }> {
+async function bindUdp(spec: SocketSpec & { transport: 'tcp' | 'udp' }, label: string, onStray: StrayTraffic): Promise<dgram.Socket> {
   const socket = dgram.createSocket({ type: spec.family === 6 ? 'udp6' : 'udp4', ipv6Only: spec.family === 6 });
   socket.on('message', () => onStray(label));
   await new Promise<void>((resolve, reject) => {
@@ -83,7 +87,7 @@ async function bindUdp(spec: SocketSpec & { transport: 'tcp' | 'udp' }, label: s
       resolve();
     });
   });
-  return { socket, fd: fdOfDgram(socket) };
+  return socket;
 }
 
 /**

@@ -1,6 +1,7 @@
 // The one place wakeport touches Node internals. Node has no public way to
 // get the fd behind a listening socket, and a child can only be given a
-// socket as an fd number (NODE-FACTS 2–3). And the nowait hot path — accept
+// socket as an fd number (NODE-FACTS 2–3); a listening socket sent over IPC
+// without starting to accept must go as libuv's bare handle. And the nowait hot path — accept
 // a connection, start a process with it, forget it — goes below net.Socket
 // and child_process, which build streams, events and option objects that a
 // nowait host never uses. Measured (3 interleaved rounds, 8 clients): a
@@ -20,16 +21,41 @@ interface HandleWithFd {
   readonly fd?: unknown;
 }
 
-/** The fd of a listening TCP or unix-stream server. */
-export function fdOfServer(server: net.Server): number {
-  return checkedFd(serverHandle(server)?.fd, 'net.Server._handle.fd');
-}
-
-/** The fd of a bound UDP socket, from the handle kept under dgram's "state symbol". */
-export function fdOfDgram(socket: dgram.Socket): number {
+function dgramHandle(socket: dgram.Socket): HandleWithFd | undefined {
   const stateKey = Object.getOwnPropertySymbols(socket).find((symbol) => symbol.description === 'state symbol');
   const state = stateKey === undefined ? undefined : (socket as unknown as Record<symbol, { handle?: HandleWithFd }>)[stateKey];
-  return checkedFd(state?.handle?.fd, 'dgram.Socket[state symbol].handle.fd');
+  return state?.handle;
+}
+
+// ---- sending a listening socket over IPC without it accepting ----
+
+/**
+ * libuv's handle of a listening socket, bare. Node's IPC sends a net.Server
+ * as a server that starts accepting in the receiver, but a bare handle
+ * (its "net.Native" and "dgram.Native") as it is: it arrives neither
+ * accepting nor reading, an fd the receiver can hold idle and hand on.
+ */
+export interface RawHandle {
+  readonly fd: number;
+  close(): void;
+}
+
+/** The bare handle of a listening server or bound UDP socket, to send over IPC. */
+export function rawHandleOf(socket: net.Server | dgram.Socket): RawHandle {
+  const handle = socket instanceof net.Server ? serverHandle(socket) : dgramHandle(socket);
+  return asRawHandle(handle, socket instanceof net.Server ? 'net.Server._handle' : 'dgram.Socket[state symbol].handle');
+}
+
+/** What arrived with an IPC message that carried a bare handle. */
+export function receivedRawHandle(handle: unknown): RawHandle {
+  return asRawHandle(handle, 'a bare handle received over IPC');
+}
+
+function asRawHandle(handle: unknown, where: string): RawHandle {
+  const candidate = handle as Partial<RawHandle> | null | undefined;
+  checkedFd(candidate?.fd, `${where}.fd`);
+  if (typeof candidate?.close !== 'function') throw moved(`${where}.close`);
+  return candidate as RawHandle;
 }
 
 function checkedFd(fd: unknown, where: string): number {

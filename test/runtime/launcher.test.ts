@@ -2,15 +2,16 @@
 // in use, socket activation under LISTEN_FDS, and stopping.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, linkSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
+import dgram from 'node:dgram';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import t from 'tap';
-import { fdOfServer } from '../../src/sockets/internals.js';
+import { rawHandleOf } from '../../src/sockets/internals.js';
 import { get } from '../helpers/http.js';
-import { exchange } from '../helpers/net.js';
+import { datagram, exchange, readToEnd } from '../helpers/net.js';
 import { childrenOf, isAlive, isZombie, runNodeToExit } from '../helpers/proc.js';
 import { cli, root, startWakeport } from '../helpers/wakeport.js';
 
@@ -44,7 +45,7 @@ t.test('a port already in use: logged with its service and line, and the other s
   const error = wakeport.logs.find((r) => r.severity === 'error')!;
   t.equal(
     error.message,
-    `EADDRINUSE 127.0.0.1:${port} (service "web", ${wakeport.dir}/services.conf:1): another program is already bound to this address and port; the other services go on`,
+    `EADDRINUSE 127.0.0.1:${port} (service "web", ${wakeport.dir}/services.conf:1): another program is already bound to this address and port; the other services go on; trying again in 1s, then less often`,
   );
   t.equal(String(await exchange(wakeport.port('other'), 'fine')), 'fine');
 
@@ -55,6 +56,46 @@ t.test('a port already in use: logged with its service and line, and the other s
     );
     t.equal(result, 111);
   });
+});
+
+t.test('services that could not be bound at start are bound once they can be, and served: nowait, wait, UDP, unix', async (t) => {
+  const tcp = await Promise.all([0, 1].map(() => listening(net.createServer())));
+  const udp = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+  // Not under the test folder: a unix socket path is limited to 107 bytes.
+  const dir = mkdtempSync('/tmp/wakeport-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const [nowaitPort, waitPort] = tcp.map((server) => (server.address() as net.AddressInfo).port);
+  const udpPort = udp.address().port;
+  const table = [
+    `127.0.0.1:${nowaitPort} stream tcp nowait - /bin/echo echo late`,
+    '    label = late-nowait',
+    `127.0.0.1:${waitPort} stream tcp wait - ${root}/dist/services/http-server.js http-server`,
+    '    label = late-wait',
+    '    handoff = listen-fds',
+    `127.0.0.1:${udpPort} dgram udp wait - internal echo`,
+    '    label = late-udp',
+    `${dir}/later/late.sock stream unix nowait - /bin/echo echo unix`,
+    '    label = late-unix',
+  ].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const failures = wakeport.logs.filter((r) => r.severity === 'error');
+  t.equal(failures.length, 4, 'each is logged once');
+  t.ok(failures.every((r) => r.message.endsWith('; the other services go on; trying again in 1s, then less often')));
+  await Promise.all(tcp.map((server) => new Promise((resolve) => server.close(resolve))));
+  await new Promise<void>((resolve) => udp.close(resolve));
+  mkdirSync(`${dir}/later`);
+  for (const label of ['late-nowait', 'late-wait', 'late-udp', 'late-unix']) {
+    const bound = await wakeport.waitForLog((r) => r.subject === label && r.message.startsWith('bound '), 10_000);
+    t.match(bound.message, / on try \d+, [\d.]+s after start$/, `${label}: ${bound.message}`);
+  }
+  t.equal(String(await exchange(nowaitPort!)), 'late\n', 'the nowait service is served');
+  t.equal((await get(waitPort!, '/')).status, 200, "the wait service's worker is started and served");
+  t.equal(String(await datagram(udpPort, 'late')), 'late', 'the UDP service answers');
+  t.equal(await readToEnd(net.connect(`${dir}/later/late.sock`)), 'unix\n', 'the unix socket is served');
+  t.equal(wakeport.logs.filter((r) => r.severity === 'error').length, 4, 'the tries that failed were not logged');
+  await wakeport.stop();
+  t.notOk(existsSync(`${dir}/later/late.sock`), 'the socket file bound late is removed when wakeport stops');
 });
 
 t.test('a broken line is reported with FILE:LINE and skipped; the rest is served', async (t) => {
@@ -83,7 +124,7 @@ t.test('under LISTEN_FDS, the given sockets are adopted (by name and by address)
   // LISTEN_PID must be the launcher's own pid, known only after exec: the shell sets it and execs.
   const wakeportPromise = startWakeport(t, table, {
     env: { ...process.env, LISTEN_FDS: '2', LISTEN_FDNAMES: 'named:unknown' },
-    stdio: [fdOfServer(byName), fdOfServer(byAddress)],
+    stdio: [rawHandleOf(byName).fd, rawHandleOf(byAddress).fd],
     wrap: (command) => ['/bin/sh', '-c', 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"', 'sh', ...command],
   });
   // The test's own copies must not compete for connections: close them now that the child has its copies.
@@ -105,9 +146,9 @@ t.test('socket-activation variables that do not match the fds: one fatal line sa
   const launch = (variables: NodeJS.ProcessEnv, fd3: number | 'ipc') =>
     runNodeToExit([cli, 'run', '-f', `${dir}/services.conf`], variables, ['ignore', 'ignore', 'pipe', fd3]);
   const cases: [NodeJS.ProcessEnv, number | 'ipc', RegExp][] = [
-    [{ LISTEN_FDS: 'two' }, fdOfServer(listener), /fatal: LISTEN_FDS=two is not a number of fds: /],
-    [{ LISTEN_FDS: '1', LISTEN_PID: 'me' }, fdOfServer(listener), /fatal: LISTEN_PID=me is not a process id: /],
-    [{ LISTEN_FDS: '2' }, fdOfServer(listener), /fatal: LISTEN_FDS=2, but fd 4 is not (open|a socket): /],
+    [{ LISTEN_FDS: 'two' }, rawHandleOf(listener).fd, /fatal: LISTEN_FDS=two is not a number of fds: /],
+    [{ LISTEN_FDS: '1', LISTEN_PID: 'me' }, rawHandleOf(listener).fd, /fatal: LISTEN_PID=me is not a process id: /],
+    [{ LISTEN_FDS: '2' }, rawHandleOf(listener).fd, /fatal: LISTEN_FDS=2, but fd 4 is not (open|a socket): /],
     [{ LISTEN_FDS: '1' }, 'ipc', /fatal: fd 3 is not a listening socket wakeport can serve \(LISTEN_FDS=1\); not starting\n$/],
   ];
   for (const [variables, fd3, expected] of cases) {
@@ -195,3 +236,8 @@ t.test('a supervisor that cannot be started: one fatal line, exit 111, and the s
   t.notMatch(stderr, /Unhandled|EPIPE/);
   t.notOk(existsSync(`${sockets}/echo.sock`), 'the socket file is removed');
 });
+
+async function listening(server: net.Server): Promise<net.Server> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}

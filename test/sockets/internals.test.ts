@@ -1,13 +1,15 @@
 // The Node internals wakeport relies on (src/sockets/internals.ts). If a
 // Node upgrade moves them, this fails loudly, before anything else does.
 
+import { fork } from 'node:child_process';
 import dgram from 'node:dgram';
 import { closeSync, openSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import t, { type Test } from 'tap';
-import { hasIpv6, readToEnd } from '../helpers/net.js';
+import { datagram, hasIpv6, readToEnd } from '../helpers/net.js';
+import { root } from '../helpers/wakeport.js';
 import { inspectFds } from '../../src/sockets/inspect.js';
-import { checkNowaitInternals, fdOfDgram, fdOfServer, spawnDirect, takeAccepts, type AcceptedConnection } from '../../src/sockets/internals.js';
+import { checkNowaitInternals, rawHandleOf, spawnDirect, takeAccepts, type AcceptedConnection } from '../../src/sockets/internals.js';
 
 const isSocketFd = (fd: number) => /^socket:\[\d+\]$/.test(readlinkSync(`/proc/self/fd/${fd}`));
 
@@ -15,7 +17,7 @@ t.test('the fd of a listening TCP server', async (t) => {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => server.close());
-  const fd = fdOfServer(server);
+  const fd = rawHandleOf(server).fd;
   t.ok(fd > 2 && isSocketFd(fd), `fd ${fd} is a socket`);
   const { port } = server.address() as net.AddressInfo;
   t.same(inspectFds([fd]).get(fd), { socket: { transport: 'tcp', family: 4, host: '127.0.0.1', port }, listening: true });
@@ -25,7 +27,7 @@ t.test('the fd of an IPv6 TCP server, read back through /proc', async (t) => {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen({ port: 0, host: '::1', ipv6Only: true }, resolve));
   t.teardown(() => server.close());
-  const fd = fdOfServer(server);
+  const fd = rawHandleOf(server).fd;
   const { port } = server.address() as net.AddressInfo;
   t.same(inspectFds([fd]).get(fd), { socket: { transport: 'tcp', family: 6, host: '::1', port }, listening: true });
 });
@@ -37,7 +39,7 @@ t.test('the fd of a bound UDP socket, without the deprecated _handle getter', as
   const socket = dgram.createSocket('udp4');
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
   t.teardown(() => socket.close());
-  const fd = fdOfDgram(socket);
+  const fd = rawHandleOf(socket).fd;
   t.ok(fd > 2 && isSocketFd(fd), `fd ${fd} is a socket`);
   t.same(inspectFds([fd]).get(fd), { socket: { transport: 'udp', family: 4, host: '127.0.0.1', port: socket.address().port }, listening: true });
   await new Promise((resolve) => setImmediate(resolve));
@@ -52,7 +54,40 @@ t.test('an fd that is not a socket is inspected as null', async (t) => {
 });
 
 t.test('a server that is not listening has no fd: the error says which internal moved', async (t) => {
-  t.throws(() => fdOfServer(net.createServer()), { code: 'ERR_NODE_INTERNALS', message: /net\.Server\._handle\.fd/ });
+  t.throws(() => rawHandleOf(net.createServer()), { code: 'ERR_NODE_INTERNALS', message: /net\.Server\._handle\.fd/ });
+});
+
+t.test('a listening socket sent over IPC as its bare handle arrives neither accepting nor reading', async (t) => {
+  const holder = fork(`${root}/test/fixtures/raw-handle-holder.mjs`, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  t.teardown(() => holder.kill('SIGKILL'));
+  const next = () => new Promise<Record<string, unknown>>((resolve) => holder.once('message', resolve));
+
+  const server = net.createServer(() => t.fail('the sender never accepts'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  holder.send({ type: 'take' }, rawHandleOf(server) as unknown as net.Server);
+  const { fd } = await next();
+  t.ok(typeof fd === 'number' && fd > 2, `the holder got fd ${fd}`);
+  server.close();
+  const client = net.connect({ port, host: '127.0.0.1' });
+  t.teardown(() => client.destroy());
+  const reply = readToEnd(client);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.equal(client.bytesRead, 0, 'held: the client waits in the backlog, unanswered');
+  t.notOk(client.closed);
+  holder.send({ type: 'serve', transport: 'tcp' });
+  t.equal(await reply, 'held', 'answered once the holder listens on the fd');
+
+  const udp = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+  const udpPort = udp.address().port;
+  holder.send({ type: 'take' }, rawHandleOf(udp) as unknown as dgram.Socket);
+  await next();
+  udp.close();
+  const answer = datagram(udpPort, 'queued', 3000);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  holder.send({ type: 'serve', transport: 'udp' });
+  t.equal(String(await answer), 'held:queued', 'a datagram sent while it was held is read once the holder binds the fd');
 });
 
 /** A listening server whose accepts are taken over, and the next connection it gets. */
