@@ -16,9 +16,10 @@ const reserveCeiling = 256;
 /** A service whose connections count in the budget. */
 export interface BudgetHolder {
   /**
-   * Closes its newest connection that it may give up (one still waiting,
-   * before one being served), at once, and says so; false when it has none.
-   * Its give() may come later, once the socket's close is reported.
+   * Closes its newest connection that it may give up (an internal service:
+   * one still waiting, else one being served; a nowait host: one still
+   * waiting), gives its place back at once, and says so; false when it has
+   * none.
    */
   evictNewest(): boolean;
 }
@@ -31,7 +32,8 @@ export class ConnectionBudget {
 
   /**
    * Counts one more connection of `holder`; false (counting nothing) when
-   * the budget is spent and no service holds more than `holder` does.
+   * the budget is spent and no service holds at least two more than
+   * `holder` does (so that two flooded services do not trade places).
    */
   take(holder: BudgetHolder): boolean {
     if (this.#held >= this.limit && !this.#makeRoomFor(holder)) return false;

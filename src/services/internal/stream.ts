@@ -24,6 +24,8 @@ export class InternalStreamService implements BudgetHolder {
   readonly #open = new Set<net.Socket>();
   readonly #servers: net.Server[] = [];
   readonly #overBudget = new ReportThrottle(reportEveryMs);
+  /** Connections closed to make room for another service's client: their place is given back at once, not at 'close'. */
+  readonly #evicted = new WeakSet<net.Socket>();
 
   private constructor(entry: ServiceEntry, log: Logger) {
     if (entry.program.kind !== 'internal') throw new Error(`internal: ${entry.label} is not an internal service`);
@@ -61,7 +63,7 @@ export class InternalStreamService implements BudgetHolder {
     if (!connectionBudget.take(this)) return this.#refuseOverBudget(socket);
     const source = sourceOf(socket);
     socket.once('close', () => {
-      connectionBudget.give(this);
+      if (!this.#evicted.has(socket)) connectionBudget.give(this);
       this.#closed(socket, source);
     });
     const refused = this.#admission.offer(socket, source);
@@ -88,7 +90,10 @@ export class InternalStreamService implements BudgetHolder {
     const newest = this.#admission.takeNewest() ?? [...this.#open].filter((socket) => !socket.destroyed).pop();
     if (newest === undefined) return false;
     const client = clientOf(newest);
-    newest.destroy(); // Its 'close' gives its place back.
+    // Given back now: a burst of other clients, accepted in one go, must see the count go down.
+    this.#evicted.add(newest);
+    connectionBudget.give(this);
+    newest.destroy();
     this.#reportOverBudget(client);
     return true;
   }
