@@ -28,6 +28,20 @@ export interface Hello {
   readonly stderrFds?: Readonly<Record<string, number>>;
 }
 
+/** Whether an IPC message is one of wakeport's of this type. */
+export function hasType<T extends { readonly type: string }>(message: unknown, type: T['type']): message is T {
+  return typeof message === 'object' && message !== null && (message as { type?: unknown }).type === type;
+}
+
 export function isHello(message: unknown): message is Hello {
-  return typeof message === 'object' && message !== null && (message as { type?: unknown }).type === 'hello';
+  return hasType<Hello>(message, 'hello');
+}
+
+/** Supervisor → nowait host: stop accepting, and exit once every program has finished. */
+export interface DrainRequest {
+  readonly type: 'drain';
+}
+
+export function isDrainRequest(message: unknown): message is DrainRequest {
+  return hasType<DrainRequest>(message, 'drain');
 }

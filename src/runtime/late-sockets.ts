@@ -17,9 +17,9 @@
 import type { ChildProcess, SendHandle } from 'node:child_process';
 import { formatSocket, type ServiceEntry, type SocketSpec } from '../config/entry.js';
 import { formatDuration, type Logger } from '../log.js';
-import { bindSocket, checkUnixPath, type BoundSocket } from '../sockets/bind.js';
+import { bindSocket, checkUnixPath, removeSocketFiles, reportStrayTraffic, withoutPolling, type BoundSocket } from '../sockets/bind.js';
 import { receivedRawHandle, type RawHandle } from '../sockets/internals.js';
-import type { SocketAssignment } from './hello.js';
+import { hasType, type SocketAssignment } from './hello.js';
 
 /** Launcher → supervisor, with the socket's bare handle. */
 interface LateSocket {
@@ -43,28 +43,26 @@ interface LateSocketsDropped {
   readonly label: string;
 }
 
-type Message = LateSocket | LateSocketTaken | LateSocketsDropped;
-
-function isMessage<T extends Message['type']>(message: unknown, type: T): message is Extract<Message, { type: T }> {
-  return typeof message === 'object' && message !== null && (message as { type?: unknown }).type === type;
-}
 
 export const firstRetryMs = 1000;
 const maxRetryMs = 60_000;
-const replyTimeoutMs = 10_000;
-const subject = 'wakeport';
 
-/** Launcher side: binds the services that could not be bound at start, and sends their sockets to the supervisor. */
+/**
+ * Launcher side: binds the services that could not be bound at start, and
+ * those a reloaded table adds, and sends their sockets to the supervisor.
+ */
 export class BindRetries {
   readonly #supervisor: ChildProcess;
   readonly #log: Logger;
-  /** Services not bound yet, with their tries so far. */
-  readonly #waiting: Map<ServiceEntry, number>;
+  /** Services not bound yet, by label, with their tries so far. */
+  readonly #waiting = new Map<string, { entry: ServiceEntry; tries: number }>();
   /** Unix socket files bound here, for the launcher to remove at exit. */
   readonly #socketFiles: string[];
   readonly #startedAt = Date.now();
   #pauseMs = firstRetryMs;
   #timer: NodeJS.Timeout | null = null;
+  /** A round of tries is running: another waits for it (one socket in flight at a time). */
+  #trying: Promise<void> | null = null;
   #stopped = false;
   readonly #replies = new Map<string, (reply: LateSocketTaken) => void>();
 
@@ -72,13 +70,28 @@ export class BindRetries {
     this.#supervisor = supervisor;
     this.#log = log;
     this.#socketFiles = socketFiles;
-    this.#waiting = new Map(entries.map((entry) => [entry, 0]));
+    // Their first try was at start.
+    for (const entry of entries) this.#waiting.set(entry.label, { entry, tries: 1 });
     supervisor.on('message', (message) => {
-      if (!isMessage(message, 'late-socket-taken')) return;
+      if (!hasType<LateSocketTaken>(message, 'late-socket-taken')) return;
       this.#replies.get(replyKey(message.label, message.index))?.(message);
     });
     supervisor.once('exit', () => this.stop());
     this.#schedule();
+  }
+
+  /** A reloaded table: `toBind` are to be bound now; those waiting that it no longer has are forgotten. */
+  reload(entries: readonly ServiceEntry[], toBind: readonly string[]): void {
+    const next = new Map(entries.map((entry) => [entry.label, entry]));
+    for (const [label, waiting] of this.#waiting) {
+      const entry = next.get(label);
+      if (entry) waiting.entry = entry;
+      else this.#waiting.delete(label);
+    }
+    for (const label of toBind) if (!this.#waiting.has(label) && next.has(label)) this.#waiting.set(label, { entry: next.get(label)!, tries: 0 });
+    this.#pauseMs = firstRetryMs;
+    if (this.#timer) clearTimeout(this.#timer);
+    void this.#tryAll();
   }
 
   stop(): void {
@@ -87,6 +100,7 @@ export class BindRetries {
   }
 
   #schedule(): void {
+    if (this.#timer) clearTimeout(this.#timer);
     if (this.#stopped || this.#waiting.size === 0) return;
     // Unreferenced: the launcher lives as long as its supervisor, and not for a retry.
     this.#timer = setTimeout(() => void this.#tryAll(), this.#pauseMs).unref();
@@ -94,15 +108,23 @@ export class BindRetries {
   }
 
   async #tryAll(): Promise<void> {
-    for (const [entry, tries] of this.#waiting) {
-      if (this.#stopped) return;
-      this.#waiting.set(entry, tries + 1);
-      if (!(await this.#tryService(entry))) continue;
-      this.#waiting.delete(entry);
-      const after = formatDuration(Date.now() - this.#startedAt);
-      this.#log.info(entry.label, `bound ${entry.sockets.map(({ spec }) => formatSocket(spec)).join(', ')} on try ${tries + 1}, ${after} after start`);
-    }
+    while (this.#trying) await this.#trying;
+    this.#trying = this.#tryEach();
+    await this.#trying;
+    this.#trying = null;
     this.#schedule();
+  }
+
+  async #tryEach(): Promise<void> {
+    for (const [label, waiting] of this.#waiting) {
+      if (this.#stopped) return;
+      waiting.tries++;
+      if (!(await this.#tryService(waiting.entry))) continue;
+      this.#waiting.delete(label);
+      const after = formatDuration(Date.now() - this.#startedAt);
+      const sockets = waiting.entry.sockets.map(({ spec }) => formatSocket(spec)).join(', ');
+      this.#log.info(label, `bound ${sockets} on try ${waiting.tries}, ${after} after start`);
+    }
   }
 
   /** Binds and sends each socket of `entry` in turn; true once the supervisor holds them all. */
@@ -110,8 +132,8 @@ export class BindRetries {
     for (let index = 0; index < entry.sockets.length; index++) {
       const problem = await this.#bindAndSend(entry, index);
       if (problem === null) continue;
-      this.#log.debug(entry.label, `still cannot bind: ${problem}`);
-      if (index > 0) this.#supervisor.send({ type: 'late-sockets-dropped', label: entry.label } satisfies LateSocketsDropped);
+      this.#log.debug(entry.label, `not bound yet: ${problem}`);
+      if (index > 0) this.#supervisor.send({ type: 'late-sockets-dropped', label: entry.label } satisfies LateSocketsDropped, () => {});
       return false;
     }
     return true;
@@ -126,36 +148,39 @@ export class BindRetries {
     }
     if (this.#stopped || !this.#supervisor.connected) return 'wakeport is stopping';
     // From here to release(), nothing may wait for I/O.
-    let polled = false;
-    const guard = setImmediate(() => (polled = true));
+    const endStretch = withoutPolling(this.#log);
     let bound: BoundSocket;
     try {
-      bound = await bindSocket(entry, index, () =>
-        this.#log.error(entry.label, 'internal inconsistency: the launcher received traffic on its copy of the socket; please report'),
-      );
+      bound = await bindSocket(entry, index, reportStrayTraffic(this.#log));
     } catch (error) {
-      clearImmediate(guard);
+      endStretch();
       return (error as Error).message;
     }
     const reply = this.#replyFor(entry.label, index);
     const message: LateSocket = { type: 'late-socket', label: entry.label, index, socket: bound.socket };
     this.#supervisor.send(message, bound.handle as unknown as SendHandle, {}, () => {});
     bound.release();
-    clearImmediate(guard);
-    if (polled) this.#log.error(subject, 'internal inconsistency: the event loop polled while the launcher held a socket; please report');
-    if (bound.socket.transport === 'unix') this.#socketFiles.push(bound.socket.path);
-    return (await reply).error;
+    endStretch();
+    const { error } = await reply;
+    if (bound.socket.transport === 'unix') {
+      // The file is wakeport's while the supervisor holds the socket; one it refused goes now.
+      if (error === null) this.#socketFiles.push(bound.socket.path);
+      else removeSocketFiles([bound.socket.path]);
+    }
+    return error;
   }
 
+  /** The supervisor's answer about socket `index` of `label`: it always answers, unless it exits first. */
   #replyFor(label: string, index: number): Promise<LateSocketTaken> {
     const key = replyKey(label, index);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => answer({ type: 'late-socket-taken', label, index, error: 'the supervisor did not answer' }), replyTimeoutMs).unref();
       const answer = (reply: LateSocketTaken) => {
-        clearTimeout(timer);
+        this.#supervisor.off('exit', onExit);
         this.#replies.delete(key);
         resolve(reply);
       };
+      const onExit = () => answer({ type: 'late-socket-taken', label, index, error: 'the supervisor exited' });
+      this.#supervisor.once('exit', onExit);
       this.#replies.set(key, answer);
     });
   }
@@ -169,59 +194,69 @@ function replyKey(label: string, index: number): string {
 export type StartLate = (entry: ServiceEntry, sockets: readonly SocketAssignment[], close: () => void) => Promise<void>;
 
 /**
- * Supervisor side: takes the sockets the launcher binds after start, checks
- * each (`check`: a sentence when the fd is not what the table says, as for
- * inherited fds), and calls `start` once a service has all of its sockets.
- * `stop()` refuses any that arrive later.
+ * Supervisor side: takes the sockets the launcher binds after start, for
+ * services of the table as it is now (`entries`) that are not served yet
+ * (`isServed`); checks each (`check`: a sentence when the fd is not what the
+ * table says, as for inherited fds); and calls `start` once a service has
+ * all of its sockets. `stop()` refuses any that arrive later.
  */
 export function receiveLateSockets(
-  entries: readonly ServiceEntry[],
+  entries: () => readonly ServiceEntry[],
+  isServed: (label: string) => boolean,
   check: (assignment: SocketAssignment) => string | null,
   start: StartLate,
   log: Logger,
-): { stop(): Promise<void> } {
-  const held = new Map<string, { assignment: SocketAssignment; handle: RawHandle }[]>();
-  // The handles of services started: they own the fds, so they are kept for the supervisor's life.
-  const kept = new Set<RawHandle>();
+): { stop(): void } {
+  /** The sockets of services not complete yet, by label and index. */
+  const held = new Map<string, Map<number, { assignment: SocketAssignment; handle: RawHandle }>>();
   let stopped = false;
   const closeHeld = (label: string) => {
-    for (const { handle } of held.get(label) ?? []) handle.close();
+    for (const { handle } of held.get(label)?.values() ?? []) handle.close();
     held.delete(label);
   };
   const take = (message: LateSocket, received: unknown): string | null => {
-    const entry = entries.find(({ label }) => label === message.label);
-    if (!entry) return `no service "${message.label}"`;
     let handle: RawHandle;
     try {
       handle = receivedRawHandle(received);
     } catch (error) {
       return (error as Error).message;
     }
+    const entry = entries().find(({ label }) => label === message.label);
     const assignment: SocketAssignment = { label: message.label, index: message.index, fd: handle.fd, socket: message.socket };
-    const problem = stopped ? 'the supervisor is stopping' : check(assignment);
-    if (problem !== null) {
+    const problem = stopped
+      ? 'the supervisor is stopping'
+      : !entry
+        ? `no service "${message.label}" in the table`
+        : isServed(entry.label)
+          ? `service "${entry.label}" is already served`
+          : check(assignment);
+    if (problem !== null || !entry) {
       handle.close();
       return problem;
     }
-    const sockets = [...(held.get(entry.label) ?? []), { assignment, handle }];
+    const sockets = held.get(entry.label) ?? new Map();
+    sockets.get(message.index)?.handle.close(); // Sent again: the launcher's earlier try failed later on.
+    sockets.set(message.index, { assignment, handle });
     held.set(entry.label, sockets);
-    if (sockets.length === entry.sockets.length) {
-      held.delete(entry.label);
-      for (const socket of sockets) kept.add(socket.handle);
-      const assignments = sockets.map((socket) => socket.assignment).sort((a, b) => a.index - b.index);
-      void start(entry, assignments, () => sockets.forEach((socket) => (kept.delete(socket.handle), socket.handle.close())));
-    }
+    if (sockets.size < entry.sockets.length) return null;
+    held.delete(entry.label);
+    const complete = [...sockets.values()].sort((a, b) => a.assignment.index - b.assignment.index);
+    void start(
+      entry,
+      complete.map(({ assignment }) => assignment),
+      () => complete.forEach(({ handle }) => handle.close()),
+    );
     return null;
   };
   process.on('message', (message: unknown, received: unknown) => {
-    if (isMessage(message, 'late-sockets-dropped')) {
-      if (held.has(message.label)) log.warn(message.label, 'a later socket of the service could not be bound: closing the ones bound so far');
+    if (hasType<LateSocketsDropped>(message, 'late-sockets-dropped')) {
+      if (held.has(message.label)) log.debug(message.label, 'a later socket of the service could not be bound: closing the ones bound so far');
       closeHeld(message.label);
       return;
     }
-    if (!isMessage(message, 'late-socket')) return;
+    if (!hasType<LateSocket>(message, 'late-socket')) return;
     const error = take(message, received);
-    if (error !== null) log.error(message.label, `cannot take ${formatSocket(message.socket)} bound after start: ${error}`);
+    if (error !== null && !stopped) log.error(message.label, `cannot take ${formatSocket(message.socket)} bound after start: ${error}`);
     const reply: LateSocketTaken = { type: 'late-socket-taken', label: message.label, index: message.index, error };
     process.send?.(reply, () => {});
   });
@@ -229,7 +264,6 @@ export function receiveLateSockets(
     stop() {
       stopped = true;
       for (const label of [...held.keys()]) closeHeld(label);
-      return Promise.resolve();
     },
   };
 }

@@ -12,7 +12,7 @@
 // still holds.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, unlinkSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isNowaitProgram, type ServiceEntry } from '../config/entry.js';
 import { loadTable, type Table } from '../config/table.js';
@@ -20,12 +20,13 @@ import { isWakeportError, type WakeportError } from '../errors.js';
 import { formatDuration, type Logger } from '../log.js';
 import { runtimeEnvironment } from '../processes/environment.js';
 import { adoptListenFds, type AdoptedSocket, type Adoption } from '../sockets/adopt.js';
-import { bindSocket, checkUnixPath, type BoundSocket } from '../sockets/bind.js';
+import { bindSocket, checkUnixPath, removeSocketFiles, reportStrayTraffic, withoutPolling, type BoundSocket } from '../sockets/bind.js';
 import { checkNowaitInternals } from '../sockets/internals.js';
 import { firstListenFd, takeListenFds } from '../sockets/listen-fds.js';
 import { exitCodes } from './exit-codes.js';
 import type { Hello, SocketAssignment } from './hello.js';
 import { BindRetries, firstRetryMs } from './late-sockets.js';
+import { reloadOnHangup } from './reload.js';
 import { isWorkerNotice, LeftWorkers } from './left-workers.js';
 
 export interface RunOptions {
@@ -73,8 +74,7 @@ export async function run(options: RunOptions, log: Logger): Promise<number> {
   if (toBind.failedLabels.length > 0 && options.strict) return exitCodes.system;
 
   // From here to the end of startSupervisor(), nothing may wait for I/O.
-  let polled = false;
-  const guard = setImmediate(() => (polled = true));
+  const endStretch = withoutPolling(log);
   const { bound, failures } = await bindAll(toBind.units, log);
   for (const { error, label } of failures) log.error(subject, `${error.message}; ${afterFailure(label)}`);
   if (failures.length > 0 && options.strict) {
@@ -88,15 +88,24 @@ export async function run(options: RunOptions, log: Logger): Promise<number> {
   for (const socket of bound) socket.release();
   // Adopted sockets are raw fds: those not handed over are closed here.
   for (const { fd, label } of adopted) if (incomplete.has(label)) closeSync(fd);
-  clearImmediate(guard);
-  if (polled) log.error(subject, 'internal inconsistency: the event loop polled while the launcher held sockets; please report');
+  endStretch();
 
   const socketFiles = bound.flatMap(({ socket }) => (socket.transport === 'unix' ? [socket.path] : []));
   const unbound = table.entries.filter(({ label }) => incomplete.has(label) && !adoptedLabels.has(label));
-  const retries = unbound.length > 0 ? new BindRetries(supervisor, unbound, socketFiles, log) : null;
+  const retries = new BindRetries(supervisor, unbound, socketFiles, log);
+  const stopReloading = reloadOnHangup({
+    file: options.file,
+    strict: options.strict,
+    supervisor,
+    retries,
+    socketFiles,
+    reportProblems: (next) => reportProblems(next, log),
+    log,
+  });
   const workersGraceMs = Math.max(0, ...table.entries.filter(({ mode }) => mode === 'wait').map(({ exitTimeoutMs }) => exitTimeoutMs));
   const code = await waitForSupervisor(supervisor, { socketFiles, workersGraceMs }, log);
-  retries?.stop();
+  stopReloading();
+  retries.stop();
   return code;
 }
 
@@ -139,8 +148,7 @@ async function bindAll(
   units: readonly SocketUnit[],
   log: Logger,
 ): Promise<{ bound: BoundSocket[]; failures: { label: string; error: WakeportError }[] }> {
-  const onStray = (label: string): void =>
-    log.error(label, 'internal inconsistency: the launcher received traffic on its copy of the socket; please report');
+  const onStray = reportStrayTraffic(log);
   const results = await Promise.allSettled(units.map(({ entry, index }) => bindSocket(entry, index, onStray)));
   const bound: BoundSocket[] = [];
   const failures: { label: string; error: WakeportError }[] = [];
@@ -189,7 +197,8 @@ function waitForSupervisor(
     if (isWorkerNotice(message)) workers.note(message);
   });
   const forward = (signal: NodeJS.Signals) => () => supervisor.kill(signal);
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  // SIGHUP is the launcher's own: it reloads the table (reload.ts).
+  const signals = ['SIGINT', 'SIGTERM'] as const;
   const handlers = signals.map((signal) => [signal, forward(signal)] as const);
   for (const [signal, handler] of handlers) process.on(signal, handler);
   const finish = () => {
@@ -218,15 +227,4 @@ function waitForSupervisor(
       });
     });
   });
-}
-
-/** Only the socket files wakeport made: adopted ones belong to whoever made them. */
-function removeSocketFiles(socketFiles: readonly string[]): void {
-  for (const file of socketFiles) {
-    try {
-      unlinkSync(file);
-    } catch {
-      // Already gone, or never bound.
-    }
-  }
 }

@@ -51,12 +51,11 @@ export function checkInheritedFds(sockets: readonly SocketAssignment[]): string 
 /**
  * SIGTERM or SIGINT (forwarded by the parent), or the parent's IPC channel
  * closing (it died): stop every service and exit 0. A second signal while
- * stopping kills what is left at once. `services` is read when the stop
- * comes (the supervisor adds services bound after start); `onStop` runs
- * as it begins.
+ * stopping kills what is left at once. `services` is asked when the stop
+ * comes (the supervisor's change after start); `onStop` runs as it begins.
  */
 export function handleStopRequests(
-  services: readonly RunningService[],
+  services: () => readonly RunningService[],
   log: Logger,
   parentGone: string,
   level: 'info' | 'debug',
@@ -66,19 +65,20 @@ export function handleStopRequests(
   const stop = (why: string): void => {
     if (stopping) {
       log.warn(subject, `${why} again: killing what is left`);
-      for (const service of services) void service.stop();
+      for (const service of services()) void service.stop();
       return;
     }
     stopping = true;
     onStop();
-    log[level](subject, `${why}: stopping ${services.length} services`);
-    void Promise.all(services.map((service) => service.stop())).then(() => {
+    const running = services();
+    log[level](subject, `${why}: stopping ${running.length} services`);
+    void Promise.all(running.map((service) => service.stop())).then(() => {
       log[level](subject, 'stopped');
       process.exit(exitCodes.ok);
     });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => log.warn(subject, 'SIGHUP: reloading the table is not supported yet; ignored'));
+  process.on('SIGHUP', () => log.warn(subject, `SIGHUP to pid ${process.pid} ignored: send it to wakeport's launcher to reload the table`));
   process.on('disconnect', () => stop(parentGone));
 }

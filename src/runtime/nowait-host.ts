@@ -2,10 +2,12 @@
 // services/nowait-pool.ts) with some nowait services' listening sockets. It
 // accepts and starts one program per connection, exactly as a nowait
 // service does in any process, and exits 0 once it has had nothing to do
-// for the hello's idleExitMs.
+// for the hello's idleExitMs, or once it has drained (a DrainRequest: it
+// stops accepting and exits when its programs have finished).
 
 import { formatDuration, type Logger } from '../log.js';
 import { NowaitService } from '../services/nowait.js';
+import { isDrainRequest } from './hello.js';
 import { handleStopRequests, takeOver } from './lifecycle.js';
 
 const idleCheckMs = 1000;
@@ -33,8 +35,13 @@ export async function host(): Promise<void> {
     return [];
   });
   log.debug('wakeport', `nowait host pid ${process.pid} serving ${services.length} services`);
-  handleStopRequests(services, log, 'the supervisor is gone', 'debug');
+  handleStopRequests(() => services, log, 'the supervisor is gone', 'debug');
   watchIdleness(services, hello.idleExitMs ?? 0, log);
+  process.on('message', (message) => {
+    if (!isDrainRequest(message)) return;
+    log.debug('wakeport', `nowait host pid ${process.pid} draining`);
+    void Promise.all(services.map((service) => service.drain())).then(() => process.exit(0));
+  });
 }
 
 /**

@@ -17,6 +17,8 @@ import { NowaitPool, type PoolSettings } from '../services/nowait-pool.js';
 import { WaitService } from '../services/wait.js';
 import type { Hello, SocketAssignment } from './hello.js';
 import { receiveLateSockets } from './late-sockets.js';
+import { applyReloads } from './reload.js';
+import { ServiceTable } from './service-table.js';
 import { tellLauncher } from './left-workers.js';
 import { checkInheritedFds, handleStopRequests, takeOver, type RunningService } from './lifecycle.js';
 
@@ -25,21 +27,22 @@ const subject = 'wakeport';
 export async function supervise(): Promise<void> {
   const { hello, log } = await takeOver('the supervisor must be started by the launcher');
   const context: Context = { log, protectedPorts: internalPorts(hello), poolSettings: { log: hello.log, idleExitMs: hello.idleExitMs ?? 0 } };
-  const services: RunningService[] = [];
+  const table = new ServiceTable(hello.entries);
   // Listening from the start: a socket sent with nobody listening would be lost, still bound.
   const late = receiveLateSockets(
-    hello.entries,
+    () => table.entries,
+    (label) => table.has(label),
     (assignment) => checkInheritedFds([assignment]),
     async (entry, sockets, close) => {
       const service = await startLate(entry, sockets, close, context);
-      if (service) services.push(service);
+      if (service) table.add(entry, sockets, service, close);
     },
     log,
   );
-  const { started, count } = await startServices(hello, context);
-  services.push(...started);
+  const count = await startServices(hello, context, table);
   log.info(subject, `serving ${count} services (supervisor pid ${process.pid})`, { services: count });
-  handleStopRequests(services, log, 'the launcher is gone', 'info', () => void late.stop());
+  applyReloads(table, (entry, sockets) => startOne(entry, sockets, context), (services) => NowaitPool.start(services, context.poolSettings, log), log);
+  handleStopRequests(() => table.running(), log, 'the launcher is gone', 'info', () => late.stop());
 }
 
 /** What starting a service needs besides its entry and sockets. */
@@ -50,8 +53,8 @@ interface Context {
   readonly poolSettings: PoolSettings;
 }
 
-/** The running services (all nowait programs as one pool), and how many services of the table they serve. */
-async function startServices(hello: Hello, context: Context): Promise<{ started: RunningService[]; count: number }> {
+/** Starts the services (all nowait programs as one pool) into `table`; returns how many of the table's it serves. */
+async function startServices(hello: Hello, context: Context, table: ServiceTable): Promise<number> {
   const { log } = context;
   const socketsOf = (entry: ServiceEntry) =>
     hello.sockets.filter(({ label }) => label === entry.label).sort((a, b) => a.index - b.index);
@@ -60,17 +63,21 @@ async function startServices(hello: Hello, context: Context): Promise<{ started:
     const sockets = socketsOf(entry);
     return isNowaitProgram(entry) && sockets.length > 0 && canStartProgram(entry, sockets, log);
   });
-  const pool = nowait.length > 0 ? [NowaitPool.start(nowait.map((entry) => ({ entry, sockets: socketsOf(entry) })), context.poolSettings, log)] : [];
+  if (nowait.length > 0) {
+    const pool = NowaitPool.start(nowait.map((entry) => ({ entry, sockets: socketsOf(entry) })), context.poolSettings, log);
+    for (const entry of nowait) table.add(entry, socketsOf(entry), pool);
+  }
   for (const entry of nowait) logListening(entry, socketsOf(entry), log);
   const started = await Promise.all(
     hello.entries.filter((entry) => !isNowaitProgram(entry)).map(async (entry) => {
       const sockets = socketsOf(entry);
-      if (sockets.length === 0 || !canStartProgram(entry, sockets, log)) return null;
-      return startOne(entry, sockets, context);
+      if (sockets.length === 0 || !canStartProgram(entry, sockets, log)) return false;
+      const service = await startOne(entry, sockets, context);
+      if (service) table.add(entry, sockets, service);
+      return service !== null;
     }),
   );
-  const others = started.filter((service) => service !== null);
-  return { started: [...pool, ...others], count: nowait.length + others.length };
+  return nowait.length + started.filter(Boolean).length;
 }
 
 /** A service whose sockets were bound after start: a nowait program gets a pool of its own. */

@@ -31,7 +31,9 @@
 // time, up to a minute; meanwhile clients wait in the backlog, and the
 // failures are logged once a minute with a count.
 //
-// States: watching (no host; a client starts them) → running → stopping → stopped.
+// States: watching (no host; a client starts them) → running → stopping →
+// stopped; or, when a reloaded table replaces the pool, → draining (hosts
+// stop accepting and exit once their programs have finished) → stopped.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
@@ -39,7 +41,7 @@ import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { defaultProgramConnections, type ServiceEntry } from '../config/entry.js';
 import { formatDuration, ReportThrottle, type LogOptions, type Logger } from '../log.js';
-import type { Hello, SocketAssignment } from '../runtime/hello.js';
+import type { DrainRequest, Hello, SocketAssignment } from '../runtime/hello.js';
 import { watchForClients, type ClientWatch } from '../sockets/helper.js';
 import { firstListenFd } from '../sockets/listen-fds.js';
 import { runtimeEnvironment } from '../processes/environment.js';
@@ -49,7 +51,7 @@ import { signalGroup } from '../processes/stop.js';
 import { isSpawnFailure, SpawnFailureLog } from './spawn-failures.js';
 import { StopWaiters } from './stop-waiters.js';
 
-type State = 'watching' | 'running' | 'stopping' | 'stopped';
+type State = 'watching' | 'running' | 'draining' | 'stopping' | 'stopped';
 
 export interface PoolSettings {
   readonly log: LogOptions;
@@ -117,6 +119,22 @@ export class NowaitPool {
     const pool = new NowaitPool(services, settings, log);
     pool.#watchForClients();
     return pool;
+  }
+
+  /**
+   * Stops accepting: hosts serve the clients they have taken and exit once
+   * their programs have finished (a stop() meanwhile stops them). Resolves
+   * once every host has exited.
+   */
+  drain(): Promise<void> {
+    return this.#stopWaiters.wait(() => {
+      if (this.#state !== 'watching' && this.#state !== 'running') return;
+      this.#state = 'draining';
+      this.#closeWatch();
+      if (this.#hosts.size === 0) return this.#stopped();
+      const request: DrainRequest = { type: 'drain' };
+      for (const host of this.#hosts.keys()) host.send(request, () => {});
+    });
   }
 
   /** Stops every host (they stop their programs); a second call kills them. */
@@ -224,7 +242,7 @@ export class NowaitPool {
     const ended = this.#hosts.get(host);
     if (!ended) return;
     this.#hosts.delete(host);
-    if (this.#state === 'stopping') {
+    if (this.#state === 'stopping' || this.#state === 'draining') {
       if (this.#hosts.size === 0) this.#stopped();
       return;
     }

@@ -6,12 +6,15 @@
 //   serving    each admitted connection gets a process at once
 //   throttled  nowait.max spawns happened within rate-window: connections
 //              wait in the queue until the window has room again
+//   draining   no new connections (a reloaded table took the service away
+//              or changed it); those waiting are still served, and
+//              running processes are left to finish
 //   stopping   no new connections; processes got SIGTERM (SIGKILL after
 //              exit-timeout, or at once on a second stop)
 //   stopped    every process has exited
 //
 // Events are connection, exit (a process ended), window (the throttle's
-// timer fired) and stop. The table at the bottom is every transition.
+// timer fired), drain and stop. The table at the bottom is every transition.
 
 import type net from 'node:net';
 import { defaultProgramConnections, type ServiceEntry } from '../config/entry.js';
@@ -25,7 +28,7 @@ import { connectionBudget, type BudgetHolder } from './connection-budget.js';
 import type { SpawnFailure } from './spawn-failures.js';
 import { acceptConnectionsOn, clientName, closeGently, QueueOverflow } from './listener.js';
 
-type State = 'serving' | 'throttled' | 'stopping' | 'stopped';
+type State = 'serving' | 'throttled' | 'draining' | 'stopping' | 'stopped';
 
 interface Run {
   readonly child: ConnectionProcess;
@@ -39,6 +42,7 @@ type Event =
   | { readonly type: 'connection'; readonly connection: Waiting }
   | { readonly type: 'exit'; readonly run: Run; readonly code: number | null; readonly signal: NodeJS.Signals | null }
   | { readonly type: 'window' }
+  | { readonly type: 'drain' }
   | { readonly type: 'stop' };
 
 /** An accepted connection, with who it is from (read once, at accept). */
@@ -112,6 +116,11 @@ export class NowaitService implements BudgetHolder {
   /** Stops the service; resolves once every process has exited. A second call kills what is left. */
   stop(): Promise<void> {
     return this.#stopWaiters.wait(() => this.#dispatch({ type: 'stop' }));
+  }
+
+  /** Stops accepting, serves those waiting and lets every process finish; resolves once they have. */
+  drain(): Promise<void> {
+    return this.#stopWaiters.wait(() => this.#dispatch({ type: 'drain' }));
   }
 
   #dispatch(event: Event): void {
@@ -198,8 +207,18 @@ export class NowaitService implements BudgetHolder {
     );
   }
 
-  #beginStop(): 'stopping' | 'stopped' {
+  #closeServers(): void {
     for (const server of this.#servers) server.close();
+  }
+
+  /** While draining: serves what the limits let in, and says whether anything is left. */
+  #serveDraining(): 'draining' | 'stopped' {
+    this.#serveQueue();
+    return this.#runs.size === 0 && this.#admission.waiting === 0 ? 'stopped' : 'draining';
+  }
+
+  #beginStop(): 'stopping' | 'stopped' {
+    this.#closeServers();
     if (this.#windowTimer) clearTimeout(this.#windowTimer);
     const waiting = this.#admission.takeQueue();
     for (const { connection } of waiting) {
@@ -274,6 +293,7 @@ export class NowaitService implements BudgetHolder {
       connection: (s, e) => (s.#queue(e.connection), s.#serveQueue()),
       exit: (s, e) => (s.#finish(e), s.#serveQueue()),
       window: () => 'serving',
+      drain: (s) => (s.#closeServers(), s.#serveDraining()),
       stop: (s) => s.#beginStop(),
     },
     throttled: {
@@ -284,18 +304,29 @@ export class NowaitService implements BudgetHolder {
         if (next === 'serving') s.#log.info(s.#entry.label, 'spawn rate back under the limit: serving again');
         return next;
       },
+      drain: (s) => (s.#closeServers(), s.#serveDraining()),
+      stop: (s) => s.#beginStop(),
+    },
+    // Connections accepted just before the servers closed still come in; the throttle's window still fires.
+    draining: {
+      connection: (s, e) => (s.#queue(e.connection), s.#serveDraining()),
+      exit: (s, e) => (s.#finish(e), s.#serveDraining()),
+      window: (s) => s.#serveDraining(),
+      drain: () => 'draining',
       stop: (s) => s.#beginStop(),
     },
     stopping: {
       connection: (s, e) => (s.#refuseWhileStopping(e.connection), 'stopping'),
       exit: (s, e) => (s.#finish(e), s.#runs.size === 0 ? 'stopped' : 'stopping'),
       window: () => 'stopping',
+      drain: () => 'stopping',
       stop: (s) => (s.#killAll(), 'stopping'),
     },
     stopped: {
       connection: (s, e) => (s.#refuseWhileStopping(e.connection), 'stopped'),
       exit: () => 'stopped',
       window: () => 'stopped',
+      drain: () => 'stopped',
       stop: () => 'stopped',
     },
   } satisfies { [S in State]: { [T in Event['type']]: (s: NowaitService, e: Extract<Event, { type: T }>) => State } };

@@ -4,11 +4,12 @@
 // event loop in between).
 
 import dgram from 'node:dgram';
-import { lstatSync, renameSync } from 'node:fs';
+import { lstatSync, renameSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { formatSocket, type ServiceEntry, type SocketSpec } from '../config/entry.js';
 import { errnoOf, WakeportError } from '../errors.js';
+import type { Logger } from '../log.js';
 import { rawHandleOf, type RawHandle } from './internals.js';
 
 export interface BoundSocket {
@@ -26,6 +27,24 @@ export interface BoundSocket {
 
 /** Called if the launcher's own handle ever serves a client: a bug, reported loudly. */
 export type StrayTraffic = (label: string) => void;
+
+export function reportStrayTraffic(log: Logger): StrayTraffic {
+  return (label) => log.error(label, 'internal inconsistency: the launcher received traffic on its copy of the socket; please report');
+}
+
+/**
+ * Starts the stretch from binding to closing the launcher's copies, in which
+ * its event loop must not poll (it would accept); the function returned ends
+ * it, and reports loudly if the loop did poll.
+ */
+export function withoutPolling(log: Logger): () => void {
+  let polled = false;
+  const guard = setImmediate(() => (polled = true));
+  return () => {
+    clearImmediate(guard);
+    if (polled) log.error('wakeport', 'internal inconsistency: the event loop polled while the launcher held sockets; please report');
+  };
+}
 
 /** Binds socket `index` of `entry`; throws ERR_BIND. */
 export async function bindSocket(entry: ServiceEntry, index: number, onStray: StrayTraffic): Promise<BoundSocket> {
@@ -60,7 +79,12 @@ async function bindStream(spec: SocketSpec, entry: ServiceEntry, onStray: StrayT
     // unlinks only the temporary name, leaving the supervisor's socket file.
     const temporary = path.join(path.dirname(spec.path), `.wp${process.pid}.${++temporaryCount}`);
     await listen(server, { path: temporary, backlog: entry.backlog });
-    renameSync(temporary, spec.path);
+    try {
+      renameSync(temporary, spec.path);
+    } catch (error) {
+      server.close();
+      throw error;
+    }
   } else {
     await listen(server, { host: spec.host, port: spec.port, backlog: entry.backlog, ipv6Only: spec.family === 6, exclusive: true });
   }
@@ -80,13 +104,19 @@ function listen(server: net.Server, options: net.ListenOptions): Promise<void> {
 async function bindUdp(spec: SocketSpec & { transport: 'tcp' | 'udp' }, label: string, onStray: StrayTraffic): Promise<dgram.Socket> {
   const socket = dgram.createSocket({ type: spec.family === 6 ? 'udp6' : 'udp4', ipv6Only: spec.family === 6 });
   socket.on('message', () => onStray(label));
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind({ address: spec.host, port: spec.port, exclusive: true }, () => {
-      socket.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind({ address: spec.host, port: spec.port, exclusive: true }, () => {
+        socket.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (error) {
+    // libuv keeps the fd of a failed bind in the handle: each retry would leak one.
+    socket.close();
+    throw error;
+  }
   return socket;
 }
 
@@ -152,5 +182,16 @@ function explainBindError(errno: string, socket: SocketSpec): string | undefined
       return "the socket's folder does not exist";
     default:
       return undefined;
+  }
+}
+
+/** Only the socket files wakeport made: adopted ones belong to whoever made them. */
+export function removeSocketFiles(socketFiles: readonly string[]): void {
+  for (const file of socketFiles) {
+    try {
+      unlinkSync(file);
+    } catch {
+      // Already gone, or never bound.
+    }
   }
 }

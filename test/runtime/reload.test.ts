@@ -1,0 +1,89 @@
+// SIGHUP to the launcher reloads the table: what was added is bound and
+// served, what was removed is closed, what changed is restarted on its
+// sockets, and what did not change is left alone, its programs included.
+
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import t from 'tap';
+import { get } from '../helpers/http.js';
+import { exchange } from '../helpers/net.js';
+import { root, startWakeport } from '../helpers/wakeport.js';
+
+const httpServer = `${root}/dist/services/http-server.js`;
+
+t.test('SIGHUP: added services are served, removed ones closed, changed ones restarted on their sockets, running programs left to finish', async (t) => {
+  // Not under the test folder: a unix socket path is limited to 107 bytes.
+  const socketDir = mkdtempSync('/tmp/wakeport-');
+  t.teardown(() => rmSync(socketDir, { recursive: true, force: true }));
+  const before = [
+    '127.0.0.1:0 stream tcp nowait - /bin/echo echo one',
+    '    label = greet',
+    '127.0.0.1:0 stream tcp nowait - /bin/cat cat',
+    '    label = keep',
+    '127.0.0.1:0 stream tcp nowait - internal echo',
+    '    label = gone',
+    `${socketDir}/gone.sock stream unix nowait - /bin/echo echo unix`,
+    '    label = gone-unix',
+    `127.0.0.1:0 stream tcp wait - ${httpServer} http-server`,
+    '    label = web',
+    '    handoff = listen-fds',
+  ];
+  const wakeport = await startWakeport(t, before.join('\n'));
+  const ports = Object.fromEntries(['greet', 'keep', 'gone', 'web'].map((label) => [label, wakeport.port(label)]));
+  t.equal(String(await exchange(ports.greet!)), 'one\n');
+  t.equal((await get(ports.web!, '/')).status, 200);
+  const firstWorker = await wakeport.waitForLog((r) => r.subject === 'web' && /^start worker pid \d+/.test(r.message));
+
+  // A client of an unchanged service whose program is running through the reload.
+  const held = net.connect({ port: ports.keep!, host: '127.0.0.1' });
+  t.teardown(() => held.destroy());
+  held.write('before ');
+  await new Promise((resolve) => held.once('data', resolve));
+
+  const after = [
+    '127.0.0.1:0 stream tcp nowait - /bin/echo echo two',
+    '    label = greet',
+    '127.0.0.1:0 stream tcp nowait - /bin/cat cat',
+    '    label = keep',
+    `127.0.0.1:0 stream tcp wait - ${httpServer} http-server`,
+    '    label = web',
+    '    handoff = listen-fds',
+    '    env = CHANGED=yes',
+    '127.0.0.1:0 stream tcp nowait - /bin/echo echo new',
+    '    label = new',
+  ];
+  writeFileSync(`${wakeport.dir}/services.conf`, after.join('\n'));
+  wakeport.process.kill('SIGHUP');
+  const summary = await wakeport.waitForLog((r) => r.message.startsWith('reloaded the table'));
+  t.equal(summary.message, 'reloaded the table: 1 added, 2 removed, 2 changed, 1 unchanged');
+
+  t.equal(String(await exchange(ports.greet!)), 'two\n', 'a changed nowait service runs its new program, on the same port');
+  const listening = await wakeport.waitForLog((r) => r.subject === 'new' && r.message.startsWith('listening on'));
+  t.equal(String(await exchange(listening.port as number)), 'new\n', 'an added service is served');
+  const refused = await new Promise<string>((resolve) => {
+    const client = net.connect({ port: ports.gone!, host: '127.0.0.1' });
+    client.on('connect', () => (client.destroy(), resolve('connected')));
+    client.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
+  });
+  t.equal(refused, 'ECONNREFUSED', "a removed service's port is closed");
+  t.notOk(existsSync(`${socketDir}/gone.sock`), "a removed unix service's socket file is removed");
+  t.equal(String(await exchange(ports.keep!, 'new client')), 'new client', 'an unchanged service is still served');
+  held.write('after');
+  const echoed = await new Promise<string>((resolve) => held.once('data', (chunk) => resolve(String(chunk))));
+  t.equal(echoed, 'after', 'the program its client started before the reload still runs');
+
+  t.equal((await get(ports.web!, '/')).status, 200, 'a changed wait service is served on its socket');
+  const secondWorker = await wakeport.waitForLog((r) => r.subject === 'web' && /^start worker pid \d+/.test(r.message) && r !== firstWorker);
+  t.not(secondWorker.message, firstWorker.message, 'by a new worker');
+  t.equal(wakeport.logs.filter((r) => r.severity === 'error').length, 0, 'nothing went wrong');
+});
+
+t.test('SIGHUP with a table that has errors: under --strict the table stays as it was', async (t) => {
+  const wakeport = await startWakeport(t, '127.0.0.1:0 stream tcp nowait - /bin/echo echo one\n    label = greet', { args: ['--strict'] });
+  const port = wakeport.port('greet');
+  writeFileSync(`${wakeport.dir}/services.conf`, '127.0.0.1:0 stream tcp nowait - /bin/echo echo two\n    label = greet\nbroken line\n');
+  wakeport.process.kill('SIGHUP');
+  const refused = await wakeport.waitForLog((r) => r.message.includes('has errors and --strict is set'));
+  t.match(refused.message, /^SIGHUP: .*services\.conf has errors and --strict is set; the table stays as it was$/);
+  t.equal(String(await exchange(port)), 'one\n');
+});
