@@ -20,6 +20,7 @@ import { formatDuration, type Logger } from '../log.js';
 import { bindSocket, checkUnixPath, removeSocketFiles, reportStrayTraffic, withoutPolling, type BoundSocket } from '../sockets/bind.js';
 import { receivedRawHandle, type RawHandle } from '../sockets/internals.js';
 import { hasType, type SocketAssignment } from './hello.js';
+import type { Inbox } from './lifecycle.js';
 
 /** Launcher → supervisor, with the socket's bare handle. */
 interface LateSocket {
@@ -44,7 +45,9 @@ interface LateSocketsDropped {
 }
 
 
-export const firstRetryMs = 1000;
+const firstRetryMs = 1000;
+/** What follows a failed bind in the log. */
+export const retryNote = `the other services go on; trying again in ${formatDuration(firstRetryMs)}, then less often`;
 const maxRetryMs = 60_000;
 
 /**
@@ -54,11 +57,10 @@ const maxRetryMs = 60_000;
 export class BindRetries {
   readonly #supervisor: ChildProcess;
   readonly #log: Logger;
-  /** Services not bound yet, by label, with their tries so far. */
-  readonly #waiting = new Map<string, { entry: ServiceEntry; tries: number }>();
+  /** Services not bound yet, by label, with their tries so far and when the first was. */
+  readonly #waiting = new Map<string, { entry: ServiceEntry; tries: number; since: number }>();
   /** Unix socket files bound here, for the launcher to remove at exit. */
   readonly #socketFiles: string[];
-  readonly #startedAt = Date.now();
   #pauseMs = firstRetryMs;
   #timer: NodeJS.Timeout | null = null;
   /** A round of tries is running: another waits for it (one socket in flight at a time). */
@@ -70,8 +72,8 @@ export class BindRetries {
     this.#supervisor = supervisor;
     this.#log = log;
     this.#socketFiles = socketFiles;
-    // Their first try was at start.
-    for (const entry of entries) this.#waiting.set(entry.label, { entry, tries: 1 });
+    // Their first try was at start, and was logged there.
+    for (const entry of entries) this.#waiting.set(entry.label, { entry, tries: 1, since: Date.now() });
     supervisor.on('message', (message) => {
       if (!hasType<LateSocketTaken>(message, 'late-socket-taken')) return;
       this.#replies.get(replyKey(message.label, message.index))?.(message);
@@ -88,7 +90,9 @@ export class BindRetries {
       if (entry) waiting.entry = entry;
       else this.#waiting.delete(label);
     }
-    for (const label of toBind) if (!this.#waiting.has(label) && next.has(label)) this.#waiting.set(label, { entry: next.get(label)!, tries: 0 });
+    for (const label of toBind) {
+      if (!this.#waiting.has(label) && next.has(label)) this.#waiting.set(label, { entry: next.get(label)!, tries: 0, since: Date.now() });
+    }
     this.#pauseMs = firstRetryMs;
     if (this.#timer) clearTimeout(this.#timer);
     void this.#tryAll();
@@ -119,24 +123,27 @@ export class BindRetries {
     for (const [label, waiting] of this.#waiting) {
       if (this.#stopped) return;
       waiting.tries++;
-      if (!(await this.#tryService(waiting.entry))) continue;
+      const problem = await this.#tryService(waiting.entry);
+      // The first try of a service a reload added is logged as a failure at start is.
+      if (problem !== null && waiting.tries === 1) this.#log.error('wakeport', `${problem}; ${retryNote}`);
+      if (problem !== null) continue;
       this.#waiting.delete(label);
-      const after = formatDuration(Date.now() - this.#startedAt);
       const sockets = waiting.entry.sockets.map(({ spec }) => formatSocket(spec)).join(', ');
-      this.#log.info(label, `bound ${sockets} on try ${waiting.tries}, ${after} after start`);
+      const after = waiting.tries === 1 ? '' : `, ${formatDuration(Date.now() - waiting.since)} after the first`;
+      this.#log.info(label, `bound ${sockets} on try ${waiting.tries}${after}`);
     }
   }
 
-  /** Binds and sends each socket of `entry` in turn; true once the supervisor holds them all. */
-  async #tryService(entry: ServiceEntry): Promise<boolean> {
+  /** Binds and sends each socket of `entry` in turn; null once the supervisor holds them all, or why not. */
+  async #tryService(entry: ServiceEntry): Promise<string | null> {
     for (let index = 0; index < entry.sockets.length; index++) {
       const problem = await this.#bindAndSend(entry, index);
       if (problem === null) continue;
       this.#log.debug(entry.label, `not bound yet: ${problem}`);
       if (index > 0) this.#supervisor.send({ type: 'late-sockets-dropped', label: entry.label } satisfies LateSocketsDropped, () => {});
-      return false;
+      return problem;
     }
-    return true;
+    return null;
   }
 
   /** Null once the supervisor holds socket `index` of `entry`; otherwise why not. */
@@ -201,6 +208,7 @@ export type StartLate = (entry: ServiceEntry, sockets: readonly SocketAssignment
  * all of its sockets. `stop()` refuses any that arrive later.
  */
 export function receiveLateSockets(
+  inbox: Inbox,
   entries: () => readonly ServiceEntry[],
   isServed: (label: string) => boolean,
   check: (assignment: SocketAssignment) => string | null,
@@ -248,7 +256,7 @@ export function receiveLateSockets(
     );
     return null;
   };
-  process.on('message', (message: unknown, received: unknown) => {
+  inbox.listen((message, received) => {
     if (hasType<LateSocketsDropped>(message, 'late-sockets-dropped')) {
       if (held.has(message.label)) log.debug(message.label, 'a later socket of the service could not be bound: closing the ones bound so far');
       closeHeld(message.label);

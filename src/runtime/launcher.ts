@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { isNowaitProgram, type ServiceEntry } from '../config/entry.js';
 import { loadTable, type Table } from '../config/table.js';
 import { isWakeportError, type WakeportError } from '../errors.js';
-import { formatDuration, type Logger } from '../log.js';
+import type { Logger } from '../log.js';
 import { runtimeEnvironment } from '../processes/environment.js';
 import { adoptListenFds, type AdoptedSocket, type Adoption } from '../sockets/adopt.js';
 import { bindSocket, checkUnixPath, removeSocketFiles, reportStrayTraffic, withoutPolling, type BoundSocket } from '../sockets/bind.js';
@@ -25,8 +25,8 @@ import { checkNowaitInternals } from '../sockets/internals.js';
 import { firstListenFd, takeListenFds } from '../sockets/listen-fds.js';
 import { exitCodes } from './exit-codes.js';
 import type { Hello, SocketAssignment } from './hello.js';
-import { BindRetries, firstRetryMs } from './late-sockets.js';
-import { reloadOnHangup } from './reload.js';
+import { BindRetries, retryNote } from './late-sockets.js';
+import { Hangups } from './reload.js';
 import { isWorkerNotice, LeftWorkers } from './left-workers.js';
 
 export interface RunOptions {
@@ -40,6 +40,15 @@ const subject = 'wakeport';
 
 /** Runs wakeport in the foreground; resolves with the exit code. */
 export async function run(options: RunOptions, log: Logger): Promise<number> {
+  const hangups = new Hangups(options.file, log);
+  try {
+    return await serve(options, log, hangups);
+  } finally {
+    hangups.close();
+  }
+}
+
+async function serve(options: RunOptions, log: Logger, hangups: Hangups): Promise<number> {
   const table = await loadTable(options.file);
   reportProblems(table, log);
   if (options.strict && table.problems.some((problem) => problem.severity === 'error')) {
@@ -63,7 +72,7 @@ export async function run(options: RunOptions, log: Logger): Promise<number> {
   // A service none of whose sockets was given is bound again later if it cannot be bound now.
   const adoptedLabels = new Set(adopted.map(({ label }) => label));
   const afterFailure = (label: string) =>
-    options.strict || adoptedLabels.has(label) ? 'the other services go on' : `the other services go on; trying again in ${formatDuration(firstRetryMs)}, then less often`;
+    options.strict || adoptedLabels.has(label) ? 'the other services go on' : retryNote;
   const toBind = await checkUnixPaths(
     table.entries.flatMap((entry) =>
       entry.sockets.flatMap((_, index) => (isAdopted.has(`${index}:${entry.label}`) ? [] : [{ entry, index }])),
@@ -93,18 +102,9 @@ export async function run(options: RunOptions, log: Logger): Promise<number> {
   const socketFiles = bound.flatMap(({ socket }) => (socket.transport === 'unix' ? [socket.path] : []));
   const unbound = table.entries.filter(({ label }) => incomplete.has(label) && !adoptedLabels.has(label));
   const retries = new BindRetries(supervisor, unbound, socketFiles, log);
-  const stopReloading = reloadOnHangup({
-    file: options.file,
-    strict: options.strict,
-    supervisor,
-    retries,
-    socketFiles,
-    reportProblems: (next) => reportProblems(next, log),
-    log,
-  });
+  hangups.reloadWith({ strict: options.strict, supervisor, retries, socketFiles, reportProblems: (next) => reportProblems(next, log) });
   const workersGraceMs = Math.max(0, ...table.entries.filter(({ mode }) => mode === 'wait').map(({ exitTimeoutMs }) => exitTimeoutMs));
   const code = await waitForSupervisor(supervisor, { socketFiles, workersGraceMs }, log);
-  stopReloading();
   retries.stop();
   return code;
 }

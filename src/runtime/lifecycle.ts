@@ -1,6 +1,6 @@
 // What the supervisor and the nowait hosts share: taking over from their
-// parent (the hello over IPC, and a check of every inherited fd), and
-// stopping on request.
+// parent (the hello over IPC, and a check of every inherited fd), the
+// parent's later messages, and stopping on request.
 
 import { createLogger, type Logger } from '../log.js';
 import { inspectFds } from '../sockets/inspect.js';
@@ -13,22 +13,53 @@ export interface RunningService {
 
 const subject = 'wakeport';
 
+type MessageListener = (message: unknown, handle: unknown) => void;
+
+/**
+ * The parent's messages after its hello. Node emits an IPC message once,
+ * to whoever listens at that moment, and a message can arrive together
+ * with the hello, before anyone could listen for it (a SIGHUP's reload
+ * just after start, a drain to a host still starting, a socket bound late):
+ * one that comes while nobody listens is kept, and given to each listener
+ * that comes later.
+ */
+export class Inbox {
+  readonly #early: [unknown, unknown][] = [];
+  readonly #listeners: MessageListener[] = [];
+
+  /** Calls `listener` with every message kept so far, then with each that comes. */
+  listen(listener: MessageListener): void {
+    this.#listeners.push(listener);
+    for (const [message, handle] of this.#early) listener(message, handle);
+  }
+
+  deliver(message: unknown, handle: unknown): void {
+    if (this.#listeners.length === 0) this.#early.push([message, handle]);
+    for (const listener of this.#listeners) listener(message, handle);
+  }
+}
+
 /** Waits for the parent's hello and checks the inherited fds against it (exit 100 if one is wrong). */
-export async function takeOver(withoutIpc: string): Promise<{ hello: Hello; log: Logger }> {
-  const hello = await receiveHello(withoutIpc);
+export async function takeOver(withoutIpc: string): Promise<{ hello: Hello; log: Logger; inbox: Inbox }> {
+  const inbox = new Inbox();
+  const hello = await receiveHello(withoutIpc, inbox);
   const log = createLogger(hello.log);
   const mismatch = checkInheritedFds(hello.sockets);
   if (mismatch) {
     log.error(subject, `fatal: ${mismatch}`);
     process.exit(exitCodes.usage);
   }
-  return { hello, log };
+  return { hello, log, inbox };
 }
 
-function receiveHello(withoutIpc: string): Promise<Hello> {
+/** The first message must be the hello; every later one goes to `inbox`. */
+function receiveHello(withoutIpc: string, inbox: Inbox): Promise<Hello> {
   return new Promise((resolve, reject) => {
     if (!process.send) return reject(new Error(`${withoutIpc} (no IPC channel)`));
-    process.once('message', (message) => {
+    let first = true;
+    process.on('message', (message: unknown, handle: unknown) => {
+      if (!first) return inbox.deliver(message, handle);
+      first = false;
       if (isHello(message)) resolve(message);
       else reject(new Error('the first message from the parent is not a hello'));
     });

@@ -14,7 +14,13 @@ const idleCheckMs = 1000;
 const idleCollectMs = 2000;
 
 export async function host(): Promise<void> {
-  const { hello, log } = await takeOver('a nowait host must be started by the supervisor');
+  const { hello, log, inbox } = await takeOver('a nowait host must be started by the supervisor');
+  // A drain asked for while the services start is done once they have.
+  let drainAsked = false;
+  let drain = () => void (drainAsked = true);
+  inbox.listen((message) => {
+    if (isDrainRequest(message)) drain();
+  });
   const starts = await Promise.allSettled(
     hello.entries.map((entry) =>
       NowaitService.start(
@@ -37,11 +43,11 @@ export async function host(): Promise<void> {
   log.debug('wakeport', `nowait host pid ${process.pid} serving ${services.length} services`);
   handleStopRequests(() => services, log, 'the supervisor is gone', 'debug');
   watchIdleness(services, hello.idleExitMs ?? 0, log);
-  process.on('message', (message) => {
-    if (!isDrainRequest(message)) return;
+  drain = () => {
     log.debug('wakeport', `nowait host pid ${process.pid} draining`);
     void Promise.all(services.map((service) => service.drain())).then(() => process.exit(0));
-  });
+  };
+  if (drainAsked) drain();
 }
 
 /**

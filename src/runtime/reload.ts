@@ -12,6 +12,7 @@ import type { ServiceEntry } from '../config/entry.js';
 import { loadTable, type Table } from '../config/table.js';
 import type { Logger } from '../log.js';
 import { hasType } from './hello.js';
+import type { Inbox } from './lifecycle.js';
 import type { BindRetries } from './late-sockets.js';
 import { removeSocketFiles } from '../sockets/bind.js';
 import type { ServiceTable, Restart, StartPool } from './service-table.js';
@@ -29,33 +30,62 @@ interface Reloaded {
 
 const subject = 'wakeport';
 
-/** What the launcher's reload works with. */
+/** What the launcher's reload works with, once the supervisor runs. */
 export interface Reloading {
-  readonly file: string;
   readonly strict: boolean;
   readonly supervisor: ChildProcess;
   readonly retries: BindRetries;
   /** The unix socket files wakeport made: those of services taken away are removed. */
   readonly socketFiles: string[];
   readonly reportProblems: (table: Table) => void;
-  readonly log: Logger;
 }
 
-/** Launcher side: reloads the table on each SIGHUP, one reload at a time. Returns a function that stops listening. */
-export function reloadOnHangup(reloading: Reloading): () => void {
-  const { file, log } = reloading;
-  let queue = Promise.resolve();
-  const onHangup = () => {
-    log.info(subject, `SIGHUP: reloading ${file}`);
-    queue = queue.then(() => reload(reloading)).catch((error: unknown) => {
-      log.error(subject, `SIGHUP: cannot reload ${file}: ${(error as Error).message}; the table stays as it was`);
-    });
+/**
+ * Launcher side: reloads `file` on each SIGHUP, one reload at a time. It
+ * listens from the launcher's start (a SIGHUP would kill it otherwise); one
+ * that comes before the supervisor runs is done once it does.
+ */
+export class Hangups {
+  readonly #file: string;
+  readonly #log: Logger;
+  #reloading: Reloading | null = null;
+  #pending = false;
+  #queue = Promise.resolve();
+
+  constructor(file: string, log: Logger) {
+    this.#file = file;
+    this.#log = log;
+    process.on('SIGHUP', this.#onHangup);
+  }
+
+  /** The supervisor runs: reloads can be done (and one asked for before is done now). */
+  reloadWith(reloading: Reloading): void {
+    this.#reloading = reloading;
+    if (this.#pending) this.#enqueue();
+  }
+
+  close(): void {
+    process.off('SIGHUP', this.#onHangup);
+  }
+
+  readonly #onHangup = (): void => {
+    this.#log.info(subject, `SIGHUP: reloading ${this.#file}`);
+    if (this.#reloading) this.#enqueue();
+    else this.#pending = true;
   };
-  process.on('SIGHUP', onHangup);
-  return () => process.off('SIGHUP', onHangup);
+
+  #enqueue(): void {
+    this.#pending = false;
+    const reloading = this.#reloading!;
+    this.#queue = this.#queue
+      .then(() => reload(this.#file, reloading, this.#log))
+      .catch((error: unknown) => {
+        this.#log.error(subject, `SIGHUP: cannot reload ${this.#file}: ${(error as Error).message}; the table stays as it was`);
+      });
+  }
 }
 
-async function reload({ file, strict, supervisor, retries, socketFiles, reportProblems, log }: Reloading): Promise<void> {
+async function reload(file: string, { strict, supervisor, retries, socketFiles, reportProblems }: Reloading, log: Logger): Promise<void> {
   const table = await loadTable(file);
   reportProblems(table);
   if (strict && table.problems.some((problem) => problem.severity === 'error')) {
@@ -63,28 +93,41 @@ async function reload({ file, strict, supervisor, retries, socketFiles, reportPr
     return;
   }
   if (!supervisor.connected) return;
-  const answered = new Promise<Reloaded>((resolve) => {
-    const onMessage = (message: unknown) => {
-      if (!hasType<Reloaded>(message, 'reloaded')) return;
-      supervisor.off('message', onMessage);
-      resolve(message);
-    };
-    supervisor.on('message', onMessage);
-  });
   const request: Reload = { type: 'reload', entries: table.entries };
-  supervisor.send(request, () => {});
-  const { toBind } = await answered;
+  const answer = await ask(supervisor, request);
+  if (!answer) return; // The supervisor exited.
+  const { toBind } = answer;
   // The socket files of services the table no longer has (or has elsewhere) go; those bound again are added back.
-  const kept = new Set(table.entries.flatMap(({ label, sockets }) => (toBind.includes(label) ? [] : sockets.map(({ spec }) => (spec.transport === 'unix' ? spec.path : '')))));
-  removeSocketFiles(socketFiles.filter((file) => !kept.has(file)));
-  socketFiles.splice(0, socketFiles.length, ...socketFiles.filter((file) => kept.has(file)));
+  const kept = new Set(
+    table.entries.flatMap(({ label, sockets }) =>
+      toBind.includes(label) ? [] : sockets.flatMap(({ spec }) => (spec.transport === 'unix' ? [spec.path] : [])),
+    ),
+  );
+  removeSocketFiles(socketFiles.filter((path) => !kept.has(path)));
+  socketFiles.splice(0, socketFiles.length, ...socketFiles.filter((path) => kept.has(path)));
   retries.reload(table.entries, toBind);
 }
 
-/** Supervisor side: applies each reload the launcher sends, one at a time, and answers with what to bind. */
-export function applyReloads(table: ServiceTable, restart: Restart, startPool: StartPool, log: Logger): void {
-  let queue = Promise.resolve();
-  process.on('message', (message: unknown) => {
+/** Sends a reload and resolves with the supervisor's answer, or null if it exits first. */
+function ask(supervisor: ChildProcess, request: Reload): Promise<Reloaded | null> {
+  return new Promise((resolve) => {
+    const done = (answer: Reloaded | null) => {
+      supervisor.off('message', onMessage).off('exit', onExit);
+      resolve(answer);
+    };
+    const onMessage = (message: unknown) => {
+      if (hasType<Reloaded>(message, 'reloaded')) done(message);
+    };
+    const onExit = () => done(null);
+    supervisor.on('message', onMessage).once('exit', onExit);
+    supervisor.send(request, () => {});
+  });
+}
+
+/** Supervisor side: applies each reload the launcher sends, one at a time once `ready`, and answers with what to bind. */
+export function applyReloads(inbox: Inbox, table: ServiceTable, restart: Restart, startPool: StartPool, ready: Promise<void>, log: Logger): void {
+  let queue = ready;
+  inbox.listen((message) => {
     if (!hasType<Reload>(message, 'reload')) return;
     queue = queue.then(async () => {
       const { toBind, settled } = table.reload(message.entries, restart, startPool, log);

@@ -40,9 +40,16 @@ export type StartPool = (services: readonly { entry: ServiceEntry; sockets: read
 
 export class ServiceTable {
   readonly #served = new Map<string, Served>();
-  /** Everything to stop at shutdown: what serves the table, and what is still draining or stopping after a reload. */
-  readonly #running = new Set<RunningService>();
+  /** Labels whose sockets arrived after start and whose service is starting. */
+  readonly #starting = new Set<string>();
+  /**
+   * What a reload took away and is still ending: a draining pool (stopped
+   * like any service at shutdown), or a service stopping (waited for at
+   * shutdown, and killed only by a second signal), with what ends it.
+   */
+  readonly #ending = new Map<RunningService, RunningService>();
   #entries: readonly ServiceEntry[];
+  #shuttingDown = false;
 
   constructor(entries: readonly ServiceEntry[]) {
     this.#entries = entries;
@@ -53,19 +60,44 @@ export class ServiceTable {
     return this.#entries;
   }
 
-  running(): RunningService[] {
-    return [...this.#running];
-  }
-
+  /** Whether `label` is served, or starting. */
   has(label: string): boolean {
-    return this.#served.has(label);
+    return this.#served.has(label) || this.#starting.has(label);
   }
 
-  /** `service` serves `entry` on `sockets`; `closeSockets` closes the supervisor's copies. */
+  /** The service of `label` is starting (its sockets arrived late): a reload leaves it be. */
+  starting(label: string): void {
+    this.#starting.add(label);
+  }
+
+  /**
+   * `service` serves `entry` on `sockets`; `closeSockets` closes the
+   * supervisor's copies. During shutdown it is stopped instead (a start
+   * that was under way when the signal came).
+   */
   add(entry: ServiceEntry, sockets: readonly SocketAssignment[], service: RunningService, closeSockets?: () => void): void {
+    this.#starting.delete(entry.label);
     const close = closeSockets ?? (() => sockets.forEach(({ fd }) => closeSync(fd)));
+    if (this.#shuttingDown) {
+      this.#end(service, service.stop());
+      return;
+    }
     this.#served.set(entry.label, { entry, sockets, service, closeSockets: entry.program.kind === 'exec' ? close : () => {} });
-    this.#running.add(service);
+  }
+
+  /** A late start that did not come to a service. */
+  notStarted(label: string): void {
+    this.#starting.delete(label);
+  }
+
+  /** Shutdown begins: nothing is started or restarted from now on. */
+  shutDown(): void {
+    this.#shuttingDown = true;
+  }
+
+  /** Everything a shutdown stops: the services serving the table, and what a reload took away that is still ending. */
+  running(): RunningService[] {
+    return [...new Set([...this.#served.values()].map(({ service }) => service)), ...this.#ending.values()];
   }
 
   /**
@@ -75,29 +107,22 @@ export class ServiceTable {
    * wait services have restarted (their old workers stop first).
    */
   reload(entries: readonly ServiceEntry[], restart: Restart, startPool: StartPool, log: Logger): { toBind: string[]; settled: Promise<void> } {
+    log.info('wakeport', `reloaded the table: ${describeChanges(this.#entries, entries)}`);
     const next = new Map(entries.map((entry) => [entry.label, entry]));
     const removed: Served[] = [];
     const changed: [Served, ServiceEntry][] = [];
-    let unchanged = 0;
     for (const served of this.#served.values()) {
       const entry = next.get(served.entry.label);
-      if (entry && sameEntry(served.entry, entry)) unchanged++;
-      else if (entry && canRestartInPlace(served.entry, entry)) changed.push([served, entry]);
+      if (entry && sameEntry(served.entry, entry)) continue;
+      if (entry && canRestartInPlace(served.entry, entry)) changed.push([served, entry]);
       else removed.push(served);
     }
     const moved = new Set(removed.filter(({ entry }) => next.has(entry.label)).map(({ entry }) => entry.label));
-    const toBind = entries.filter(({ label }) => !this.#served.has(label) || moved.has(label)).map(({ label }) => label);
+    const toBind = entries.filter(({ label }) => !this.has(label) || moved.has(label)).map(({ label }) => label);
     this.#entries = entries;
     this.#replacePools(removed, changed, startPool);
     for (const served of removed) this.#remove(served);
     const restarts = changed.filter(([served]) => !isNowaitProgram(served.entry)).map(([served, entry]) => this.#restart(served, entry, restart));
-    const counts = [
-      `${toBind.length - moved.size} added`,
-      `${removed.length - moved.size} removed`,
-      `${changed.length + moved.size} changed`,
-      `${unchanged} unchanged`,
-    ];
-    log.info('wakeport', `reloaded the table: ${counts.join(', ')}`);
     return { toBind, settled: Promise.all(restarts).then(() => {}) };
   }
 
@@ -109,7 +134,8 @@ export class ServiceTable {
     for (const pool of touched) {
       const members = [...this.#served.values()].filter(({ service }) => service === pool);
       const stay = members.filter(({ entry }) => !gone.has(entry.label)).map((served) => ({ ...served, entry: newEntry.get(served.entry.label) ?? served.entry }));
-      this.#retire(pool, () => pool.drain());
+      // Stopped at shutdown like any service: its hosts then stop their programs.
+      this.#end(pool, pool.drain(), pool);
       if (stay.length === 0) continue;
       const replacement = startPool(stay.map(({ entry, sockets }) => ({ entry, sockets })));
       for (const served of stay) this.add(served.entry, served.sockets, replacement, served.closeSockets);
@@ -118,23 +144,45 @@ export class ServiceTable {
 
   #remove(served: Served): void {
     this.#served.delete(served.entry.label);
-    if (!(served.service instanceof NowaitPool)) this.#retire(served.service, () => served.service.stop());
+    if (!(served.service instanceof NowaitPool)) this.#end(served.service, served.service.stop());
     // A program service's workers and hosts have their own copies; an internal service closed its own.
     served.closeSockets();
   }
 
+  /** The old service stops first; then the new one starts on the same sockets, unless wakeport is shutting down. */
   async #restart(served: Served, entry: ServiceEntry, restart: Restart): Promise<void> {
     this.#served.delete(served.entry.label);
-    await this.#retire(served.service, () => served.service.stop());
-    const service = await restart(entry, served.sockets);
-    if (service) this.add(entry, served.sockets, service, served.closeSockets);
-    else served.closeSockets();
+    const restarted = (async () => {
+      await served.service.stop();
+      const service = this.#shuttingDown ? null : await restart(entry, served.sockets);
+      if (service && this.#shuttingDown) await service.stop();
+      else if (service) return this.add(entry, served.sockets, service, served.closeSockets);
+      served.closeSockets();
+    })();
+    this.#end(served.service, restarted);
+    await restarted;
   }
 
-  /** Ends `service` (drain or stop); it is stopped at shutdown until then. */
-  #retire(service: RunningService, end: () => Promise<void>): Promise<void> {
-    return end().then(() => void this.#running.delete(service));
+  /**
+   * `service` is ending (`ended` resolves when it has). Until then a
+   * shutdown stops `atShutdown` if given (a draining pool), or waits for
+   * `ended`, and only a second signal stops (kills) the service again.
+   */
+  #end(service: RunningService, ended: Promise<void>, atShutdown?: RunningService): void {
+    let asked = false;
+    const waiting: RunningService = atShutdown ?? { stop: () => (asked ? service.stop() : ((asked = true), ended)) };
+    this.#ending.set(service, waiting);
+    void ended.then(() => this.#ending.delete(service));
   }
+}
+
+/** `1 added, 2 removed, 2 changed, 1 unchanged`, by label, between two tables. */
+function describeChanges(before: readonly ServiceEntry[], after: readonly ServiceEntry[]): string {
+  const old = new Map(before.map((entry) => [entry.label, entry]));
+  const added = after.filter(({ label }) => !old.has(label)).length;
+  const unchanged = after.filter((entry) => old.has(entry.label) && sameEntry(old.get(entry.label)!, entry)).length;
+  const kept = after.length - added;
+  return `${added} added, ${before.length - kept} removed, ${kept - unchanged} changed, ${unchanged} unchanged`;
 }
 
 /** The same entry, wherever its line is now. */

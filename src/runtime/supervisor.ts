@@ -18,31 +18,39 @@ import { WaitService } from '../services/wait.js';
 import type { Hello, SocketAssignment } from './hello.js';
 import { receiveLateSockets } from './late-sockets.js';
 import { applyReloads } from './reload.js';
-import { ServiceTable } from './service-table.js';
+import { ServiceTable, type Restart } from './service-table.js';
 import { tellLauncher } from './left-workers.js';
 import { checkInheritedFds, handleStopRequests, takeOver, type RunningService } from './lifecycle.js';
 
 const subject = 'wakeport';
 
 export async function supervise(): Promise<void> {
-  const { hello, log } = await takeOver('the supervisor must be started by the launcher');
+  const { hello, log, inbox } = await takeOver('the supervisor must be started by the launcher');
   const context: Context = { log, protectedPorts: internalPorts(hello), poolSettings: { log: hello.log, idleExitMs: hello.idleExitMs ?? 0 } };
   const table = new ServiceTable(hello.entries);
-  // Listening from the start: a socket sent with nobody listening would be lost, still bound.
+  // Reloads wait until the services have started.
   const late = receiveLateSockets(
+    inbox,
     () => table.entries,
     (label) => table.has(label),
     (assignment) => checkInheritedFds([assignment]),
     async (entry, sockets, close) => {
+      table.starting(entry.label);
       const service = await startLate(entry, sockets, close, context);
       if (service) table.add(entry, sockets, service, close);
+      else table.notStarted(entry.label);
     },
     log,
   );
-  const count = await startServices(hello, context, table);
+  const started = startServices(hello, context, table);
+  const restart: Restart = (entry, sockets) => (canStartProgram(entry, sockets, log, () => {}) ? startOne(entry, sockets, context) : Promise.resolve(null));
+  applyReloads(inbox, table, restart, (services) => NowaitPool.start(services, context.poolSettings, log), started.then(() => {}), log);
+  const count = await started;
   log.info(subject, `serving ${count} services (supervisor pid ${process.pid})`, { services: count });
-  applyReloads(table, (entry, sockets) => startOne(entry, sockets, context), (services) => NowaitPool.start(services, context.poolSettings, log), log);
-  handleStopRequests(() => table.running(), log, 'the launcher is gone', 'info', () => late.stop());
+  handleStopRequests(() => table.running(), log, 'the launcher is gone', 'info', () => {
+    late.stop();
+    table.shutDown();
+  });
 }
 
 /** What starting a service needs besides its entry and sockets. */

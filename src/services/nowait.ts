@@ -211,10 +211,17 @@ export class NowaitService implements BudgetHolder {
     for (const server of this.#servers) server.close();
   }
 
+  #beginDrain(): 'draining' | 'stopped' {
+    this.#closeServers();
+    return this.#serveDraining();
+  }
+
   /** While draining: serves what the limits let in, and says whether anything is left. */
   #serveDraining(): 'draining' | 'stopped' {
     this.#serveQueue();
-    return this.#runs.size === 0 && this.#admission.waiting === 0 ? 'stopped' : 'draining';
+    if (this.#runs.size > 0 || this.#admission.waiting > 0) return 'draining';
+    if (this.#windowTimer) clearTimeout(this.#windowTimer);
+    return 'stopped';
   }
 
   #beginStop(): 'stopping' | 'stopped' {
@@ -293,7 +300,7 @@ export class NowaitService implements BudgetHolder {
       connection: (s, e) => (s.#queue(e.connection), s.#serveQueue()),
       exit: (s, e) => (s.#finish(e), s.#serveQueue()),
       window: () => 'serving',
-      drain: (s) => (s.#closeServers(), s.#serveDraining()),
+      drain: (s) => s.#beginDrain(),
       stop: (s) => s.#beginStop(),
     },
     throttled: {
@@ -304,7 +311,7 @@ export class NowaitService implements BudgetHolder {
         if (next === 'serving') s.#log.info(s.#entry.label, 'spawn rate back under the limit: serving again');
         return next;
       },
-      drain: (s) => (s.#closeServers(), s.#serveDraining()),
+      drain: (s) => s.#beginDrain(),
       stop: (s) => s.#beginStop(),
     },
     // Connections accepted just before the servers closed still come in; the throttle's window still fires.

@@ -6,7 +6,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import t from 'tap';
 import { get } from '../helpers/http.js';
-import { exchange } from '../helpers/net.js';
+import { exchange, until } from '../helpers/net.js';
+import { isAlive, isZombie } from '../helpers/proc.js';
 import { root, startWakeport } from '../helpers/wakeport.js';
 
 const httpServer = `${root}/dist/services/http-server.js`;
@@ -53,9 +54,12 @@ t.test('SIGHUP: added services are served, removed ones closed, changed ones res
     '    label = new',
   ];
   writeFileSync(`${wakeport.dir}/services.conf`, after.join('\n'));
+  const hosts = Number(/^started (\d+) nowait hosts$/.exec((await wakeport.waitForLog((r) => /^started \d+ nowait hosts$/.test(r.message))).message)![1]);
   wakeport.process.kill('SIGHUP');
   const summary = await wakeport.waitForLog((r) => r.message.startsWith('reloaded the table'));
   t.equal(summary.message, 'reloaded the table: 1 added, 2 removed, 2 changed, 1 unchanged');
+  // The old hosts stop accepting once they hear of it; until then they may take a new client.
+  await until(() => wakeport.logs.filter((r) => /^nowait host pid \d+ draining$/.test(r.message)).length >= hosts, 5000);
 
   t.equal(String(await exchange(ports.greet!)), 'two\n', 'a changed nowait service runs its new program, on the same port');
   const listening = await wakeport.waitForLog((r) => r.subject === 'new' && r.message.startsWith('listening on'));
@@ -86,4 +90,37 @@ t.test('SIGHUP with a table that has errors: under --strict the table stays as i
   const refused = await wakeport.waitForLog((r) => r.message.includes('has errors and --strict is set'));
   t.match(refused.message, /^SIGHUP: .*services\.conf has errors and --strict is set; the table stays as it was$/);
   t.equal(String(await exchange(port)), 'one\n');
+});
+
+t.test('a SIGHUP that comes while wakeport is starting is done once it runs', async (t) => {
+  // The launcher logs the line's warning before it starts the supervisor: the SIGHUP goes then.
+  const table = '127.0.0.1:0 stream tcp nowait.10 - internal echo\n    label = echo\n';
+  const wakeport = await startWakeport(t, table, { until: (r) => r.severity === 'warning' });
+  wakeport.process.kill('SIGHUP');
+  const summary = await wakeport.waitForLog((r) => r.message.startsWith('reloaded the table'));
+  t.equal(summary.message, 'reloaded the table: 0 added, 0 removed, 0 changed, 1 unchanged');
+  const order = (prefix: string) => wakeport.logs.findIndex((r) => r.message.startsWith(prefix));
+  t.ok(order('SIGHUP: reloading') < order('serving 1 services'), 'the SIGHUP came before the supervisor served');
+  t.equal(String(await exchange(wakeport.port('echo'), 'x')), 'x');
+});
+
+t.test("a shutdown during a reload's stop of a wait worker waits for that stop: the worker gets its exit-timeout", async (t) => {
+  const before = `127.0.0.1:0 stream tcp wait - ${root}/test/fixtures/deaf-worker.sh deaf-worker
+    label = slow
+    run-at-load = yes
+    exit-timeout = 2s
+127.0.0.1:0 stream tcp nowait - /bin/echo echo one
+    label = greet`;
+  const wakeport = await startWakeport(t, before);
+  const started = await wakeport.waitForLog((r) => r.subject === 'slow' && /^start worker pid \d+/.test(r.message));
+  const worker = Number(/pid (\d+)/.exec(started.message)![1]);
+  writeFileSync(`${wakeport.dir}/services.conf`, '127.0.0.1:0 stream tcp nowait - /bin/echo echo one\n    label = greet\n');
+  wakeport.process.kill('SIGHUP');
+  await wakeport.waitForLog((r) => r.message.startsWith('reloaded the table'));
+  const stopAt = Date.now();
+  const stopped = wakeport.stop('SIGTERM');
+  await until(() => !isAlive(worker) || isZombie(worker), 10_000);
+  const lived = Date.now() - stopAt;
+  t.ok(lived >= 1500, `the worker that ignores SIGTERM was killed after its exit-timeout, not at once (${lived} ms)`);
+  t.match(await stopped, { code: 0 });
 });
