@@ -42,6 +42,11 @@ export interface DrainRequest {
   readonly type: 'drain';
 }
 
+/** Nowait host → supervisor: it no longer accepts (its copies of the listening sockets are closed). */
+export interface DrainStarted {
+  readonly type: 'drain-started';
+}
+
 export function isDrainRequest(message: unknown): message is DrainRequest {
   return hasType<DrainRequest>(message, 'drain');
 }

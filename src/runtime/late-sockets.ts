@@ -171,8 +171,8 @@ export class BindRetries {
     const { error } = await reply;
     if (bound.socket.transport === 'unix') {
       // The file is wakeport's while the supervisor holds the socket; one it refused goes now.
-      if (error === null) this.#socketFiles.push(bound.socket.path);
-      else removeSocketFiles([bound.socket.path]);
+      if (error !== null) removeSocketFiles([bound.socket.path]);
+      else if (!this.#socketFiles.includes(bound.socket.path)) this.#socketFiles.push(bound.socket.path);
     }
     return error;
   }
@@ -237,7 +237,9 @@ export function receiveLateSockets(
         ? `no service "${message.label}" in the table`
         : isServed(entry.label)
           ? `service "${entry.label}" is already served`
-          : check(assignment);
+          : !isBoundAs(message.socket, entry.sockets[message.index]?.spec)
+            ? 'bound from an older table (a reload changed the address)'
+            : check(assignment);
     if (problem !== null || !entry) {
       handle.close();
       return problem;
@@ -274,4 +276,12 @@ export function receiveLateSockets(
       for (const label of [...held.keys()]) closeHeld(label);
     },
   };
+}
+
+/** Whether a socket bound as `actual` is the one the table's `spec` asks for (a port 0 is the kernel's choice). */
+function isBoundAs(actual: SocketSpec, spec: SocketSpec | undefined): boolean {
+  if (spec === undefined) return false;
+  if (spec.transport === 'unix') return actual.transport === 'unix' && actual.path === spec.path;
+  if (actual.transport === 'unix') return false;
+  return spec.transport === actual.transport && spec.host === actual.host && spec.family === actual.family && (spec.port === 0 || spec.port === actual.port);
 }

@@ -7,7 +7,7 @@
 
 import { formatDuration, type Logger } from '../log.js';
 import { NowaitService } from '../services/nowait.js';
-import { isDrainRequest } from './hello.js';
+import { isDrainRequest, type DrainStarted } from './hello.js';
 import { handleStopRequests, takeOver } from './lifecycle.js';
 
 const idleCheckMs = 1000;
@@ -45,7 +45,11 @@ export async function host(): Promise<void> {
   watchIdleness(services, hello.idleExitMs ?? 0, log);
   drain = () => {
     log.debug('wakeport', `nowait host pid ${process.pid} draining`);
-    void Promise.all(services.map((service) => service.drain())).then(() => process.exit(0));
+    // Each service closes its servers at once, before its processes finish.
+    const drained = Promise.all(services.map((service) => service.drain()));
+    const started: DrainStarted = { type: 'drain-started' };
+    process.send?.(started, () => {});
+    void drained.then(() => process.exit(0));
   };
   if (drainAsked) drain();
 }

@@ -15,7 +15,7 @@ import { hasType } from './hello.js';
 import type { Inbox } from './lifecycle.js';
 import type { BindRetries } from './late-sockets.js';
 import { removeSocketFiles } from '../sockets/bind.js';
-import type { ServiceTable, Restart, StartPool } from './service-table.js';
+import type { ServiceTable, Starters } from './service-table.js';
 
 interface Reload {
   readonly type: 'reload';
@@ -125,12 +125,14 @@ function ask(supervisor: ChildProcess, request: Reload): Promise<Reloaded | null
 }
 
 /** Supervisor side: applies each reload the launcher sends, one at a time once `ready`, and answers with what to bind. */
-export function applyReloads(inbox: Inbox, table: ServiceTable, restart: Restart, startPool: StartPool, ready: Promise<void>, log: Logger): void {
+export function applyReloads(inbox: Inbox, table: ServiceTable, starters: Starters, ready: Promise<void>, log: Logger): void {
   let queue = ready;
   inbox.listen((message) => {
     if (!hasType<Reload>(message, 'reload')) return;
     queue = queue.then(async () => {
-      const { toBind, settled } = table.reload(message.entries, restart, startPool, log);
+      const { toBind, released, settled } = table.reload(message.entries, starters, log);
+      // The launcher binds a service's new sockets once its old ones are let go: they may be on the same address.
+      await released;
       const answer: Reloaded = { type: 'reloaded', toBind };
       process.send?.(answer, () => {});
       await settled;

@@ -7,9 +7,12 @@
 //              finish; its sockets are closed
 //   changed    a wait or nowait program service on the same sockets is
 //              restarted on them (clients wait in the backlog meanwhile,
-//              none is refused); any other change (an address, an internal
-//              service) is a removal and an addition
+//              none is refused); any other change (an address, a backlog,
+//              the mode, an internal service) is a removal and an addition,
+//              bound once the old service has let its sockets go
 //   added      the launcher binds it and sends it (late-sockets.ts)
+//
+// A reload during shutdown is ignored.
 //
 // A nowait service lives in a pool of hosts with others; a pool that loses
 // or changes a service drains (its hosts stop accepting and exit once their
@@ -32,16 +35,26 @@ interface Served {
   readonly service: RunningService;
 }
 
-/** How a changed wait service is started on the sockets of the old one; null (logged) if it cannot. */
-export type Restart = (entry: ServiceEntry, sockets: readonly SocketAssignment[]) => Promise<RunningService | null>;
+/** How the supervisor starts what a reload changes. */
+export interface Starters {
+  /** Whether a program service can start (its output files open); logged if not. */
+  canStart(entry: ServiceEntry, sockets: readonly SocketAssignment[]): boolean;
+  /** Starts a changed wait service on the sockets of the old one; null (logged) if it cannot. */
+  restart(entry: ServiceEntry, sockets: readonly SocketAssignment[]): Promise<RunningService | null>;
+  startPool(services: readonly { entry: ServiceEntry; sockets: readonly SocketAssignment[] }[]): NowaitPool;
+}
 
-/** How a new pool is started for nowait services. */
-export type StartPool = (services: readonly { entry: ServiceEntry; sockets: readonly SocketAssignment[] }[]) => NowaitPool;
+export interface ReloadResult {
+  /** Labels the launcher must bind: new services, and those whose sockets changed. */
+  readonly toBind: readonly string[];
+  /** Resolves once services whose sockets changed have let the old ones go (a wait worker holds them until it exits). */
+  readonly released: Promise<void>;
+  /** Resolves once changed wait services have restarted. */
+  readonly settled: Promise<void>;
+}
 
 export class ServiceTable {
   readonly #served = new Map<string, Served>();
-  /** Labels whose sockets arrived after start and whose service is starting. */
-  readonly #starting = new Set<string>();
   /**
    * What a reload took away and is still ending: a draining pool (stopped
    * like any service at shutdown), or a service stopping (waited for at
@@ -60,14 +73,8 @@ export class ServiceTable {
     return this.#entries;
   }
 
-  /** Whether `label` is served, or starting. */
   has(label: string): boolean {
-    return this.#served.has(label) || this.#starting.has(label);
-  }
-
-  /** The service of `label` is starting (its sockets arrived late): a reload leaves it be. */
-  starting(label: string): void {
-    this.#starting.add(label);
+    return this.#served.has(label);
   }
 
   /**
@@ -76,18 +83,12 @@ export class ServiceTable {
    * that was under way when the signal came).
    */
   add(entry: ServiceEntry, sockets: readonly SocketAssignment[], service: RunningService, closeSockets?: () => void): void {
-    this.#starting.delete(entry.label);
     const close = closeSockets ?? (() => sockets.forEach(({ fd }) => closeSync(fd)));
     if (this.#shuttingDown) {
       this.#end(service, service.stop());
       return;
     }
     this.#served.set(entry.label, { entry, sockets, service, closeSockets: entry.program.kind === 'exec' ? close : () => {} });
-  }
-
-  /** A late start that did not come to a service. */
-  notStarted(label: string): void {
-    this.#starting.delete(label);
   }
 
   /** Shutdown begins: nothing is started or restarted from now on. */
@@ -102,11 +103,13 @@ export class ServiceTable {
 
   /**
    * Makes `entries` the table: stops what it no longer has and restarts what
-   * changed on the same sockets. Returns at once the labels the launcher must
-   * bind (new, or moved to other sockets), and `settled` once the changed
-   * wait services have restarted (their old workers stop first).
+   * changed on the same sockets (see the top of this file).
    */
-  reload(entries: readonly ServiceEntry[], restart: Restart, startPool: StartPool, log: Logger): { toBind: string[]; settled: Promise<void> } {
+  reload(entries: readonly ServiceEntry[], starters: Starters, log: Logger): ReloadResult {
+    if (this.#shuttingDown) {
+      log.warn('wakeport', 'a reload came while stopping: ignored');
+      return { toBind: [], released: Promise.resolve(), settled: Promise.resolve() };
+    }
     log.info('wakeport', `reloaded the table: ${describeChanges(this.#entries, entries)}`);
     const next = new Map(entries.map((entry) => [entry.label, entry]));
     const removed: Served[] = [];
@@ -120,41 +123,64 @@ export class ServiceTable {
     const moved = new Set(removed.filter(({ entry }) => next.has(entry.label)).map(({ entry }) => entry.label));
     const toBind = entries.filter(({ label }) => !this.has(label) || moved.has(label)).map(({ label }) => label);
     this.#entries = entries;
-    this.#replacePools(removed, changed, startPool);
-    for (const served of removed) this.#remove(served);
-    const restarts = changed.filter(([served]) => !isNowaitProgram(served.entry)).map(([served, entry]) => this.#restart(served, entry, restart));
-    return { toBind, settled: Promise.all(restarts).then(() => {}) };
+    const released = this.#replacePools(removed, changed, starters);
+    const stops = removed.map((served) => ({ served, stopped: this.#remove(served, released) }));
+    const restarts = changed.filter(([served]) => !isNowaitProgram(served.entry)).map(([served, entry]) => this.#restart(served, entry, starters));
+    const movedReleased = Promise.all(stops.filter(({ served }) => moved.has(served.entry.label)).map(({ stopped }) => stopped)).then(() => {});
+    return { toBind, released: movedReleased, settled: Promise.all(restarts).then(() => {}) };
   }
 
-  /** Pools that lose or change a service drain; a new pool serves the rest of each on the same sockets. */
-  #replacePools(removed: readonly Served[], changed: readonly (readonly [Served, ServiceEntry])[], startPool: StartPool): void {
+  /**
+   * Pools that lose or change a service drain; a new pool serves the rest of
+   * each on the same sockets (a changed service whose outputs cannot be
+   * opened is left out, its sockets closed).
+   */
+  #replacePools(removed: readonly Served[], changed: readonly (readonly [Served, ServiceEntry])[], starters: Starters): Map<NowaitPool, Promise<void>> {
+    const released = new Map<NowaitPool, Promise<void>>();
     const gone = new Set(removed.map(({ entry }) => entry.label));
     const newEntry = new Map(changed.map(([served, entry]) => [served.entry.label, entry]));
     const touched = new Set([...removed, ...changed.map(([served]) => served)].filter(({ service }) => service instanceof NowaitPool).map(({ service }) => service as NowaitPool));
     for (const pool of touched) {
       const members = [...this.#served.values()].filter(({ service }) => service === pool);
       const stay = members.filter(({ entry }) => !gone.has(entry.label)).map((served) => ({ ...served, entry: newEntry.get(served.entry.label) ?? served.entry }));
+      const drain = pool.drain();
+      released.set(pool, drain.released);
       // Stopped at shutdown like any service: its hosts then stop their programs.
-      this.#end(pool, pool.drain(), pool);
-      if (stay.length === 0) continue;
-      const replacement = startPool(stay.map(({ entry, sockets }) => ({ entry, sockets })));
-      for (const served of stay) this.add(served.entry, served.sockets, replacement, served.closeSockets);
+      this.#end(pool, drain.ended, pool);
+      const startable = stay.filter((served) => {
+        if (starters.canStart(served.entry, served.sockets)) return true;
+        this.#served.delete(served.entry.label);
+        served.closeSockets();
+        return false;
+      });
+      if (startable.length === 0) continue;
+      const replacement = starters.startPool(startable.map(({ entry, sockets }) => ({ entry, sockets })));
+      for (const served of startable) this.add(served.entry, served.sockets, replacement, served.closeSockets);
     }
+    return released;
   }
 
-  #remove(served: Served): void {
+  /**
+   * Resolves once nothing of the service holds its sockets: it has stopped,
+   * or (a pool member) its pool's hosts no longer accept (`released`).
+   */
+  #remove(served: Served, released: ReadonlyMap<NowaitPool, Promise<void>>): Promise<void> {
     this.#served.delete(served.entry.label);
-    if (!(served.service instanceof NowaitPool)) this.#end(served.service, served.service.stop());
     // A program service's workers and hosts have their own copies; an internal service closed its own.
     served.closeSockets();
+    if (served.service instanceof NowaitPool) return released.get(served.service) ?? Promise.resolve();
+    const stopped = served.service.stop();
+    this.#end(served.service, stopped);
+    return stopped;
   }
 
   /** The old service stops first; then the new one starts on the same sockets, unless wakeport is shutting down. */
-  async #restart(served: Served, entry: ServiceEntry, restart: Restart): Promise<void> {
+  async #restart(served: Served, entry: ServiceEntry, starters: Starters): Promise<void> {
     this.#served.delete(served.entry.label);
     const restarted = (async () => {
       await served.service.stop();
-      const service = this.#shuttingDown ? null : await restart(entry, served.sockets);
+      const startable = !this.#shuttingDown && starters.canStart(entry, served.sockets);
+      const service = startable ? await starters.restart(entry, served.sockets) : null;
       if (service && this.#shuttingDown) await service.stop();
       else if (service) return this.add(entry, served.sockets, service, served.closeSockets);
       served.closeSockets();
@@ -194,8 +220,8 @@ function withoutLines(entry: ServiceEntry): unknown {
   return { ...entry, file: '', line: 0, sockets: entry.sockets.map((socket) => ({ ...socket, line: 0 })) };
 }
 
-/** A program service, in the same mode, on the same sockets (a backlog is a socket's). */
+/** A program service, in the same mode, on the same sockets (a backlog is a socket's; a name is only told to the worker). */
 function canRestartInPlace(old: ServiceEntry, entry: ServiceEntry): boolean {
-  const sockets = (e: ServiceEntry) => JSON.stringify([e.backlog, e.socketType, e.transport, e.sockets.map(({ spec, name }) => [spec, name])]);
+  const sockets = (e: ServiceEntry) => JSON.stringify([e.backlog, e.socketType, e.transport, e.sockets.map(({ spec }) => spec)]);
   return old.program.kind === 'exec' && entry.program.kind === 'exec' && old.mode === entry.mode && sockets(old) === sockets(entry);
 }

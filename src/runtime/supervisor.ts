@@ -18,7 +18,7 @@ import { WaitService } from '../services/wait.js';
 import type { Hello, SocketAssignment } from './hello.js';
 import { receiveLateSockets } from './late-sockets.js';
 import { applyReloads } from './reload.js';
-import { ServiceTable, type Restart } from './service-table.js';
+import { ServiceTable, type Starters } from './service-table.js';
 import { tellLauncher } from './left-workers.js';
 import { checkInheritedFds, handleStopRequests, takeOver, type RunningService } from './lifecycle.js';
 
@@ -28,23 +28,26 @@ export async function supervise(): Promise<void> {
   const { hello, log, inbox } = await takeOver('the supervisor must be started by the launcher');
   const context: Context = { log, protectedPorts: internalPorts(hello), poolSettings: { log: hello.log, idleExitMs: hello.idleExitMs ?? 0 } };
   const table = new ServiceTable(hello.entries);
-  // Reloads wait until the services have started.
   const late = receiveLateSockets(
     inbox,
     () => table.entries,
     (label) => table.has(label),
     (assignment) => checkInheritedFds([assignment]),
     async (entry, sockets, close) => {
-      table.starting(entry.label);
       const service = await startLate(entry, sockets, close, context);
       if (service) table.add(entry, sockets, service, close);
-      else table.notStarted(entry.label);
     },
     log,
   );
   const started = startServices(hello, context, table);
-  const restart: Restart = (entry, sockets) => (canStartProgram(entry, sockets, log, () => {}) ? startOne(entry, sockets, context) : Promise.resolve(null));
-  applyReloads(inbox, table, restart, (services) => NowaitPool.start(services, context.poolSettings, log), started.then(() => {}), log);
+  const starters: Starters = {
+    // The table closes the sockets of a service that cannot start.
+    canStart: (entry, sockets) => canStartProgram(entry, sockets, log, () => {}),
+    restart: (entry, sockets) => startOne(entry, sockets, context),
+    startPool: (services) => NowaitPool.start(services, context.poolSettings, log),
+  };
+  // Reloads wait until the services have started.
+  applyReloads(inbox, table, starters, started.then(() => {}), log);
   const count = await started;
   log.info(subject, `serving ${count} services (supervisor pid ${process.pid})`, { services: count });
   handleStopRequests(() => table.running(), log, 'the launcher is gone', 'info', () => {

@@ -41,7 +41,7 @@ import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { defaultProgramConnections, type ServiceEntry } from '../config/entry.js';
 import { formatDuration, ReportThrottle, type LogOptions, type Logger } from '../log.js';
-import type { DrainRequest, Hello, SocketAssignment } from '../runtime/hello.js';
+import { hasType, type DrainRequest, type DrainStarted, type Hello, type SocketAssignment } from '../runtime/hello.js';
 import { watchForClients, type ClientWatch } from '../sockets/helper.js';
 import { firstListenFd } from '../sockets/listen-fds.js';
 import { runtimeEnvironment } from '../processes/environment.js';
@@ -123,11 +123,26 @@ export class NowaitPool {
 
   /**
    * Stops accepting: hosts serve the clients they have taken and exit once
-   * their programs have finished (a stop() meanwhile stops them). Resolves
-   * once every host has exited.
+   * their programs have finished (a stop() meanwhile stops them). `released`
+   * resolves once no host accepts any more (each has closed its copies of
+   * the sockets, or exited), `ended` once every host has exited.
    */
-  drain(): Promise<void> {
-    return this.#stopWaiters.wait(() => {
+  drain(): { released: Promise<void>; ended: Promise<void> } {
+    const hosts = new Set(this.#hosts.keys());
+    const released = new Promise<void>((resolve) => {
+      const done = (host: ChildProcess) => {
+        hosts.delete(host);
+        if (hosts.size === 0) resolve();
+      };
+      if (hosts.size === 0) resolve();
+      for (const host of hosts) {
+        host.on('message', (message) => {
+          if (hasType<DrainStarted>(message, 'drain-started')) done(host);
+        });
+        host.once('exit', () => done(host));
+      }
+    });
+    const ended = this.#stopWaiters.wait(() => {
       if (this.#state !== 'watching' && this.#state !== 'running') return;
       this.#state = 'draining';
       this.#closeWatch();
@@ -135,6 +150,7 @@ export class NowaitPool {
       const request: DrainRequest = { type: 'drain' };
       for (const host of this.#hosts.keys()) host.send(request, () => {});
     });
+    return { released, ended };
   }
 
   /** Stops every host (they stop their programs); a second call kills them. */

@@ -64,12 +64,7 @@ t.test('SIGHUP: added services are served, removed ones closed, changed ones res
   t.equal(String(await exchange(ports.greet!)), 'two\n', 'a changed nowait service runs its new program, on the same port');
   const listening = await wakeport.waitForLog((r) => r.subject === 'new' && r.message.startsWith('listening on'));
   t.equal(String(await exchange(listening.port as number)), 'new\n', 'an added service is served');
-  const refused = await new Promise<string>((resolve) => {
-    const client = net.connect({ port: ports.gone!, host: '127.0.0.1' });
-    client.on('connect', () => (client.destroy(), resolve('connected')));
-    client.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
-  });
-  t.equal(refused, 'ECONNREFUSED', "a removed service's port is closed");
+  t.equal(await connectOutcome(ports.gone!), 'ECONNREFUSED', "a removed service's port is closed");
   t.notOk(existsSync(`${socketDir}/gone.sock`), "a removed unix service's socket file is removed");
   t.equal(String(await exchange(ports.keep!, 'new client')), 'new client', 'an unchanged service is still served');
   held.write('after');
@@ -124,3 +119,50 @@ t.test("a shutdown during a reload's stop of a wait worker waits for that stop: 
   t.ok(lived >= 1500, `the worker that ignores SIGTERM was killed after its exit-timeout, not at once (${lived} ms)`);
   t.match(await stopped, { code: 0 });
 });
+
+t.test('a service whose socket changes on the same address is bound again once its worker has let it go', async (t) => {
+  const web = (backlog: number) => `127.0.0.1:${port} stream tcp wait - ${httpServer} http-server\n    label = web\n    handoff = listen-fds\n    backlog = ${backlog}\n`;
+  const port = await freePort();
+  const wakeport = await startWakeport(t, web(100));
+  t.equal((await get(port, '/')).status, 200, 'a worker holds the socket');
+  writeFileSync(`${wakeport.dir}/services.conf`, web(200));
+  wakeport.process.kill('SIGHUP');
+  const bound = await wakeport.waitForLog((r) => r.subject === 'web' && r.message.startsWith('bound '));
+  t.equal(bound.message, `bound 127.0.0.1:${port} on try 1`, 'at the first try: the old worker had exited');
+  t.equal((await get(port, '/')).status, 200);
+  t.equal(wakeport.logs.filter((r) => r.severity === 'error').length, 0);
+});
+
+t.test('a changed nowait service whose outputs cannot be opened is closed and logged, and its pool partner goes on', async (t) => {
+  const table = (stderr: string) =>
+    `127.0.0.1:0 stream tcp nowait - /bin/echo echo one\n    label = greet\n${stderr}127.0.0.1:0 stream tcp nowait - /bin/echo echo two\n    label = partner\n`;
+  const wakeport = await startWakeport(t, table(''));
+  const [greet, partner] = [wakeport.port('greet'), wakeport.port('partner')];
+  writeFileSync(`${wakeport.dir}/services.conf`, table('    stderr = /no/such/folder/err.log\n'));
+  wakeport.process.kill('SIGHUP');
+  const failed = await wakeport.waitForLog((r) => r.subject === 'greet' && r.severity === 'error');
+  t.match(failed.message, /^cannot start: cannot open stderr file \/no\/such\/folder\/err\.log: ENOENT; closed 127\.0\.0\.1:\d+, so its clients are refused; the other services go on$/);
+  // Once the copies the pool's client watch held are closed too.
+  let refused = '';
+  for (const start = Date.now(); refused !== 'ECONNREFUSED' && Date.now() - start < 3000; ) refused = await connectOutcome(greet);
+  t.equal(refused, 'ECONNREFUSED');
+  t.equal(String(await exchange(partner)), 'two\n');
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** 'connected', or the error code of a connect to `port`. */
+function connectOutcome(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const client = net.connect({ port, host: '127.0.0.1' });
+    client.on('connect', () => (client.destroy(), resolve('connected')));
+    client.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
+  });
+}
