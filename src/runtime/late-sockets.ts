@@ -30,12 +30,25 @@ interface LateSocket {
   readonly socket: SocketSpec;
 }
 
-/** Supervisor → launcher: it holds the socket (error null), or why not. */
+/** Supervisor → launcher: it holds the socket (error null), or why not; `served`: it serves the service already, nothing is to be bound. */
 interface LateSocketTaken {
   readonly type: 'late-socket-taken';
   readonly label: string;
   readonly index: number;
   readonly error: string | null;
+  readonly served?: boolean;
+}
+
+/** Supervisor → launcher: bind these services (a reload moved them, and their old sockets are let go). */
+interface BindRequest {
+  readonly type: 'bind';
+  readonly entries: readonly ServiceEntry[];
+}
+
+/** Supervisor side: asks the launcher to bind `entries`. */
+export function askToBind(entries: readonly ServiceEntry[]): void {
+  const request: BindRequest = { type: 'bind', entries };
+  process.send?.(request, () => {});
 }
 
 /** Launcher → supervisor: a later socket of the service failed; close the ones taken. */
@@ -75,6 +88,7 @@ export class BindRetries {
     // Their first try was at start, and was logged there.
     for (const entry of entries) this.#waiting.set(entry.label, { entry, tries: 1, since: Date.now() });
     supervisor.on('message', (message) => {
+      if (hasType<BindRequest>(message, 'bind')) this.#bindNow(message.entries);
       if (!hasType<LateSocketTaken>(message, 'late-socket-taken')) return;
       this.#replies.get(replyKey(message.label, message.index))?.(message);
     });
@@ -90,8 +104,13 @@ export class BindRetries {
       if (entry) waiting.entry = entry;
       else this.#waiting.delete(label);
     }
-    for (const label of toBind) {
-      if (!this.#waiting.has(label) && next.has(label)) this.#waiting.set(label, { entry: next.get(label)!, tries: 0, since: Date.now() });
+    this.#bindNow(toBind.flatMap((label) => next.get(label) ?? []));
+  }
+
+  /** Binds `entries` at once (their first try), and those still waiting with them. */
+  #bindNow(entries: readonly ServiceEntry[]): void {
+    for (const entry of entries) {
+      if (!this.#waiting.has(entry.label)) this.#waiting.set(entry.label, { entry, tries: 0, since: Date.now() });
     }
     this.#pauseMs = firstRetryMs;
     if (this.#timer) clearTimeout(this.#timer);
@@ -124,6 +143,7 @@ export class BindRetries {
       if (this.#stopped) return;
       waiting.tries++;
       const problem = await this.#tryService(waiting.entry);
+      if (!this.#waiting.has(label)) continue; // The supervisor serves it already.
       // The first try of a service a reload added is logged as a failure at start is.
       if (problem !== null && waiting.tries === 1) this.#log.error('wakeport', `${problem}; ${retryNote}`);
       if (problem !== null) continue;
@@ -168,7 +188,8 @@ export class BindRetries {
     this.#supervisor.send(message, bound.handle as unknown as SendHandle, {}, () => {});
     bound.release();
     endStretch();
-    const { error } = await reply;
+    const { error, served } = await reply;
+    if (served) this.#waiting.delete(entry.label);
     if (bound.socket.transport === 'unix') {
       // The file is wakeport's while the supervisor holds the socket; one it refused goes now.
       if (error !== null) removeSocketFiles([bound.socket.path]);
@@ -265,9 +286,10 @@ export function receiveLateSockets(
       return;
     }
     if (!hasType<LateSocket>(message, 'late-socket')) return;
+    const served = isServed(message.label);
     const error = take(message, received);
-    if (error !== null && !stopped) log.error(message.label, `cannot take ${formatSocket(message.socket)} bound after start: ${error}`);
-    const reply: LateSocketTaken = { type: 'late-socket-taken', label: message.label, index: message.index, error };
+    if (error !== null && !stopped && !served) log.error(message.label, `cannot take ${formatSocket(message.socket)} bound after start: ${error}`);
+    const reply: LateSocketTaken = { type: 'late-socket-taken', label: message.label, index: message.index, error, served };
     process.send?.(reply, () => {});
   });
   return {

@@ -13,7 +13,7 @@ import { loadTable, type Table } from '../config/table.js';
 import type { Logger } from '../log.js';
 import { hasType } from './hello.js';
 import type { Inbox } from './lifecycle.js';
-import type { BindRetries } from './late-sockets.js';
+import { askToBind, type BindRetries } from './late-sockets.js';
 import { removeSocketFiles } from '../sockets/bind.js';
 import type { ServiceTable, Starters } from './service-table.js';
 
@@ -24,7 +24,7 @@ interface Reload {
 
 interface Reloaded {
   readonly type: 'reloaded';
-  /** Labels of the services the launcher must bind. */
+  /** Labels of the services the launcher must bind now (those moved come later, in a BindRequest). */
   readonly toBind: readonly string[];
 }
 
@@ -130,11 +130,13 @@ export function applyReloads(inbox: Inbox, table: ServiceTable, starters: Starte
   inbox.listen((message) => {
     if (!hasType<Reload>(message, 'reload')) return;
     queue = queue.then(async () => {
-      const { toBind, released, settled } = table.reload(message.entries, starters, log);
-      // The launcher binds a service's new sockets once its old ones are let go: they may be on the same address.
-      await released;
+      const { toBind, moved, released, settled } = table.reload(message.entries, starters, log);
       const answer: Reloaded = { type: 'reloaded', toBind };
       process.send?.(answer, () => {});
+      // A moved service's new sockets are bound once its old ones are let go: they may be on the same address.
+      await released;
+      const stillMoved = message.entries.filter(({ label }) => moved.includes(label) && !table.has(label));
+      if (stillMoved.length > 0) askToBind(stillMoved);
       await settled;
     });
   });

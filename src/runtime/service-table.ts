@@ -45,8 +45,10 @@ export interface Starters {
 }
 
 export interface ReloadResult {
-  /** Labels the launcher must bind: new services, and those whose sockets changed. */
+  /** Labels the launcher must bind now: new services. */
   readonly toBind: readonly string[];
+  /** Labels of services whose sockets changed: to bind once `released`. */
+  readonly moved: readonly string[];
   /** Resolves once services whose sockets changed have let the old ones go (a wait worker holds them until it exits). */
   readonly released: Promise<void>;
   /** Resolves once changed wait services have restarted. */
@@ -55,6 +57,8 @@ export interface ReloadResult {
 
 export class ServiceTable {
   readonly #served = new Map<string, Served>();
+  /** Labels whose sockets arrived after start and whose service is being started (it may await): a reload must not bind them again. */
+  readonly #starting = new Set<string>();
   /**
    * What a reload took away and is still ending: a draining pool (stopped
    * like any service at shutdown), or a service stopping (waited for at
@@ -73,8 +77,18 @@ export class ServiceTable {
     return this.#entries;
   }
 
+  /** Whether `label` is served, or being started. */
   has(label: string): boolean {
-    return this.#served.has(label);
+    return this.#served.has(label) || this.#starting.has(label);
+  }
+
+  /** The service of `label` is being started on sockets bound after start; add() or notStarted() follows. */
+  starting(label: string): void {
+    this.#starting.add(label);
+  }
+
+  notStarted(label: string): void {
+    this.#starting.delete(label);
   }
 
   /**
@@ -83,6 +97,7 @@ export class ServiceTable {
    * that was under way when the signal came).
    */
   add(entry: ServiceEntry, sockets: readonly SocketAssignment[], service: RunningService, closeSockets?: () => void): void {
+    this.#starting.delete(entry.label);
     const close = closeSockets ?? (() => sockets.forEach(({ fd }) => closeSync(fd)));
     if (this.#shuttingDown) {
       this.#end(service, service.stop());
@@ -108,7 +123,7 @@ export class ServiceTable {
   reload(entries: readonly ServiceEntry[], starters: Starters, log: Logger): ReloadResult {
     if (this.#shuttingDown) {
       log.warn('wakeport', 'a reload came while stopping: ignored');
-      return { toBind: [], released: Promise.resolve(), settled: Promise.resolve() };
+      return { toBind: [], moved: [], released: Promise.resolve(), settled: Promise.resolve() };
     }
     log.info('wakeport', `reloaded the table: ${describeChanges(this.#entries, entries)}`);
     const next = new Map(entries.map((entry) => [entry.label, entry]));
@@ -121,13 +136,13 @@ export class ServiceTable {
       else removed.push(served);
     }
     const moved = new Set(removed.filter(({ entry }) => next.has(entry.label)).map(({ entry }) => entry.label));
-    const toBind = entries.filter(({ label }) => !this.has(label) || moved.has(label)).map(({ label }) => label);
+    const toBind = entries.filter(({ label }) => !this.has(label) && !moved.has(label)).map(({ label }) => label);
     this.#entries = entries;
     const released = this.#replacePools(removed, changed, starters);
     const stops = removed.map((served) => ({ served, stopped: this.#remove(served, released) }));
     const restarts = changed.filter(([served]) => !isNowaitProgram(served.entry)).map(([served, entry]) => this.#restart(served, entry, starters));
     const movedReleased = Promise.all(stops.filter(({ served }) => moved.has(served.entry.label)).map(({ stopped }) => stopped)).then(() => {});
-    return { toBind, released: movedReleased, settled: Promise.all(restarts).then(() => {}) };
+    return { toBind, moved: [...moved], released: movedReleased, settled: Promise.all(restarts).then(() => {}) };
   }
 
   /**

@@ -34,8 +34,10 @@ export async function supervise(): Promise<void> {
     (label) => table.has(label),
     (assignment) => checkInheritedFds([assignment]),
     async (entry, sockets, close) => {
+      table.starting(entry.label);
       const service = await startLate(entry, sockets, close, context);
       if (service) table.add(entry, sockets, service, close);
+      else table.notStarted(entry.label);
     },
     log,
   );

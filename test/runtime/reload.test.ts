@@ -149,6 +149,34 @@ t.test('a changed nowait service whose outputs cannot be opened is closed and lo
   t.equal(String(await exchange(partner)), 'two\n');
 });
 
+t.test("a service bound while a reload waits for a moved service's old worker is not bound again", async (t) => {
+  const squatter = net.createServer();
+  await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+  const { port: late } = squatter.address() as net.AddressInfo;
+  const slowPort = await freePort();
+  const table = (backlog: number) => `127.0.0.1:${slowPort} stream tcp wait - ${root}/test/fixtures/deaf-worker.sh deaf-worker
+    label = slow
+    run-at-load = yes
+    exit-timeout = 5s
+    backlog = ${backlog}
+127.0.0.1:${late} stream tcp nowait - internal echo
+    label = late
+`;
+  const wakeport = await startWakeport(t, table(100));
+  writeFileSync(`${wakeport.dir}/services.conf`, table(200));
+  wakeport.process.kill('SIGHUP');
+  await wakeport.waitForLog((r) => r.message.startsWith('reloaded the table'));
+  await new Promise((resolve) => squatter.close(resolve));
+  await wakeport.waitForLog((r) => r.subject === 'late' && r.message.startsWith('bound '), 10_000);
+  // The old worker ignores SIGTERM: its socket is let go after exit-timeout, well after "late" is bound.
+  const moved = await wakeport.waitForLog((r) => r.subject === 'slow' && r.message.startsWith('bound '), 15_000);
+  t.match(moved.message, /on try 1$/, 'the moved service is bound once its old worker has gone');
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  t.equal(String(await exchange(late, 'x')), 'x');
+  const errors = wakeport.logs.filter((r) => r.severity === 'error');
+  t.equal(errors.length, 1, `only the failure at start is an error: ${errors.map((r) => r.message).join(' | ')}`);
+});
+
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const server = net.createServer().listen(0, '127.0.0.1', () => {
