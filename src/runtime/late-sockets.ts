@@ -2,6 +2,8 @@
 // start (a port in use, an address or folder not there yet) is tried again,
 // as OpenBSD inetd does, after a pause that doubles from 1 s up to a minute,
 // until it binds or wakeport stops; the other services are served meanwhile.
+// Services a reloaded table adds are bound the same way (reload.ts), and
+// those it moves to other sockets once the supervisor has let the old go.
 //
 // How a socket reaches the running supervisor: the launcher binds it and,
 // before its event loop polls (so that it never accepts: NODE-FACTS 5),
@@ -56,7 +58,6 @@ interface LateSocketsDropped {
   readonly type: 'late-sockets-dropped';
   readonly label: string;
 }
-
 
 const firstRetryMs = 1000;
 /** What follows a failed bind in the log. */
