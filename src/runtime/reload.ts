@@ -1,11 +1,11 @@
 // Reloading the table on SIGHUP, as inetd does. The launcher reads the file
 // again and reports its problems as at start (under --strict, a table with
 // errors is not loaded), then sends the valid entries to the supervisor,
-// which changes what runs (service-table.ts) and answers with the services
-// to bind: new ones, and those whose sockets changed. The launcher binds
-// them as it binds a socket that failed at start (late-sockets.ts), with a
-// first try at once. One reload at a time: a SIGHUP during one is done
-// after it.
+// which changes what runs (service-table.ts) and answers with the new
+// services to bind; those whose sockets changed it asks for later, once
+// their old sockets are let go (a BindRequest). The launcher binds them as
+// it binds a socket that failed at start (late-sockets.ts), with a first
+// try at once. One reload at a time: a SIGHUP during one is done after it.
 
 import type { ChildProcess } from 'node:child_process';
 import type { ServiceEntry } from '../config/entry.js';

@@ -190,18 +190,20 @@ export class ServiceTable {
   }
 
   /** The old service stops first; then the new one starts on the same sockets, unless wakeport is shutting down. */
-  async #restart(served: Served, entry: ServiceEntry, starters: Starters): Promise<void> {
+  #restart(served: Served, entry: ServiceEntry, starters: Starters): Promise<void> {
     this.#served.delete(served.entry.label);
-    const restarted = (async () => {
-      await served.service.stop();
-      const startable = !this.#shuttingDown && starters.canStart(entry, served.sockets);
-      const service = startable ? await starters.restart(entry, served.sockets) : null;
-      if (service && this.#shuttingDown) await service.stop();
-      else if (service) return this.add(entry, served.sockets, service, served.closeSockets);
-      served.closeSockets();
-    })();
+    const restarted = this.#startAfter(served, entry, starters);
     this.#end(served.service, restarted);
-    await restarted;
+    return restarted;
+  }
+
+  async #startAfter(served: Served, entry: ServiceEntry, starters: Starters): Promise<void> {
+    await served.service.stop();
+    const startable = !this.#shuttingDown && starters.canStart(entry, served.sockets);
+    const service = startable ? await starters.restart(entry, served.sockets) : null;
+    if (service && !this.#shuttingDown) return this.add(entry, served.sockets, service, served.closeSockets);
+    if (service) await service.stop();
+    served.closeSockets();
   }
 
   /**
