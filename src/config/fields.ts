@@ -11,6 +11,8 @@ export class LineProblem extends Error {
     message: string,
     /** The line it is on, when it is not the service line (an option line). */
     readonly line?: number,
+    /** Further problems found in the same service (other option lines), each reported. */
+    readonly more: readonly LineProblem[] = [],
   ) {
     super(message);
   }

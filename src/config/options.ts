@@ -124,12 +124,12 @@ const keys: Record<string, { scope: KeyScope; repeatable?: true; set: Setter }> 
   'exit-timeout': { scope: 'program', set: (o, v) => (o.exitTimeoutMs = parseDuration(v)) },
   'max-connections': { scope: 'nowait', set: (o, v) => (o.maxConnections = parseInteger(v, 1, 16384)) },
   'max-per-source': { scope: 'nowait', set: (o, v) => (o.maxPerSource = parseInteger(v, 1, 16384)) },
-  'rate-window': { scope: 'nowait', set: (o, v) => (o.rateWindowMs = Math.max(1, parseDuration(v))) },
+  'rate-window': { scope: 'nowait', set: (o, v) => (o.rateWindowMs = parseNonZeroDuration(v)) },
   'run-at-load': { scope: 'wait', set: (o, v) => (o.runAtLoad = parseYesNo(v)) },
   'keep-alive': { scope: 'wait', set: (o, v) => (o.keepAlive = parseYesNo(v)) },
   restart: { scope: 'wait', set: (o, v) => (o.restart = parseChoice(v, ['no', 'on-failure', 'always'])) },
   ready: { scope: 'wait', set: (o, v) => (o.ready = parseChoice(v, ['spawn', 'notify'])) },
-  'start-timeout': { scope: 'wait', set: (o, v) => (o.startTimeoutMs = parseDuration(v)) },
+  'start-timeout': { scope: 'wait', set: (o, v) => (o.startTimeoutMs = parseNonZeroDuration(v)) },
   'restart-delay': { scope: 'wait', set: (o, v) => (o.restartDelayMs = parseDuration(v)) },
   'restart-max-delay': { scope: 'wait', set: (o, v) => (o.restartMaxDelayMs = parseDuration(v)) },
   'start-limit-burst': { scope: 'wait', set: (o, v) => (o.startLimitBurst = parseInteger(v, 1, 1000)) },
@@ -150,22 +150,38 @@ export function scopeOf(key: string): KeyScope {
 export function parseOptions(raw: readonly RawOption[], baseDir: string): Options {
   const options: Mutable<Omit<Options, 'keyLines'>> = { ...defaultOptions };
   const keyLines = new Map<string, number>();
+  // Every bad option line is reported, not only the first.
+  const problems: LineProblem[] = [];
   for (const { key, value, line } of raw) {
-    const spec = specOf(key);
-    if (!spec) throw new LineProblem(`unknown option "${key}" (known: ${Object.keys(keys).join(', ')})`, line);
-    const earlier = keyLines.get(key);
-    if (earlier !== undefined && !spec.repeatable) {
-      throw new LineProblem(`option "${key}" is already set on line ${earlier}`, line);
-    }
-    keyLines.set(key, line);
-    try {
-      spec.set(options, value, baseDir, line);
-    } catch (error) {
-      if (!(error instanceof LineProblem)) throw error;
-      throw new LineProblem(`option "${key}": ${error.message}`, line);
-    }
+    const problem = setOption(options, keyLines, key, value, baseDir, line);
+    if (problem) problems.push(problem);
   }
+  const [first, ...more] = problems;
+  if (first) throw new LineProblem(first.message, first.line, more);
   return { ...options, keyLines };
+}
+
+/** Sets one option; the problem with its line, if any. */
+function setOption(
+  options: Mutable<Omit<Options, 'keyLines'>>,
+  keyLines: Map<string, number>,
+  key: string,
+  value: string,
+  baseDir: string,
+  line: number,
+): LineProblem | null {
+  const spec = specOf(key);
+  if (!spec) return new LineProblem(`unknown option "${key}" (known: ${Object.keys(keys).join(', ')})`, line);
+  const earlier = keyLines.get(key);
+  if (earlier !== undefined && !spec.repeatable) return new LineProblem(`option "${key}" is already set on line ${earlier}`, line);
+  keyLines.set(key, line);
+  try {
+    spec.set(options, value, baseDir, line);
+    return null;
+  } catch (error) {
+    if (!(error instanceof LineProblem)) throw error;
+    return new LineProblem(`option "${key}": ${error.message}`, line);
+  }
 }
 
 /** `name` names the socket above it: the last listen, or else the service field's. */
@@ -233,5 +249,12 @@ export function parseDuration(value: string): number {
   if (!match) throw new LineProblem(`"${value}" is not a duration (examples: 500ms, 30s, 2m)`);
   const ms = Math.round(Number(match[1]) * unitMs[match[2] ?? 's']!);
   if (ms > maxDurationMs) throw new LineProblem(`"${value}" is longer than a timer can wait (at most 596h)`);
+  return ms;
+}
+
+/** A duration that must be at least 1 ms (a window or a timeout of 0 would make the option mean nothing). */
+function parseNonZeroDuration(value: string): number {
+  const ms = parseDuration(value);
+  if (ms === 0) throw new LineProblem(`"${value}" is no time at all (at least 1ms)`);
   return ms;
 }

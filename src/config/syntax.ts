@@ -19,11 +19,16 @@
 //                the name of the built-in when the service field is not one.
 //
 // Extended options: `key = value` lines, indented, directly under their
-// service line (see options.ts for the keys).
+// service line (see options.ts for the keys). An indented line that is not
+// one, before any option, continues the service line's fields, as in BSD
+// inetd.
 //
 // A line "host:" alone sets the host for the service lines after it (inetd's
 // sticky host); "*:" sets it back to every address. A line whose first
-// non-blank character is "#" is a comment; blank lines are ignored.
+// non-blank character is "#" is a comment; blank lines are ignored. A blank
+// line or a comment at the start of a line ends a service's options (a
+// commented-out service's options must not drift to the one above it); an
+// indented comment does not (a commented-out option).
 //
 // This module only splits the text into service lines with their options;
 // fields.ts and options.ts give the fields their meaning.
@@ -39,7 +44,8 @@ export interface RawOption {
 export interface RawService {
   readonly file: string;
   readonly line: number;
-  readonly fields: readonly string[];
+  /** The service line's fields, with those of its continuation lines. */
+  readonly fields: string[];
   /** The sticky host in force for this line, if any. */
   readonly stickyHost: string | null;
   readonly options: RawOption[];
@@ -57,8 +63,8 @@ export function splitTable(file: string, text: string): SplitResult {
   const services: RawService[] = [];
   const problems: ConfigProblem[] = [];
   let stickyHost: string | null = null;
-  // The service line that option lines attach to; null after a blank or
-  // comment line, so that options cannot drift away from their service.
+  // The service line that option lines attach to; null after a blank line
+  // or an unindented comment, so that options cannot drift away from their service.
   let current: RawService | null = null;
   const problem = (line: number, message: string): void => {
     problems.push({ file, line, severity: 'error', message });
@@ -69,13 +75,16 @@ export function splitTable(file: string, text: string): SplitResult {
     const line = index + 1;
     const content = rawLine.replace(/\r$/, '');
     const trimmed = content.trim();
+    const indented = /^\s/.test(content);
     if (trimmed === '' || trimmed.startsWith('#')) {
-      current = null;
+      if (!indented || trimmed === '') current = null;
       return;
     }
-    if (/^\s/.test(content)) {
+    if (indented) {
       const match = optionLine.exec(trimmed);
-      if (!match) {
+      if (!match && current !== null && current.options.length === 0) {
+        current.fields.push(...trimmed.split(/\s+/));
+      } else if (!match) {
         problem(line, `indented line is not an option of the form "key = value": ${JSON.stringify(trimmed)}`);
       } else if (current === null) {
         problem(line, `option "${match[1]}" is not directly under a service line`);

@@ -75,7 +75,7 @@ export async function parseTable(file: string, text: string): Promise<Table> {
   const problems: ConfigProblem[] = [...split.problems, ...context.warnings];
   const entries: ServiceEntry[] = [];
   for (const result of built) {
-    if ('problem' in result) problems.push(result.problem);
+    if ('problems' in result) problems.push(...result.problems);
     else entries.push(result.entry);
   }
   const accepted = rejectCollisions(entries, problems);
@@ -87,12 +87,13 @@ export async function parseTable(file: string, text: string): Promise<Table> {
 async function buildEntry(
   raw: RawService,
   context: Context,
-): Promise<{ entry: ServiceEntry } | { problem: ConfigProblem }> {
+): Promise<{ entry: ServiceEntry } | { problems: ConfigProblem[] }> {
   try {
     return { entry: await interpret(raw, context) };
   } catch (error) {
     if (!(error instanceof LineProblem)) throw error;
-    return { problem: { file: raw.file, line: error.line ?? raw.line, severity: 'error', message: error.message } };
+    const problems = [error, ...error.more].map(({ line, message }): ConfigProblem => ({ file: raw.file, line: line ?? raw.line, severity: 'error', message }));
+    return { problems };
   }
 }
 
@@ -106,8 +107,10 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
   const socketType = parseSocketType(typeField!);
   const protocol = parseProtocol(protocolField!, socketType);
   const wait = parseWait(waitField!);
-  const runAs = resolveUser(parseUserField(userField!), context.users);
+  const userSpec = parseUserField(userField!);
   const programField = parseProgram(raw.fields.slice(5), context.baseDir);
+  // An internal service runs inside wakeport: its user field (root, in every stock inetd.conf) names no one to run as.
+  const runAs = programField.kind === 'internal' ? null : resolveUser(userSpec, context.users);
   const options = parseOptions(raw.options, context.baseDir);
   const label = options.label ?? defaultLabel(serviceField!, raw.stickyHost, protocolField!);
   const sockets = await resolveSockets(raw, options, protocol, label, context);
@@ -183,11 +186,13 @@ async function resolveSockets(
   label: string,
   context: Context,
 ): Promise<ListenSocket[]> {
-  const primary = { spec: await resolveSocket(raw.fields[0]!, raw.stickyHost, protocol, context), name: options.primaryName ?? label, line: raw.line };
+  // systemd's names cannot hold ":" (LISTEN_FDNAMES is ":"-separated); default labels do.
+  const defaultName = label.replaceAll(':', '_');
+  const primary = { spec: await resolveSocket(raw.fields[0]!, raw.stickyHost, protocol, context), name: options.primaryName ?? defaultName, line: raw.line };
   const extra = await Promise.all(
     options.listens.map(async (listen) => {
       try {
-        return { spec: await resolveSocket(listen.address, null, protocol, context), name: listen.name ?? label, line: listen.line };
+        return { spec: await resolveSocket(listen.address, raw.stickyHost, protocol, context), name: listen.name ?? defaultName, line: listen.line };
       } catch (error) {
         if (!(error instanceof LineProblem)) throw error;
         throw new LineProblem(`option "listen": ${error.message}`, listen.line);

@@ -56,12 +56,21 @@ export function resolveUser(field: UserField, db: UserDatabase): RunAs | null {
 function lookupUser(name: string, db: UserDatabase): RunAs | undefined {
   if (name === db.self.name) return db.self;
   if (/^\d+$/.test(name)) {
-    const uid = Number(name);
+    const uid = numericId(name, 'uid');
     return [...db.users.values()].find((user) => user.uid === uid) ?? { name, uid, gid: uid, home: '/' };
   }
   return db.users.get(name);
 }
 
 function lookupGroup(name: string, db: UserDatabase): number | undefined {
-  return /^\d+$/.test(name) ? Number(name) : db.groups.get(name);
+  return /^\d+$/.test(name) ? numericId(name, 'gid') : db.groups.get(name);
+}
+
+// Node starts a program only as an id that fits in a signed 32-bit integer.
+const maxId = 2 ** 31 - 1;
+
+function numericId(digits: string, what: 'uid' | 'gid'): number {
+  const id = Number(digits);
+  if (id > maxId) throw new LineProblem(`${what} ${digits} is out of range (0 to ${maxId}: Node cannot start a program as a larger one)`);
+  return id;
 }

@@ -94,7 +94,7 @@ const broken: [string, string][] = [
   ['8080 stream tcp nowait - internal qotd', 'services.conf:1: unknown internal service "qotd" (expected one of echo, discard, chargen, daytime, time)'],
   ['8080 stream tcp nowait - bin/cat', 'services.conf:1: program "bin/cat" must be an absolute path, a path starting with ./ or ../ (from this file\'s folder), or internal'],
   ['8080 dgram udp nowait - /bin/cat', 'services.conf:1: a dgram service with a program must be "wait": a datagram socket has no connections to hand out one at a time'],
-  ['8080 stream tcp nowait nosuchuser - /bin/cat', 'services.conf:1: unknown user "nosuchuser"'],
+  ['8080 stream tcp nowait nosuchuser /bin/cat', 'services.conf:1: unknown user "nosuchuser"'],
   ['8080 stream tcp nowait a:b:c /bin/cat', 'services.conf:1: "a:b:c" is not a user field (expected user, user:group, user.group or -)'],
   ['[::1]:8080 stream tcp4 nowait - /bin/cat', 'services.conf:1: ::1 is an IPv6 address, but the protocol asks for IPv4'],
   ['::1:8080 stream tcp6 nowait - /bin/cat', 'services.conf:1: "::1:8080": write an IPv6 address in brackets, as [::1]:8080'],
@@ -108,7 +108,11 @@ const broken: [string, string][] = [
   ['8080 stream tcp nowait - /bin/cat\n    max-connections = 0', 'services.conf:2: option "max-connections": expected a whole number from 1 to 16384, got 0'],
   ['8080 stream tcp nowait - /bin/cat\n    env = 1X=y', 'services.conf:2: option "env": "1X=y" is not of the form NAME=value'],
   ['8080 stream tcp nowait - /bin/cat\n    label = a b', 'services.conf:2: option "label": "a b" is not a label (letters, digits and _ . : @ / [ ] - only)'],
-  ['8080 stream tcp nowait - /bin/cat\n    just some words', 'services.conf:2: indented line is not an option of the form "key = value": "just some words"'],
+  ['8080 stream tcp nowait - /bin/cat\n    backlog = 5\n    just some words', 'services.conf:3: indented line is not an option of the form "key = value": "just some words"'],
+  ['8080 stream tcp nowait - /bin/cat\n# 8081 stream tcp nowait - /bin/cat\n    backlog = 5', 'services.conf:3: option "backlog" is not directly under a service line'],
+  ['8080 stream tcp nowait 2147483648 /bin/cat', 'services.conf:1: uid 2147483648 is out of range (0 to 2147483647: Node cannot start a program as a larger one)'],
+  ['8080 stream tcp nowait root:99999999999 /bin/cat', 'services.conf:1: gid 99999999999 is out of range (0 to 2147483647: Node cannot start a program as a larger one)'],
+  ['8080 stream tcp nowait - /bin/cat\n    rate-window = 0', 'services.conf:2: option "rate-window": "0" is no time at all (at least 1ms)'],
   ['8080 stream tcp nowait - /bin/cat\n    backlog = 5\n    backlog = 6', 'services.conf:3: option "backlog" is already set on line 2'],
   ['8080 stream tcp nowait - internal echo\n    env = A=b', 'services.conf:2: option "env" does not apply to internal services (only to services with a program)'],
   ['    backlog = 5', 'services.conf:1: option "backlog" is not directly under a service line'],
@@ -168,6 +172,47 @@ t.test('broken lines: each gets its documented error, and the good lines stand',
   const marked = await parse('\uFEFF127.0.0.1:7 stream tcp nowait - internal echo');
   t.same(marked.problems.map(formatProblem), [], 'a byte-order mark (Windows editors) is not part of the first line');
   t.equal(marked.entries.length, 1);
+});
+
+t.test('every bad option of a service is reported, each on its line', async (t) => {
+  const table = await parse('8080 stream tcp nowait - /bin/cat\n    backlog = 0\n    max-connections = 0\n    exit-timeout = soon');
+  t.same(table.problems.map(formatProblem), [
+    'services.conf:2: option "backlog": expected a whole number from 1 to 65535, got 0',
+    'services.conf:3: option "max-connections": expected a whole number from 1 to 16384, got 0',
+    'services.conf:4: option "exit-timeout": "soon" is not a duration (examples: 500ms, 30s, 2m)',
+  ]);
+  t.same(table.entries, []);
+});
+
+t.test('BSD inetd continuation lines, commented-out options, a sticky host for listen, socket names without ":"', async (t) => {
+  const table = await parse(
+    [
+      '127.0.0.1:',
+      '8080 stream tcp nowait - /bin/echo',
+      '\techo hello',
+      '    world',
+      '    # label = not-this',
+      '    max-connections = 3',
+      '8081 stream tcp wait - /bin/cat',
+      '    handoff = listen-fds',
+      '    listen = 8082',
+    ].join('\n'),
+  );
+  t.same(table.problems, []);
+  const [echo, cat] = table.entries;
+  t.match(echo, { label: '127.0.0.1:8080/tcp', program: { argv0: 'echo', args: ['hello', 'world'] }, maxConnections: 3 });
+  t.match(cat, {
+    sockets: [
+      { name: '127.0.0.1_8081/tcp', spec: { host: '127.0.0.1', port: 8081 } },
+      { name: '127.0.0.1_8081/tcp', spec: { host: '127.0.0.1', port: 8082 } },
+    ],
+  });
+});
+
+t.test('an internal service ignores its user field: it runs inside wakeport', async (t) => {
+  const table = await parse('127.0.0.1:7 stream tcp nowait nosuchuser internal echo\n127.0.0.1:9 stream tcp nowait root internal discard');
+  t.same(table.problems, []);
+  t.match(table.entries, [{ runAs: null }, { runAs: null }]);
 });
 
 t.test('an IPv6 address is kept in one spelling, with its zone', async (t) => {
