@@ -13,8 +13,8 @@
 // stops accepting, lets the requests under way finish (HTTP responses then
 // say "Connection: close"), and exits 0 once every connection is closed, or
 // after `stopTimeout`. With `idleTimeout`, it does the same once no
-// connection has been open for that long: wakeport starts it again at the
-// next client.
+// connection has been open, and no datagram has come, for that long:
+// wakeport starts it again at the next client.
 
 import dgram from 'node:dgram';
 import { writeSync } from 'node:fs';
@@ -26,7 +26,7 @@ import { takeListenFds } from './sockets/listen-fds.js';
 export interface ListenFdsOptions<S extends net.Server> {
   /** Makes the server for each inherited stream socket (default: net.createServer()). */
   readonly createServer?: () => S;
-  /** Stop and exit 0 after this many ms without an open connection. */
+  /** Stop and exit 0 after this many ms without an open connection or a datagram. */
   readonly idleTimeout?: number;
   /** After SIGTERM (or idleTimeout), exit anyway after this many ms (default 10 s). */
   readonly stopTimeout?: number;
@@ -40,12 +40,14 @@ export function listenFds<S extends net.Server = net.Server>(options: ListenFdsO
   const udp = udpFamilies(given.map(({ fd }) => fd));
   const byName: Record<string, Inherited<S>[]> = {};
   const servers: S[] = [];
+  const datagrams: dgram.Socket[] = [];
   for (const { fd, name } of given) {
     const family = udp.get(fd);
     let handle: Inherited<S>;
     if (family !== undefined) {
       const socket = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
       socket.bind({ fd });
+      datagrams.push(socket);
       handle = socket;
     } else {
       // Any other socket is served as a stream: listen() takes a listening TCP or unix socket as it is.
@@ -59,7 +61,7 @@ export function listenFds<S extends net.Server = net.Server>(options: ListenFdsO
   }
   const stop = gracefulStop(servers, options.stopTimeout ?? 10_000);
   process.once('SIGTERM', stop);
-  if (options.idleTimeout !== undefined) exitWhenIdle(servers, options.idleTimeout, stop);
+  if (options.idleTimeout !== undefined) exitWhenIdle(servers, datagrams, options.idleTimeout, stop);
   return byName;
 }
 
@@ -124,9 +126,11 @@ function openConnections(servers: readonly net.Server[]): Promise<number> {
   return Promise.all(counts).then((all) => all.reduce((sum, count) => sum + count, 0));
 }
 
-function exitWhenIdle(servers: readonly net.Server[], idleMs: number, stop: () => void): void {
+/** Stops once no connection has been open, and no datagram has come, for `idleMs`. */
+function exitWhenIdle(servers: readonly net.Server[], datagrams: readonly dgram.Socket[], idleMs: number, stop: () => void): void {
   let open = 0;
   let timer: NodeJS.Timeout | null = setTimeout(stop, idleMs);
+  for (const socket of datagrams) socket.on('message', () => timer?.refresh());
   for (const server of servers) {
     server.on('connection', (socket: net.Socket) => {
       open++;

@@ -365,21 +365,30 @@ function isWildcard(host: string): boolean {
 /** A missing program is a warning, not an error: it may be installed later, and clients are closed until then. */
 async function programWarnings(entries: readonly ServiceEntry[]): Promise<ConfigProblem[]> {
   const warnings = await Promise.all(
-    entries.map(async (entry): Promise<ConfigProblem | null> => {
-      if (entry.program.kind !== 'exec') return null;
-      try {
-        await access(entry.program.path, fsConstants.X_OK);
-        return null;
-      } catch (error) {
-        const why = errnoOf(error) === 'ENOENT' ? 'does not exist' : `is not executable (${errnoOf(error)})`;
-        return {
-          file: entry.file,
-          line: entry.line,
-          severity: 'warning',
-          message: `program ${entry.program.path} ${why}; its clients will be closed until it can be started`,
-        };
+    entries.map(async (entry): Promise<ConfigProblem[]> => {
+      if (entry.program.kind !== 'exec') return [];
+      const warning = (message: string): ConfigProblem => ({ file: entry.file, line: entry.line, severity: 'warning', message });
+      const found: ConfigProblem[] = [];
+      const programProblem = await accessProblem(entry.program.path, fsConstants.X_OK);
+      if (programProblem) {
+        const why = programProblem === 'ENOENT' ? 'does not exist' : `is not executable (${programProblem})`;
+        found.push(warning(`program ${entry.program.path} ${why}; its clients will be closed until it can be started`));
       }
+      if (entry.cwd !== null && (await accessProblem(entry.cwd, fsConstants.X_OK)) === 'ENOENT') {
+        found.push(warning(`working directory ${entry.cwd} does not exist; its programs cannot start until it does`));
+      }
+      return found;
     }),
   );
-  return warnings.filter((warning) => warning !== null);
+  return warnings.flat();
+}
+
+/** The errno of an access() check, or null if it passes. */
+async function accessProblem(file: string, mode: number): Promise<string | null> {
+  try {
+    await access(file, mode);
+    return null;
+  } catch (error) {
+    return errnoOf(error) ?? 'EACCES';
+  }
 }

@@ -1,6 +1,11 @@
 // Stopping a process wakeport started: SIGTERM to its whole process group
-// (every program runs in a group of its own), then SIGKILL if it is still
-// there after the grace period.
+// (every program runs in a group of its own, whose id is its pid), then
+// SIGKILL if anything of the group is still there after the grace period.
+// What counts is the group, not only the process wakeport started: a child
+// it forked keeps the sockets it inherited (a wait worker's listening ones),
+// and outliving wakeport it would keep a new wakeport from binding them.
+
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** What stopping needs of a process: a ChildProcess, or a connection's process (program.ts). */
 export interface StoppableProcess {
@@ -10,24 +15,50 @@ export interface StoppableProcess {
   once(event: 'exit', listener: () => void): unknown;
 }
 
-export function signalGroup(child: StoppableProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+const pollMs = 50;
+// After the SIGKILL, how long to wait for the group to go: a child reparented
+// to a pid 1 that never reaps stays a zombie for ever.
+const afterKillMs = 1000;
+
+/** Signals process group `pgid`; false when the group is gone (ESRCH). 0 only asks whether it is there. */
+export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  // -1 would be every process wakeport may signal, and 1 init's group: no program's.
+  if (!Number.isInteger(pgid) || pgid <= 1) return false;
   try {
-    process.kill(-child.pid, signal);
+    process.kill(-pgid, signal);
+    return true;
   } catch {
-    // The group is already gone (ESRCH): nothing left to stop.
+    return false;
   }
 }
 
-/** Resolves once the child has exited. */
+/** Stops the child and what it left in its group; resolves once the group is gone (or a second after the SIGKILL). */
 export function stopChild(child: StoppableProcess, graceMs: number): Promise<void> {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const kill = setTimeout(() => signalGroup(child, 'SIGKILL'), graceMs);
-    child.once('exit', () => {
-      clearTimeout(kill);
-      resolve();
-    });
-    signalGroup(child, 'SIGTERM');
-  });
+  if (child.pid === undefined) return Promise.resolve();
+  const exited = child.exitCode !== null || child.signalCode !== null;
+  return stopGroup(child.pid, graceMs, exited ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve())));
+}
+
+/**
+ * After a program has exited: if it left processes in its group, `onLeft`
+ * is told and they are stopped as stopChild does. Resolves once the group
+ * is gone: at once, usually.
+ */
+export function stopLeftovers(pgid: number, graceMs: number, onLeft: () => void): Promise<void> {
+  if (!signalGroup(pgid, 0)) return Promise.resolve();
+  onLeft();
+  return stopGroup(pgid, graceMs, Promise.resolve());
+}
+
+/** SIGTERM to the group, SIGKILL after `graceMs`; resolves once `leaderExited` and the group is gone. */
+function stopGroup(pgid: number, graceMs: number, leaderExited: Promise<void>): Promise<void> {
+  const giveUpAt = Date.now() + graceMs + afterKillMs;
+  if (!signalGroup(pgid, 'SIGTERM')) return leaderExited;
+  const kill = setTimeout(() => signalGroup(pgid, 'SIGKILL'), graceMs);
+  return leaderExited.then(() => groupGone(pgid, giveUpAt)).finally(() => clearTimeout(kill));
+}
+
+/** Polls until the group is gone (polled, so that the id is never signalled long after it may have been reused), or until `giveUpAt`. */
+async function groupGone(pgid: number, giveUpAt: number): Promise<void> {
+  while (signalGroup(pgid, 0) && Date.now() < giveUpAt) await sleep(pollMs);
 }

@@ -8,6 +8,7 @@
 // the supervisor closes.
 
 import { setTimeout as sleep } from 'node:timers/promises';
+import { signalGroup } from '../processes/stop.js';
 
 export interface WorkerNotice {
   readonly type: 'worker';
@@ -47,15 +48,5 @@ export class LeftWorkers {
     for (const pid of left) signalGroup(pid, 'SIGTERM');
     for (const deadline = Date.now() + graceMs; left.length > 0 && Date.now() < deadline; left = this.alive()) await sleep(pollMs);
     for (const pid of left) signalGroup(pid, 'SIGKILL');
-  }
-}
-
-/** Signals a worker's process group (its pgid is its pid); false when the group is gone. */
-function signalGroup(pid: number, signal: NodeJS.Signals | 0): boolean {
-  try {
-    process.kill(-pid, signal);
-    return true;
-  } catch {
-    return false;
   }
 }

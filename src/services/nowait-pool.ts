@@ -157,7 +157,7 @@ export class NowaitPool {
   stop(): Promise<void> {
     return this.#stopWaiters.wait(() => {
       if (this.#state === 'stopping') {
-        for (const host of this.#hosts.keys()) signalGroup(host, 'SIGKILL');
+        for (const { pid } of this.#hosts.keys()) if (pid !== undefined) signalGroup(pid, 'SIGKILL');
         return;
       }
       this.#state = 'stopping';

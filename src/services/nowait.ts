@@ -240,7 +240,7 @@ export class NowaitService implements BudgetHolder {
   }
 
   #killAll(): void {
-    for (const run of this.#runs) signalGroup(run.child, 'SIGKILL');
+    for (const run of this.#runs) signalGroup(run.pid, 'SIGKILL');
   }
 
   #refuseWhileStopping({ connection, client }: Waiting): void {

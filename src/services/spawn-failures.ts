@@ -36,15 +36,8 @@ export class SpawnFailureLog {
     if (!throttle) this.#throttles.set(failure.label, (throttle = new ReportThrottle(reportEveryMs)));
     const heldBack = throttle.due();
     if (heldBack === null) return;
-    const { errno, cwd } = { errno: failure.errno, cwd: entry.cwd };
-    const why =
-      cwd !== null && errno === 'ENOENT' && !existsSync(cwd)
-        ? `its working directory ${cwd} does not exist`
-        : errno === 'ENOENT'
-          ? 'the program does not exist'
-          : errno === 'EACCES'
-            ? 'permission denied (is it executable, and may this user run it?)'
-            : failure.message;
+    const { errno } = failure;
+    const why = explainSpawnFailure(entry, errno, failure.message);
     const more = heldBack > 0 ? `; ${heldBack} more failed since the last report` : '';
     this.log.error(
       failure.label,
@@ -53,4 +46,12 @@ export class SpawnFailureLog {
       { code: errno },
     );
   }
+}
+
+/** Why a program could not be started, in words a user can act on (a spawn's ENOENT may be its cwd's). */
+export function explainSpawnFailure(entry: ServiceEntry, errno: string | undefined, message: string): string {
+  if (errno === 'ENOENT' && entry.cwd !== null && !existsSync(entry.cwd)) return `its working directory ${entry.cwd} does not exist`;
+  if (errno === 'ENOENT') return 'the program does not exist';
+  if (errno === 'EACCES') return 'permission denied (is it executable, and may this user run it?)';
+  return message;
 }

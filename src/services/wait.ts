@@ -28,10 +28,10 @@ import type net from 'node:net';
 import type { ServiceEntry } from '../config/entry.js';
 import { errnoOf } from '../errors.js';
 import { formatDuration, ReportThrottle, type Logger } from '../log.js';
-import { forEachLine } from '../processes/output.js';
 import { ProgramRecipe } from '../processes/program.js';
-import { signalGroup, stopChild } from '../processes/stop.js';
+import { signalGroup, stopChild, stopLeftovers } from '../processes/stop.js';
 import { startRefuser, watchForClients, type ClientWatch, type Refuser } from '../sockets/helper.js';
+import { explainSpawnFailure } from './spawn-failures.js';
 import { StopWaiters } from './stop-waiters.js';
 
 type State = 'idle' | 'starting' | 'ready' | 'replacing' | 'killing' | 'backoff' | 'failed' | 'stopping' | 'stopped';
@@ -85,6 +85,8 @@ export class WaitService {
   #failures: number[] = [];
   #consecutiveFailures = 0;
   #changedWhileStarting = false;
+  /** The last worker exited cleanly within a second of its start: when, and the log's words for it. */
+  #quickExit: { readonly what: string; readonly uptimeMs: number; readonly at: number } | null = null;
   #refuser: Refuser | null = null;
   #refused = 0;
   readonly #watchers: FSWatcher[] = [];
@@ -153,12 +155,17 @@ export class WaitService {
     };
     if (child.pid === undefined) {
       child.once('error', (error) => {
-        this.#log.error(this.#entry.label, `cannot start ${this.#recipe.path}: ${errnoOf(error) ?? ''} ${error.message}`);
+        const errno = errnoOf(error);
+        this.#log.error(this.#entry.label, `cannot start ${this.#recipe.path}: ${errno ?? ''} ${explainSpawnFailure(this.#entry, errno, error.message)}`);
         ended(null, null);
       });
     } else {
-      this.#onWorker(child.pid, true);
-      child.once('exit', ended);
+      const pid = child.pid;
+      this.#onWorker(pid, true);
+      // A worker is its process group: what it forked still holds the sockets, and accepts on them.
+      const onLeft = () =>
+        this.#log.warn(this.#entry.label, `worker pid ${pid} has exited, leaving processes in its group (holding its sockets): stopping them`);
+      child.once('exit', (code, signal) => void stopLeftovers(pid, this.#entry.exitTimeoutMs, onLeft).then(() => ended(code, signal)));
       this.#log.info(this.#entry.label, `start worker pid ${worker.pid} (${why})`, { pid: worker.pid });
     }
     if (notifyFd !== null && child.pid !== undefined) this.#readNotifications(worker, child, notifyFd);
@@ -171,17 +178,24 @@ export class WaitService {
     const pipe = child.stdio[notifyFd] as net.Socket | null;
     if (!pipe) return;
     worker.startTimer = setTimeout(() => this.#dispatch({ type: 'start-timeout', worker }), this.#entry.worker.startTimeoutMs);
-    forEachLine(pipe, (line) => {
-      const [key, value] = line.split(/=(.*)/s) as [string, string | undefined];
-      if (key === 'READY' && value === '1' && !worker.ready) {
-        worker.ready = true;
-        if (worker.startTimer) clearTimeout(worker.startTimer);
-        this.#log.info(this.#entry.label, `worker pid ${worker.pid} is ready (after ${formatDuration(performance.now() - worker.startedAt)})`);
-        this.#dispatch({ type: 'ready', worker });
-      } else if (key === 'STATUS') this.#log.info(this.#entry.label, `worker pid ${worker.pid} status: ${value ?? ''}`);
-      else if (key === 'STOPPING' && value === '1') this.#log.info(this.#entry.label, `worker pid ${worker.pid} is stopping`);
-      else if (key !== 'WATCHDOG') this.#log.debug(this.#entry.label, `worker pid ${worker.pid} sent ${JSON.stringify(line)}`);
+    pipe.setEncoding('utf8');
+    // sd_notify() sends a message without a newline (it is a datagram there):
+    // here a write on the pipe is a message, of newline-separated assignments.
+    pipe.on('data', (chunk: string) => {
+      for (const line of chunk.split('\n')) if (line !== '') this.#onNotification(worker, line);
     });
+  }
+
+  #onNotification(worker: Worker, line: string): void {
+    const [key, value] = line.split(/=(.*)/s) as [string, string | undefined];
+    if (key === 'READY' && value === '1' && !worker.ready) {
+      worker.ready = true;
+      if (worker.startTimer) clearTimeout(worker.startTimer);
+      this.#log.info(this.#entry.label, `worker pid ${worker.pid} is ready (after ${formatDuration(performance.now() - worker.startedAt)})`);
+      this.#dispatch({ type: 'ready', worker });
+    } else if (key === 'STATUS') this.#log.info(this.#entry.label, `worker pid ${worker.pid} status: ${value ?? ''}`);
+    else if (key === 'STOPPING' && value === '1') this.#log.info(this.#entry.label, `worker pid ${worker.pid} is stopping`);
+    else if (key !== 'WATCHDOG') this.#log.debug(this.#entry.label, `worker pid ${worker.pid} sent ${JSON.stringify(line)}`);
   }
 
   /** After a worker's exit in starting, ready or killing: decide what comes next. */
@@ -204,7 +218,23 @@ export class WaitService {
       return 'backoff';
     }
     this.#log.info(this.#entry.label, `${what}; waiting for the next client`);
+    this.#quickExit = uptimeMs < minimumRestartGapMs ? { what, uptimeMs, at: performance.now() } : null;
     return this.#becomeIdle();
+  }
+
+  /**
+   * A client is waiting: start a worker, unless the last one exited cleanly
+   * at once and a client is waiting again within a second. That worker
+   * leaves its clients in the backlog (inetd calls it looping): it counts
+   * as a failure, or it would be started again and again for ever.
+   */
+  #onClient(): State {
+    const quick = this.#quickExit;
+    this.#quickExit = null;
+    if (quick && performance.now() - quick.at < minimumRestartGapMs) {
+      return this.#afterFailure(`${quick.what}, and a client is still waiting (a wait worker must accept its clients)`, quick.uptimeMs);
+    }
+    return this.#startWorker('a client is waiting');
   }
 
   #afterFailure(what: string, uptimeMs: number): 'backoff' | 'failed' {
@@ -417,7 +447,7 @@ export class WaitService {
   }
 
   #killAll(): void {
-    for (const worker of this.#retiring) signalGroup(worker.child, 'SIGKILL');
+    for (const worker of this.#retiring) signalGroup(worker.pid, 'SIGKILL');
   }
 
   #finishStop(): void {
@@ -444,7 +474,7 @@ export class WaitService {
   // the effects and names the next state; "same" handlers ignore the event.
   static readonly #transitions = {
     idle: {
-      client: (s) => s.#startWorker('a client is waiting'),
+      client: (s) => s.#onClient(),
       probes: (s, e) => (s.#attachProbes(e), 'idle'),
       ready: () => 'idle',
       exit: () => 'idle',

@@ -26,7 +26,8 @@ if (mode === 'copy') {
     // Not readable: this copy must not start reading here; the receiver's does.
     const socket = new net.Socket({ fd, readable: false, writable: false });
     send({ index }, socket, {}, () => {
-      if (--pending === 0) process.disconnect();
+      // The supervisor may have closed the channel first (it is stopping).
+      if (--pending === 0 && process.connected) process.disconnect();
     });
   }
 } else if (mode === 'refuse') {
@@ -34,7 +35,7 @@ if (mode === 'copy') {
   let report: NodeJS.Timeout | null = null;
   const flush = () => {
     report = null;
-    if (closed > 0) send({ closed });
+    if (closed > 0 && process.connected) send({ closed });
     closed = 0;
   };
   for (const fd of fds) {
@@ -47,7 +48,7 @@ if (mode === 'copy') {
   process.on('SIGTERM', () => {
     if (report) clearTimeout(report);
     flush();
-    process.disconnect();
+    if (process.connected) process.disconnect();
     process.exit(0);
   });
   process.on('disconnect', () => process.exit(0));

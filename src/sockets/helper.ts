@@ -41,6 +41,16 @@ export function watchForClients(fds: readonly number[], onClient: () => void, on
         for (const copy of copies) copy.destroy();
       },
     };
+    // Receiving a copy makes the socket non-blocking for every holder (the
+    // flag is the socket's): a client is told of only once every copy has
+    // arrived, so that none arrives after a worker was handed the sockets in
+    // blocking mode.
+    let clientWaiting = false;
+    const tellOnceAllArrived = () => {
+      if (!clientWaiting || copies.length < fds.length) return;
+      clientWaiting = false;
+      onClient();
+    };
     const helper = startHelper('copy', fds);
     helper.on('message', (_message: unknown, copy: net.Socket | undefined) => {
       if (!copy) return;
@@ -52,9 +62,11 @@ export function watchForClients(fds: readonly number[], onClient: () => void, on
         // with ENOTCONN for TCP, EINVAL for a unix socket.
         if (!pendingErrors.has(errnoOf(error) ?? '')) return onError(error);
         watch.close();
-        onClient();
+        clientWaiting = true;
+        tellOnceAllArrived();
       });
       if (closed) copy.destroy();
+      tellOnceAllArrived();
     });
     helper.once('error', reject);
     helper.once('close', (code) => {

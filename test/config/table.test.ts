@@ -265,3 +265,9 @@ t.test('a non-root wakeport may only run programs as itself', { skip: process.ge
   const table = await parse('8080 stream tcp nowait root /bin/cat');
   t.match(table.problems.map(formatProblem)[0], /so it can only run programs as that user and group; write "-" or run wakeport as root$/);
 });
+
+t.test('a working directory that does not exist is a warning: the service still stands', async (t) => {
+  const table = await parse('8080 stream tcp nowait - /bin/cat\n    cwd = /no/such/folder');
+  t.same(table.problems.map(formatProblem), ['services.conf:1: warning: working directory /no/such/folder does not exist; its programs cannot start until it does']);
+  t.equal(table.entries.length, 1);
+});

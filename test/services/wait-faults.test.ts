@@ -1,5 +1,6 @@
 // wait services under faults: a worker killed again and again under load, a
-// worker that crashes at start, and a graceful restart when files change.
+// worker that crashes at start, one that exits without accepting, one that
+// leaves processes behind, and a graceful restart when files change.
 
 import { rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -7,7 +8,8 @@ import net from 'node:net';
 import t from 'tap';
 import { get } from '../helpers/http.js';
 import { exchange } from '../helpers/net.js';
-import { root, startWakeport, startWakeportOnOwnNode } from '../helpers/wakeport.js';
+import { isAlive, isZombie } from '../helpers/proc.js';
+import { root, startWakeport, startWakeportOnOwnNode, type Wakeport } from '../helpers/wakeport.js';
 
 const fixtures = `${root}/test/fixtures`;
 const httpServer = `${root}/dist/services/http-server.js`;
@@ -220,4 +222,46 @@ t.test('a worker that spawn() cannot even try to start (its cwd is a file): logg
   t.equal(String(await exchange(wakeport.port('echo'), 'still here')), 'still here', 'the supervisor goes on');
   t.equal(wakeport.process.exitCode, null);
   await client;
+});
+
+t.test('a worker that exits 0 at once, leaving its client waiting, counts as a failure: no endless restarts', async (t) => {
+  const table = [
+    '127.0.0.1:0 stream tcp wait - /bin/true true',
+    '    label = quitter',
+    '    restart-delay = 50ms',
+    '    start-limit-burst = 3',
+    '    failed-cooldown = 30s',
+  ].join('\n');
+  const wakeport = await startWakeport(t, table);
+  t.equal(String(await exchange(wakeport.port('quitter'), 'hello\n')), '', 'the client is closed once the service has failed');
+  const failures = wakeport.logs.filter((r) => r.subject === 'quitter' && /exited with exitcode 0 after \d+ms, and a client is still waiting \(a wait worker must accept its clients\)/.test(r.message));
+  t.match(failures.map((r) => r.message), [/waiting for clients again in 50ms \(failure 1 of 3 within 1m\)$/, /in 100ms \(failure 2 of 3 within 1m\)$/, /: 3 failures within 1m, giving up for 30s/]);
+  t.equal(wakeport.logs.filter((r) => r.subject === 'quitter' && r.message.startsWith('start worker')).length, 3, 'three starts, no more');
+});
+
+const leaveChildTable = (then: 'exit' | 'stay') =>
+  [`127.0.0.1:0 stream tcp wait - ${fixtures}/leave-child.sh leave-child ${then}`, '    label = stray', '    run-at-load = yes', '    exit-timeout = 500ms'].join('\n');
+
+/** The pid a leave-child.sh worker says it left. */
+async function leftChild(wakeport: Wakeport): Promise<number> {
+  const said = await wakeport.waitForLog((r) => r.subject === 'stray' && r.severity === 'output' && r.message.startsWith('left '));
+  return Number(said.message.slice('left '.length));
+}
+
+const goneOrZombie = (pid: number) => !isAlive(pid) || isZombie(pid);
+
+t.test('what a worker leaves in its process group is stopped when the worker exits: it holds the sockets', async (t) => {
+  const wakeport = await startWakeport(t, leaveChildTable('exit'));
+  const child = await leftChild(wakeport);
+  await wakeport.waitForLog((r) => r.subject === 'stray' && /^worker pid \d+ has exited, leaving processes in its group \(holding its sockets\): stopping them$/.test(r.message));
+  await wakeport.waitForLog((r) => r.subject === 'stray' && /^worker pid \d+ exited with exitcode 0 after .*; waiting for the next client$/.test(r.message), 5000);
+  t.ok(goneOrZombie(child), 'the child that ignored SIGTERM was killed once exit-timeout had passed');
+});
+
+t.test('stopping wakeport stops what a worker forked into its group, even a child that ignores SIGTERM', async (t) => {
+  const wakeport = await startWakeport(t, leaveChildTable('stay'));
+  const child = await leftChild(wakeport);
+  t.ok(isAlive(child));
+  t.same(await wakeport.stop(), { code: 0, signal: null });
+  t.ok(goneOrZombie(child), 'nothing of the worker outlives wakeport');
 });

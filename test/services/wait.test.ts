@@ -42,10 +42,20 @@ t.test('200 clients that connect before the worker is up are all served, with th
 });
 
 const python = spawnSync('python3', ['--version']);
-t.test('a Python worker using socket.socket(fileno=3) gets the right fds, LISTEN_PID and a blocking socket', { skip: python.error ? 'python3 is not installed' : false }, async (t) => {
-  const wakeport = await startWakeport(t, `127.0.0.1:0 stream tcp wait - ${fixtures}/python-worker.py python-worker\n    label = py\n    handoff = listen-fds\n    name = web\n`);
-  t.equal(await lineClient(wakeport.port('py'), 'hello'), 'python got hello; names=web blocking=True\n');
-  t.equal(await lineClient(wakeport.port('py'), 'again'), 'python got again; names=web blocking=True\n');
+t.test('a Python worker using socket.socket(fileno=3) gets the right fds, LISTEN_PID and blocking sockets, every one', { skip: python.error ? 'python3 is not installed' : false }, async (t) => {
+  const table = [
+    `127.0.0.1:0 stream tcp wait - ${fixtures}/python-worker.py python-worker`,
+    '    label = py',
+    '    handoff = listen-fds',
+    '    name = web',
+    '    listen = 127.0.0.1:0',
+    '    listen = 127.0.0.1:0',
+    '    listen = 127.0.0.1:0',
+  ].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const names = 'web:py:py:py';
+  t.equal(await lineClient(wakeport.port('py'), 'hello'), `python got hello; names=${names} blocking=True,True,True,True\n`);
+  t.equal(await lineClient(wakeport.port('py'), 'again'), `python got again; names=${names} blocking=True,True,True,True\n`);
 });
 
 t.test('several listen addresses reach one worker, in order, with their names', { skip: !hasIpv6() && 'no IPv6 loopback' }, async (t) => {
@@ -107,6 +117,19 @@ t.test('the wakeport/worker helper binds each handed-over UDP socket to a dgram.
   const ports = wakeport.logs.filter((r) => r.subject === 'udp' && r.message.startsWith('listening on')).map((r) => r.port as number);
   t.equal(String(await datagram(ports[0]!, 'four', 5000)), 'udp4 got four');
   if (hasIpv6()) t.equal(String(await datagram(ports[1]!, 'six', 5000, '::1')), 'udp6 got six');
+});
+
+t.test('the wakeport/worker helper counts datagrams as work: a UDP worker with an idle timeout runs while they come', async (t) => {
+  const wakeport = await startWakeport(t, `127.0.0.1:0 dgram udp wait - ${fixtures}/udp-worker.mjs udp-worker 1500\n    label = udp\n    handoff = listen-fds`);
+  const port = wakeport.port('udp');
+  const exited = () => wakeport.logs.some((r) => r.subject === 'udp' && /exited with exitcode 0/.test(r.message));
+  for (const started = Date.now(); Date.now() - started < 3000; ) {
+    t.equal(String(await datagram(port, 'ping', 5000)), 'udp4 got ping');
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  t.notOk(exited(), 'no idle exit while datagrams come');
+  await wakeport.waitForLog((r) => r.subject === 'udp' && /exited with exitcode 0/.test(r.message), 5000);
+  t.pass('it exits once they stop');
 });
 
 t.test('the wakeport/worker helper given fds that are not listening sockets says which fd, and why', async (t) => {
@@ -177,6 +200,19 @@ t.test('ready = notify: the worker counts as up only after READY=1; start-timeou
   await wakeport.waitForLog((r) => r.subject === 'silent' && /did not check in within 300ms; stopping it$/.test(r.message));
   await wakeport.waitForLog((r) => r.subject === 'silent' && /was killed by SIGTERM after .*; waiting for clients again in 5s \(failure 1 of 5 within 1m\)$/.test(r.message));
   client.destroy();
+});
+
+t.test('ready = notify: READY=1 without a newline, as sd_notify() sends it, is a check-in', async (t) => {
+  const table = [
+    `127.0.0.1:0 stream tcp wait - ${fixtures}/ready-unterminated.sh ready-unterminated`,
+    '    label = bare',
+    '    run-at-load = yes',
+    '    ready = notify',
+    '    start-timeout = 5s',
+  ].join('\n');
+  const wakeport = await startWakeport(t, table);
+  await wakeport.waitForLog((r) => r.subject === 'bare' && /^worker pid \d+ is ready \(after \d+ms\)$/.test(r.message), 4000);
+  t.notOk(wakeport.logs.some((r) => r.subject === 'bare' && /did not check in/.test(r.message)));
 });
 
 t.test('run-at-load and keep-alive start the worker at once; keep-alive restarts it after any exit', async (t) => {
