@@ -100,6 +100,7 @@ export class NowaitService implements BudgetHolder {
     const onConnection = (connection: AcceptedConnection) => {
       if (!connectionBudget.take(service)) return service.#refuseOverBudget(connection);
       const peer = connection.peer();
+      if (peer === null && entry.transport === 'tcp') return service.#dropGone(connection, 'before it was accepted');
       const waiting = { connection, client: clientName(peer), source: peer?.address ?? 'local' };
       service.#dispatch({ type: 'connection', connection: waiting });
     };
@@ -108,9 +109,16 @@ export class NowaitService implements BudgetHolder {
     return service;
   }
 
-  /** Since when it has had no connection waiting and no process running; null while it has. */
+  /**
+   * Since when it has had no connection waiting and no process running; null
+   * while it has. With nowait.max, not before its spawns have left the rate
+   * window: a host that exited would forget them, and its successor would
+   * start more than the limit allows.
+   */
   idleSince(): number | null {
-    return this.#runs.size === 0 && this.#admission.waiting === 0 ? this.#lastBusyAt : null;
+    if (this.#runs.size > 0 || this.#admission.waiting > 0) return null;
+    const newest = this.#spawnTimes.at(-1);
+    return newest === undefined ? this.#lastBusyAt : Math.max(this.#lastBusyAt, newest + this.#entry.rateWindowMs);
   }
 
   /** Stops the service; resolves once every process has exited. A second call kills what is left. */
@@ -140,14 +148,30 @@ export class NowaitService implements BudgetHolder {
     if (refused) this.#overflow.refuse(this.#letGo(refused.connection));
   }
 
-  /** Starts a process for every connection the limits admit; says whether the spawn limit stopped it. */
-  #serveQueue(): 'serving' | 'throttled' {
+  /**
+   * Starts a process for every connection the limits admit; says whether
+   * the spawn limit stopped it. A TCP client that waited is checked first:
+   * one that has gone meanwhile gets no process, nor a place under the
+   * limits (`arrived`, the connection being offered now, has not waited).
+   */
+  #serveQueue(arrived?: Waiting): 'serving' | 'throttled' {
     for (;;) {
       if (this.#spawnLimitReached()) return 'throttled';
       const admitted = this.#admission.admit();
       if (!admitted) return 'serving';
-      this.#spawn(admitted.client);
+      const waiting = admitted.client;
+      if (waiting !== arrived && this.#entry.transport === 'tcp' && waiting.connection.isGone()) {
+        this.#admission.release(waiting.source);
+        this.#dropGone(waiting.connection, 'while it waited');
+      } else this.#spawn(waiting);
     }
+  }
+
+  /** A client that has gone is closed, its fd given back to the budget. */
+  #dropGone(connection: AcceptedConnection, when: string): void {
+    connection.close();
+    connectionBudget.give(this);
+    this.#log.debug(this.#entry.label, `a client went ${when}: no process started for it`);
   }
 
   #spawn({ connection, client, source }: Waiting): void {
@@ -297,7 +321,7 @@ export class NowaitService implements BudgetHolder {
   // the effects and names the next state.
   static readonly #transitions = {
     serving: {
-      connection: (s, e) => (s.#queue(e.connection), s.#serveQueue()),
+      connection: (s, e) => (s.#queue(e.connection), s.#serveQueue(e.connection)),
       exit: (s, e) => (s.#finish(e), s.#serveQueue()),
       window: () => 'serving',
       drain: (s) => s.#beginDrain(),

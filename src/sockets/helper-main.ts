@@ -21,6 +21,8 @@ if (mode === 'copy') {
   // the last, and a channel without a 'message' listener does not keep the
   // process alive: unheld, the helper exits after the first copy.
   process.channel?.ref();
+  // The channel held, nothing else ends the helper if the supervisor goes first.
+  process.on('disconnect', () => process.exit(0));
   let pending = fds.length;
   for (const [index, fd] of fds.entries()) {
     // Not readable: this copy must not start reading here; the receiver's does.

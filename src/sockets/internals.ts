@@ -114,6 +114,11 @@ export class AcceptedConnection {
     return this.#peer;
   }
 
+  /** Whether a TCP client has gone (reset, or closed before it was accepted): the kernel then knows no peer. */
+  isGone(): boolean {
+    return this.#address('getpeername') === null;
+  }
+
   /** The address the client connected to; null for a unix socket. */
   local(): Address | null {
     return this.#address('getsockname');

@@ -9,6 +9,7 @@ import t from 'tap';
 import { chargenLine } from '../../src/services/internal/chargen.js';
 import { get } from '../helpers/http.js';
 import { connectFrom, datagram, exchange, until } from '../helpers/net.js';
+import { openFdCount } from '../helpers/proc.js';
 import { root, startWakeport } from '../helpers/wakeport.js';
 
 const table = ['echo', 'discard', 'chargen', 'daytime', 'time']
@@ -71,6 +72,23 @@ t.test('internal services', async (t) => {
       t.equal(answer.length, 4);
       t.ok(Math.abs(answer.readUInt32BE() - now) <= 2, `${answer.readUInt32BE()} is within 2 s of ${now}`);
     }
+  });
+
+  t.test('daytime and time close the connection after answering, even when the client keeps its side open', async (t) => {
+    const baseline = openFdCount(wakeport.supervisorPid);
+    const answered = await Promise.all(
+      ['daytime-tcp', 'time-tcp'].flatMap((label) =>
+        Array.from({ length: 10 }, () => {
+          const client = net.connect({ port: wakeport.port(label), host: '127.0.0.1', allowHalfOpen: true });
+          client.write('something the server does not read\n');
+          return new Promise<net.Socket>((resolve) => client.once('end', () => resolve(client)).resume());
+        }),
+      ),
+    );
+    t.ok(openFdCount(wakeport.supervisorPid) > baseline, 'the answered, half-open connections hold fds for a while');
+    await until(() => openFdCount(wakeport.supervisorPid) <= baseline, 10_000);
+    t.equal(openFdCount(wakeport.supervisorPid), baseline, 'the supervisor let them go by itself');
+    for (const client of answered) client.destroy();
   });
 
   t.test('UDP loop protection: no answer to a datagram from an internal service port or a privileged port', async (t) => {

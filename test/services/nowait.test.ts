@@ -124,6 +124,35 @@ t.test('nowait.max: past the spawn limit the service pauses, then resumes by its
   await wakeport.waitForLog((r) => r.message === 'spawn rate back under the limit: serving again');
 });
 
+t.test('nowait.max holds across a quiet spell longer than --host-idle: the host stays until its spawns leave the window', async (t) => {
+  const table = ['127.0.0.1:0 stream tcp nowait.2 - /bin/echo echo hi', '    label = limited', '    rate-window = 6s'].join('\n');
+  const wakeport = await startWakeport(t, table, { args: ['--host-idle', '1s'] });
+  const port = wakeport.port('limited');
+  t.same((await Promise.all([exchange(port), exchange(port)])).map(String), ['hi\n', 'hi\n']);
+  // A host exits once it has been quiet for --host-idle, and 2 s at least (it collects garbage first).
+  await sleep(3500);
+  const started = Date.now();
+  t.equal(String(await exchange(port)), 'hi\n');
+  t.ok(Date.now() - started >= 1000, 'the third client waited for the window');
+  t.ok(wakeport.logs.some((r) => /2 processes started in the last 6s \(limit nowait\.2\): pausing new spawns/.test(r.message)));
+});
+
+t.test('clients that reset while they wait get no process, and take no place under the limits', async (t) => {
+  const wakeport = await startWakeport(t, ['127.0.0.1:0 stream tcp nowait - /bin/sleep sleep 1', '    label = one', '    max-connections = 1'].join('\n'));
+  const port = wakeport.port('one');
+  const first = exchange(port);
+  await wakeport.waitForLog((r) => r.subject === 'one' && r.message.startsWith('accept client'));
+  const resets = await Promise.all(Array.from({ length: 5 }, () => connectFrom('127.0.0.1', port)));
+  await sleep(200); // Accepted by the host, waiting in its queue.
+  for (const socket of resets) socket.resetAndDestroy();
+  const last = exchange(port);
+  await Promise.all([first, last]);
+  const ends = () => wakeport.logs.filter((r) => r.subject === 'one' && r.message.startsWith('end pid')).length;
+  await until(() => ends() >= 2, 5000);
+  t.equal(ends(), 2, 'one process for the first client, one for the last; none for those gone');
+  await wakeport.waitForLog((r) => r.subject === 'one' && r.message === 'a client went while it waited: no process started for it');
+});
+
 t.test('a stderr file that cannot be opened: that service is not started, logged once, its clients refused, the other services served', async (t) => {
   for (const mode of ['nowait', 'wait']) {
     t.test(`${mode} service`, async (t) => {

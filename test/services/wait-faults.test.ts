@@ -7,8 +7,8 @@ import http from 'node:http';
 import net from 'node:net';
 import t from 'tap';
 import { get } from '../helpers/http.js';
-import { exchange } from '../helpers/net.js';
-import { isAlive, isZombie } from '../helpers/proc.js';
+import { exchange, until } from '../helpers/net.js';
+import { childrenOf, commandOf, isAlive, isZombie } from '../helpers/proc.js';
 import { root, startWakeport, startWakeportOnOwnNode, type Wakeport } from '../helpers/wakeport.js';
 
 const fixtures = `${root}/test/fixtures`;
@@ -264,4 +264,14 @@ t.test('stopping wakeport stops what a worker forked into its group, even a chil
   t.ok(isAlive(child));
   t.same(await wakeport.stop(), { code: 0, signal: null });
   t.ok(goneOrZombie(child), 'nothing of the worker outlives wakeport');
+});
+
+t.test('stopping while the client watch is being set up: its helper ends with wakeport, quietly', async (t) => {
+  const wakeport = await startWakeport(t, `127.0.0.1:0 stream tcp wait - ${httpServer} http-server\n    label = lazy\n    handoff = listen-fds`);
+  const helpers = childrenOf(wakeport.supervisorPid).filter(({ pid }) => commandOf(pid).includes('helper-main'));
+  t.ok(helpers.length > 0, 'a socket-copy helper was running');
+  await wakeport.stop();
+  await until(() => helpers.every(({ pid }) => !isAlive(pid) || isZombie(pid)), 5000);
+  t.ok(helpers.every(({ pid }) => !isAlive(pid) || isZombie(pid)), 'no helper outlives wakeport');
+  t.same(wakeport.rawStderr.filter((line) => /ERR_IPC_DISCONNECTED|Error/.test(line)), [], 'no stack trace in the log');
 });

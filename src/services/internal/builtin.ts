@@ -7,3 +7,20 @@ export interface Builtin {
   /** The answer to one datagram, or null for none. */
   datagram(message: Buffer): Buffer | null;
 }
+
+// After answering, how long a client may keep its side open before the
+// connection is cut: daytime and time have nothing more to say, and every
+// half-open connection holds one of the supervisor's fds.
+const answeredLingerMs = 5000;
+
+/**
+ * Sends the one answer of a daytime or time connection and closes it, as
+ * BSD inetd does. Closing at once would reset a connection whose client sent
+ * something unread (and the reset can destroy the answer): input is read and
+ * dropped until the client closes its side, or for answeredLingerMs.
+ */
+export function answerAndClose(socket: net.Socket, answer: Buffer): void {
+  socket.resume();
+  socket.end(answer);
+  socket.setTimeout(answeredLingerMs, () => socket.destroy());
+}

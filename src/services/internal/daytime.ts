@@ -1,7 +1,7 @@
 // RFC 867: the local date and time as one human-readable line, in the
 // format of C's ctime() as BSD inetd sends it: "Thu Nov 26 00:43:46 2026\r\n".
 
-import type { Builtin } from './builtin.js';
+import { answerAndClose, type Builtin } from './builtin.js';
 
 const days = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
 const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -17,7 +17,7 @@ const now = (): Buffer => Buffer.from(`${ctime(new Date())}\r\n`);
 
 export const daytime: Builtin = {
   stream(socket) {
-    socket.end(now());
+    answerAndClose(socket, now());
   },
   datagram: now,
 };

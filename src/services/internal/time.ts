@@ -1,7 +1,7 @@
 // RFC 868: the time as a 32-bit big-endian count of seconds since
 // 1900-01-01 00:00 UTC (it wraps in 2036, as the RFC's clients expect).
 
-import type { Builtin } from './builtin.js';
+import { answerAndClose, type Builtin } from './builtin.js';
 
 const secondsFrom1900To1970 = 2_208_988_800;
 
@@ -14,7 +14,7 @@ function rfc868Time(date: Date): Buffer {
 
 export const time: Builtin = {
   stream(socket) {
-    socket.end(rfc868Time(new Date()));
+    answerAndClose(socket, rfc868Time(new Date()));
   },
   datagram: () => rfc868Time(new Date()),
 };
