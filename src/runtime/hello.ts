@@ -47,6 +47,18 @@ export interface DrainStarted {
   readonly type: 'drain-started';
 }
 
+/**
+ * Nowait host → supervisor, when it changes (at most every few tenths of a
+ * second): the programs it runs, by pid and service label, and how many
+ * clients wait in its queues. Should the host die, the supervisor still
+ * knows what to stop (services/left-programs.ts).
+ */
+export interface ProgramsReport {
+  readonly type: 'programs';
+  readonly running: readonly (readonly [pid: number, label: string])[];
+  readonly waiting: number;
+}
+
 export function isDrainRequest(message: unknown): message is DrainRequest {
   return hasType<DrainRequest>(message, 'drain');
 }

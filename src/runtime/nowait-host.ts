@@ -7,10 +7,11 @@
 
 import { formatDuration, type Logger } from '../log.js';
 import { NowaitService } from '../services/nowait.js';
-import { isDrainRequest, type DrainStarted } from './hello.js';
+import { isDrainRequest, type DrainStarted, type ProgramsReport } from './hello.js';
 import { handleStopRequests, takeOver } from './lifecycle.js';
 
 const idleCheckMs = 1000;
+const reportProgramsMs = 100;
 const idleCollectMs = 2000;
 
 export async function host(): Promise<void> {
@@ -43,6 +44,7 @@ export async function host(): Promise<void> {
   log.debug('wakeport', `nowait host pid ${process.pid} serving ${services.length} services`);
   handleStopRequests(() => services, log, 'the supervisor is gone', 'debug');
   watchIdleness(services, hello.idleExitMs ?? 0, log);
+  reportPrograms(services);
   drain = () => {
     log.debug('wakeport', `nowait host pid ${process.pid} draining`);
     // Each service closes its servers at once, before its processes finish.
@@ -52,6 +54,26 @@ export async function host(): Promise<void> {
     void drained.then(() => process.exit(0));
   };
   if (drainAsked) drain();
+}
+
+/**
+ * Tells the supervisor which programs run (and how many clients wait)
+ * whenever that changes, at most every reportProgramsMs: should this host
+ * die, the supervisor stops them when wakeport stops, as the host would
+ * have (services/left-programs.ts). A message per connection would cost
+ * the supervisor a wake-up each; one every tenth of a second costs nothing.
+ */
+function reportPrograms(services: readonly NowaitService[]): void {
+  let last = '';
+  setInterval(() => {
+    const running = services.flatMap((service) => service.runningPids().map((pid) => [pid, service.label] as const));
+    const waiting = services.reduce((sum, service) => sum + service.waiting, 0);
+    const summary = `${running.map(([pid]) => pid).join(',')}/${waiting}`;
+    if (summary === last) return;
+    last = summary;
+    const report: ProgramsReport = { type: 'programs', running, waiting };
+    process.send?.(report, () => {});
+  }, reportProgramsMs).unref();
 }
 
 /**

@@ -41,13 +41,14 @@ import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { defaultProgramConnections, type ServiceEntry } from '../config/entry.js';
 import { formatDuration, ReportThrottle, type LogOptions, type Logger } from '../log.js';
-import { hasType, type DrainRequest, type DrainStarted, type Hello, type SocketAssignment } from '../runtime/hello.js';
+import { hasType, type DrainRequest, type DrainStarted, type Hello, type ProgramsReport, type SocketAssignment } from '../runtime/hello.js';
 import { watchForClients, type ClientWatch } from '../sockets/helper.js';
 import { firstListenFd } from '../sockets/listen-fds.js';
 import { runtimeEnvironment } from '../processes/environment.js';
 import { forEachLine } from '../processes/output.js';
 import { needsLogPipe } from '../processes/program.js';
 import { signalGroup } from '../processes/stop.js';
+import { LeftPrograms } from './left-programs.js';
 import { isSpawnFailure, SpawnFailureLog } from './spawn-failures.js';
 import { StopWaiters } from './stop-waiters.js';
 
@@ -105,6 +106,10 @@ export class NowaitPool {
   readonly #problems = new ReportThrottle(reportEveryMs);
   readonly #stopWaiters = new StopWaiters();
   readonly #spawnFailures: SpawnFailureLog;
+  readonly #entries: ReadonlyMap<string, ServiceEntry>;
+  /** Each host's last report of its programs, for when it dies. */
+  readonly #reports = new Map<ChildProcess, ProgramsReport>();
+  readonly #left: LeftPrograms;
   readonly #probeFailed = (error: Error): void => this.#log.error(subject, `nowait client probe failed: ${error.message}`);
 
   private constructor(services: readonly PoolService[], settings: PoolSettings, log: Logger) {
@@ -112,7 +117,9 @@ export class NowaitPool {
     this.#logOptions = settings.log;
     this.#idleExitMs = settings.idleExitMs;
     this.#log = log;
-    this.#spawnFailures = new SpawnFailureLog(new Map(services.map(({ entry }) => [entry.label, entry])), log);
+    this.#entries = new Map(services.map(({ entry }) => [entry.label, entry]));
+    this.#spawnFailures = new SpawnFailureLog(this.#entries, log);
+    this.#left = new LeftPrograms(log);
   }
 
   static start(services: readonly PoolService[], settings: PoolSettings, log: Logger): NowaitPool {
@@ -158,10 +165,14 @@ export class NowaitPool {
     return this.#stopWaiters.wait(() => {
       if (this.#state === 'stopping') {
         for (const { pid } of this.#hosts.keys()) if (pid !== undefined) signalGroup(pid, 'SIGKILL');
+        // Killed, the hosts cannot stop their programs.
+        for (const { running } of this.#reports.values()) for (const [pid] of running) signalGroup(pid, 'SIGKILL');
+        this.#left.kill();
         return;
       }
       this.#state = 'stopping';
       this.#closeWatch();
+      void this.#left.stop();
       if (this.#hosts.size === 0) return this.#stopped();
       for (const host of this.#hosts.keys()) host.kill('SIGTERM');
     });
@@ -250,14 +261,16 @@ export class NowaitPool {
     host.send(hello);
     host.on('message', (message) => {
       if (isSpawnFailure(message)) this.#spawnFailures.add(message);
+      else if (hasType<ProgramsReport>(message, 'programs')) this.#reports.set(host, message);
     });
   }
 
   /** `failure` says how, for a host that did not exit 0 (which it does only after --host-idle). */
-  #hostEnded(host: ChildProcess, failure: string | null): void {
+  #hostEnded(host: ChildProcess, died: string | null): void {
     const ended = this.#hosts.get(host);
     if (!ended) return;
     this.#hosts.delete(host);
+    const failure = died === null ? null : `${died}${this.#takeOverPrograms(host)}`;
     if (this.#state === 'stopping' || this.#state === 'draining') {
       if (this.#hosts.size === 0) this.#stopped();
       return;
@@ -280,6 +293,19 @@ export class NowaitPool {
     setTimeout(() => {
       if (this.#state === 'watching') this.#watchForClients();
     }, pauseMs);
+  }
+
+  /** A host died: its programs run on, taken over (left-programs.ts); its waiting clients are lost with it. Says so. */
+  #takeOverPrograms(host: ChildProcess): string {
+    const report = this.#reports.get(host);
+    this.#reports.delete(host);
+    if (!report || host.pid === undefined) return '';
+    const adopted = this.#left.adopt(host.pid, report.running, this.#entries);
+    const programs = adopted === 1 ? '1 program runs' : `${adopted} programs run`;
+    const clients = report.waiting === 1 ? '1 client' : `${report.waiting} clients`;
+    const running = adopted > 0 ? `; its ${programs} on, and will be stopped when wakeport stops` : '';
+    const lost = report.waiting > 0 ? `; ${clients} waiting in its queue closed with it` : '';
+    return `${running}${lost}`;
   }
 
   /**
@@ -366,8 +392,10 @@ export class NowaitPool {
     this.#log.error(subject, `${problem}${more}; further problems are counted, not logged, for ${formatDuration(reportEveryMs)}`);
   }
 
+  /** Every host has ended: the pool has, once the programs taken over from hosts that died have too. */
   #stopped(): void {
+    const stopping = this.#state === 'stopping';
     this.#state = 'stopped';
-    this.#stopWaiters.release();
+    void (stopping ? this.#left.stop() : this.#left.ended()).then(() => this.#stopWaiters.release());
   }
 }

@@ -121,6 +121,20 @@ export class NowaitService implements BudgetHolder {
     return newest === undefined ? this.#lastBusyAt : Math.max(this.#lastBusyAt, newest + this.#entry.rateWindowMs);
   }
 
+  get label(): string {
+    return this.#entry.label;
+  }
+
+  /** The pids of its programs running now. */
+  runningPids(): number[] {
+    return [...this.#runs].map(({ pid }) => pid);
+  }
+
+  /** How many of its clients wait in the queue. */
+  get waiting(): number {
+    return this.#admission.waiting;
+  }
+
   /** Stops the service; resolves once every process has exited. A second call kills what is left. */
   stop(): Promise<void> {
     return this.#stopWaiters.wait(() => this.#dispatch({ type: 'stop' }));

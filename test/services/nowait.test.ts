@@ -9,7 +9,7 @@ import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { connectFrom, exchange, hasIpv6, readToEnd, until } from '../helpers/net.js';
-import { childrenOf, commandOf, holdsListener, isAlive, openFdCount } from '../helpers/proc.js';
+import { childrenOf, commandOf, holdsListener, isAlive, isZombie, openFdCount } from '../helpers/proc.js';
 import { root, startWakeport, startWakeportOnOwnNode, type Wakeport } from '../helpers/wakeport.js';
 
 const fixtures = `${root}/test/fixtures`;
@@ -186,6 +186,28 @@ t.test('a nowait host killed while serving: logged once, naming it, and the serv
   const line = await wakeport.waitForLog((r) => r.severity === 'error');
   t.match(line, { subject: 'wakeport', message: new RegExp(`^nowait host pid ${host!.pid} ended \\(SIGKILL\\); (the other host goes on|the other \\d hosts go on|hosts start again at the next client);`) });
   for (let i = 0; i < 3; i++) t.equal(String(await exchange(wakeport.port('hi'))), 'hi\n');
+});
+
+t.test('the programs of a host that dies run on, are logged when they end, and are stopped with wakeport', async (t) => {
+  const table = ['127.0.0.1:0 stream tcp nowait - /bin/sleep sleep 60', '    label = long', '    max-connections = 2', '    exit-timeout = 1s'].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const port = wakeport.port('long');
+  const clients = Array.from({ length: 3 }, () => net.connect({ port, host: '127.0.0.1' }).on('error', () => {}));
+  const waiting = clients.map((client) => new Promise((resolve) => client.once('close', resolve)));
+  await until(() => wakeport.logs.filter((r) => r.subject === 'long' && r.message.startsWith('accept client')).length === 2, 5000);
+  const programs = wakeport.logs.filter((r) => r.subject === 'long' && r.message.startsWith('accept client')).map((r) => Number(/pid (\d+)$/.exec(r.message)![1]));
+  await sleep(1200); // Reported to the supervisor (every tenth of a second), and past the hosts' first second.
+  const [host] = childrenOf(wakeport.supervisorPid).filter(({ pid }) => holdsListener(pid, port));
+  process.kill(host!.pid, 'SIGKILL');
+  const line = await wakeport.waitForLog((r) => r.severity === 'error' && r.message.startsWith(`nowait host pid ${host!.pid} ended`));
+  t.match(line.message, /\(SIGKILL\); its 2 programs run on, and will be stopped when wakeport stops; 1 client waiting in its queue closed with it;/);
+  await Promise.race([waiting[2], sleep(5000)]);
+  t.ok(programs.every(isAlive), 'the programs serve their clients on');
+  process.kill(programs[0]!, 'SIGKILL');
+  await wakeport.waitForLog((r) => r.subject === 'long' && r.message === `end pid ${programs[0]} (left by nowait host pid ${host!.pid})`, 5000);
+  t.same(await wakeport.stop(), { code: 0, signal: null });
+  t.ok(!isAlive(programs[1]!) || isZombie(programs[1]!), 'the other program was stopped with wakeport');
+  for (const client of clients) client.destroy();
 });
 
 // A service with limits of its own is served by one host; the other serves the rest.

@@ -1,0 +1,74 @@
+// Programs a nowait host left running when it died (a crash, the OOM killer,
+// a kill -9). Each runs in a process group of its own and serves its client
+// on: the supervisor takes them over from the host's last report (hello.ts,
+// ProgramsReport), notes when each ends (polled: they are not its children),
+// and stops them (SIGTERM, SIGKILL after the service's exit-timeout) when
+// the pool stops, as their host would have.
+
+import type { ServiceEntry } from '../config/entry.js';
+import type { Logger } from '../log.js';
+import { signalGroup, stopLeftovers } from '../processes/stop.js';
+
+const pollMs = 1000;
+
+interface LeftProgram {
+  readonly label: string;
+  readonly host: number;
+  readonly graceMs: number;
+}
+
+export class LeftPrograms {
+  readonly #programs = new Map<number, LeftProgram>();
+  readonly #log: Logger;
+  #poll: NodeJS.Timeout | null = null;
+  #whenNone: (() => void)[] = [];
+  /** Once stopping: each program's stop, those taken over since included. */
+  #stops: Promise<void>[] | null = null;
+
+  constructor(log: Logger) {
+    this.#log = log;
+  }
+
+  /** Takes over the programs host `host` reported, those still running; returns how many. */
+  adopt(host: number, running: readonly (readonly [number, string])[], entries: ReadonlyMap<string, ServiceEntry>): number {
+    let adopted = 0;
+    for (const [pid, label] of running) {
+      if (!signalGroup(pid, 0)) continue;
+      const graceMs = entries.get(label)?.exitTimeoutMs ?? 0;
+      this.#programs.set(pid, { label, host, graceMs });
+      this.#stops?.push(stopLeftovers(pid, graceMs, () => {}));
+      adopted++;
+    }
+    if (adopted > 0) this.#poll ??= setInterval(() => this.#forgetEnded(), pollMs);
+    return adopted;
+  }
+
+  /** Resolves once every program taken over has ended. */
+  ended(): Promise<void> {
+    if (this.#programs.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#whenNone.push(resolve));
+  }
+
+  /** Stops every program taken over, and those taken over from now on; resolves once they have ended. */
+  stop(): Promise<void> {
+    this.#stops ??= [...this.#programs].map(([pid, { graceMs }]) => stopLeftovers(pid, graceMs, () => {}));
+    return Promise.all(this.#stops).then(() => this.#forgetEnded());
+  }
+
+  /** SIGKILL to every program taken over (a second stop signal). */
+  kill(): void {
+    for (const pid of this.#programs.keys()) signalGroup(pid, 'SIGKILL');
+  }
+
+  #forgetEnded(): void {
+    for (const [pid, { label, host }] of this.#programs) {
+      if (signalGroup(pid, 0)) continue;
+      this.#programs.delete(pid);
+      this.#log.info(label, `end pid ${pid} (left by nowait host pid ${host})`, { pid });
+    }
+    if (this.#programs.size > 0) return;
+    if (this.#poll) clearInterval(this.#poll);
+    this.#poll = null;
+    for (const resolve of this.#whenNone.splice(0)) resolve();
+  }
+}
