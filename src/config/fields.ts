@@ -48,6 +48,11 @@ const protocols: Record<string, Protocol> = {
 
 export function parseProtocol(field: string, socketType: SocketType): Protocol {
   if (field.startsWith('rpc/')) throw new LineProblem(`RPC services ("${field}") are not supported`);
+  // FreeBSD's and NetBSD's inetd take socket buffer sizes here; Node can set them on no listening socket.
+  const [base, ...buffers] = field.split(',');
+  if (buffers.length > 0 && Object.hasOwn(protocols, base!) && buffers.every((b) => /^(sndbuf|rcvbuf)=/.test(b))) {
+    throw new LineProblem(`socket buffer sizes ("${field}") are not supported: write ${base} alone`);
+  }
   const protocol = Object.hasOwn(protocols, field) ? protocols[field] : undefined;
   if (!protocol) {
     throw new LineProblem(`unknown protocol "${field}" (expected one of ${Object.keys(protocols).join(', ')})`);

@@ -283,7 +283,7 @@ async function resolveSocket(
   const port = lookupPort(context.ports, service, protocol.transport);
   if (port === undefined) {
     throw new LineProblem(
-      /^\d+$/.test(service)
+      /^-?\d+$/.test(service)
         ? `port ${service} is out of range (0–65535)`
         : `unknown service "${service}" for ${protocol.transport} (not in /etc/services; write a port number)`,
     );

@@ -100,6 +100,8 @@ const broken: [string, string][] = [
   ['::1:8080 stream tcp6 nowait - /bin/cat', 'services.conf:1: "::1:8080": write an IPv6 address in brackets, as [::1]:8080'],
   ['no.such.host.invalid:8080 stream tcp nowait - /bin/cat', 'services.conf:1: cannot resolve host "no.such.host.invalid" to an IPv4 address (ENOTFOUND)'],
   ['rpcbind/1 stream rpc/tcp nowait - /bin/cat', 'services.conf:1: RPC services ("rpc/tcp") are not supported'],
+  ['echo stream tcp,sndbuf=8192 nowait - internal', 'services.conf:1: socket buffer sizes ("tcp,sndbuf=8192") are not supported: write tcp alone'],
+  ['127.0.0.1:-1 stream tcp nowait - internal echo', 'services.conf:1: port -1 is out of range (0–65535)'],
   ['8080 stream tcp nowait - /bin/cat\n    colour = blue', `services.conf:2: unknown option "colour" (known: ${knownOptions})`],
   ['echo stream constructor nowait - internal', 'services.conf:1: unknown protocol "constructor" (expected one of tcp, tcp4, tcp6, udp, udp4, udp6, unix)'],
   ['8080 stream tcp nowait - /bin/cat\n    toString = 1', `services.conf:2: unknown option "toString" (known: ${knownOptions})`],
