@@ -7,6 +7,7 @@ import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { chargenLine } from '../../src/services/internal/chargen.js';
+import { isLoopRisk } from '../../src/services/internal/dgram.js';
 import { get } from '../helpers/http.js';
 import { connectFrom, datagram, exchange, until } from '../helpers/net.js';
 import { openFdCount } from '../helpers/proc.js';
@@ -91,13 +92,14 @@ t.test('internal services', async (t) => {
     for (const client of answered) client.destroy();
   });
 
-  t.test('UDP loop protection: no answer to a datagram from an internal service port or a privileged port', async (t) => {
+  t.test("UDP loop protection: no answer to a datagram from an internal service port, a privileged port or NFS's", async (t) => {
     const echoPort = wakeport.port('echo-udp');
     const fromPort = (port: number) => sendFrom('127.0.0.2', port, echoPort, 'loop?');
     t.equal(await fromPort(wakeport.port('chargen-udp')), null, 'from another internal UDP service port');
     t.equal(await fromPort(wakeport.port('time-tcp')), null, 'from an internal TCP service port');
     if (process.getuid?.() === 0) t.equal(await fromPort(999), null, 'from a privileged port');
     else t.comment('skipped the privileged-port case: binding port 999 needs root');
+    t.equal(await fromPort(2049), null, "from NFS's port");
     t.same(await fromPort(0), Buffer.from('loop?'), 'an ordinary source port is answered');
     await wakeport.waitForLog((r) => r.subject === 'echo-udp' && /loop protection/.test(r.message));
   });
@@ -229,3 +231,13 @@ function sendFrom(host: string, port: number, to: number, text: string): Promise
     });
   });
 }
+
+t.test('UDP loop protection also refuses sources no single host has (not reachable over loopback, so checked directly)', async (t) => {
+  const none = new Set<number>();
+  for (const address of ['0.0.0.0', '255.255.255.255', '224.0.0.1', '239.255.255.250', '::', 'ff02::1', '::ffff:224.0.0.1']) {
+    t.ok(isLoopRisk(address, 40000, none), address);
+  }
+  for (const address of ['127.0.0.1', '10.1.2.3', '223.255.255.255', '::1', 'fe80::1', '::ffff:127.0.0.1']) {
+    t.notOk(isLoopRisk(address, 40000, none), address);
+  }
+});

@@ -1,8 +1,9 @@
 // An internal service over UDP, served inside the supervisor. Loop
-// protection: a datagram from a privileged port (below 1024), or from a port
-// some internal service answers on, gets no answer, so that two servers can
-// never keep bouncing datagrams off each other (a spoofed source would start
-// that).
+// protection: a datagram from a privileged port (below 1024), NFS's port, or
+// a port some internal service answers on, gets no answer, so that two
+// servers can never keep bouncing datagrams off each other (a spoofed source
+// would start that); nor does one from an address no single host has (any,
+// broadcast, multicast), which would fan the answer out (BSD inetd's rules).
 
 import dgram from 'node:dgram';
 import type { ServiceEntry } from '../../config/entry.js';
@@ -12,6 +13,18 @@ import { builtins } from './index.js';
 
 const reportEveryMs = 60_000;
 const firstUnprivilegedPort = 1024;
+const nfsPort = 2049;
+
+/** Whether an answer to this source could start a loop or a flood. */
+export function isLoopRisk(address: string, port: number, protectedPorts: ReadonlySet<number>): boolean {
+  if (port < firstUnprivilegedPort || port === nfsPort || protectedPorts.has(port)) return true;
+  const v4 = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address;
+  if (v4.includes('.')) {
+    const first = Number(v4.split('.')[0]);
+    return v4 === '0.0.0.0' || v4 === '255.255.255.255' || (first >= 224 && first <= 239);
+  }
+  return address === '::' || /^ff/i.test(address);
+}
 
 export interface UdpSocketFd {
   readonly fd: number;
@@ -52,10 +65,10 @@ export class InternalDgramService {
     const socket = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
     const loops = new ReportThrottle(reportEveryMs);
     socket.on('message', (message, from) => {
-      if (from.port < firstUnprivilegedPort || this.protectedPorts.has(from.port)) {
+      if (isLoopRisk(from.address, from.port, this.protectedPorts)) {
         const more = loops.heldBackNote();
         if (more !== null) {
-          this.log.warn(this.label, `ignored a datagram from ${from.address}:${from.port}: loop protection refuses that source port${more}`);
+          this.log.warn(this.label, `ignored a datagram from ${from.address}:${from.port}: loop protection refuses that source${more}`);
         }
         return;
       }
