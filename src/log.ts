@@ -62,7 +62,13 @@ export function createLogger(options: LogOptions, write: (line: string) => void 
   };
 }
 
+let readerGoneIgnored = false;
+
 function writeStderr(line: string): void {
+  // A log whose reader is gone (a closed pipe: EPIPE) must not take the
+  // services down with it: its lines are dropped, there being nowhere else.
+  if (!readerGoneIgnored) process.stderr.on('error', () => {});
+  readerGoneIgnored = true;
   process.stderr.write(line);
 }
 

@@ -47,6 +47,11 @@ export interface DrainStarted {
   readonly type: 'drain-started';
 }
 
+/** Supervisor → launcher: it handles SIGTERM and SIGINT now, so the launcher may forward them. */
+export interface Stoppable {
+  readonly type: 'stoppable';
+}
+
 /**
  * Nowait host → supervisor, when it changes (at most every few tenths of a
  * second): the programs it runs, by pid and service label, and how many

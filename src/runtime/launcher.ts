@@ -24,7 +24,7 @@ import { bindSocket, checkUnixPath, removeSocketFiles, reportStrayTraffic, witho
 import { checkNowaitInternals } from '../sockets/internals.js';
 import { firstListenFd, takeListenFds } from '../sockets/listen-fds.js';
 import { exitCodes } from './exit-codes.js';
-import type { Hello, SocketAssignment } from './hello.js';
+import { hasType, type Hello, type SocketAssignment, type Stoppable } from './hello.js';
 import { BindRetries, retryNote } from './late-sockets.js';
 import { Hangups } from './reload.js';
 import { isWorkerNotice, LeftWorkers } from './left-workers.js';
@@ -41,14 +41,57 @@ const subject = 'wakeport';
 /** Runs wakeport in the foreground; resolves with the exit code. */
 export async function run(options: RunOptions, log: Logger): Promise<number> {
   const hangups = new Hangups(options.file, log);
+  const stops = new StopSignals();
   try {
-    return await serve(options, log, hangups);
+    return await serve(options, log, hangups, stops);
   } finally {
     hangups.close();
+    stops.close();
   }
 }
 
-async function serve(options: RunOptions, log: Logger, hangups: Hangups): Promise<number> {
+/**
+ * SIGINT and SIGTERM, from the launcher's start. Before the supervisor runs
+ * they are noted (the launcher then does not start it); after, they are
+ * forwarded to it, but only once it handles them: until then a signal
+ * would kill it outright, and the workers it is starting would be left. A
+ * second signal is forwarded at once, as a second signal kills anyway.
+ */
+class StopSignals {
+  #supervisor: ChildProcess | null = null;
+  #stoppable = false;
+  readonly #held: NodeJS.Signals[] = [];
+
+  constructor() {
+    process.on('SIGINT', this.#onSignal).on('SIGTERM', this.#onSignal);
+  }
+
+  /** The first signal that came before the supervisor ran, if any. */
+  get before(): NodeJS.Signals | undefined {
+    return this.#supervisor ? undefined : this.#held[0];
+  }
+
+  forwardTo(supervisor: ChildProcess): void {
+    this.#supervisor = supervisor;
+  }
+
+  /** The supervisor handles signals now: those held back are sent. */
+  stoppable(): void {
+    this.#stoppable = true;
+    for (const signal of this.#held.splice(0)) this.#supervisor?.kill(signal);
+  }
+
+  close(): void {
+    process.off('SIGINT', this.#onSignal).off('SIGTERM', this.#onSignal);
+  }
+
+  readonly #onSignal = (signal: NodeJS.Signals): void => {
+    if (this.#supervisor && (this.#stoppable || this.#held.length > 0)) this.#supervisor.kill(signal);
+    else this.#held.push(signal);
+  };
+}
+
+async function serve(options: RunOptions, log: Logger, hangups: Hangups, stops: StopSignals): Promise<number> {
   const table = await loadTable(options.file);
   reportProblems(table, log);
   if (options.strict && table.problems.some((problem) => problem.severity === 'error')) {
@@ -72,7 +115,7 @@ async function serve(options: RunOptions, log: Logger, hangups: Hangups): Promis
   // A service none of whose sockets was given is bound again later if it cannot be bound now.
   const adoptedLabels = new Set(adopted.map(({ label }) => label));
   const afterFailure = (label: string) =>
-    options.strict || adoptedLabels.has(label) ? 'the other services go on' : retryNote;
+    options.strict ? 'not starting (--strict)' : adoptedLabels.has(label) ? 'the other services go on' : retryNote;
   const toBind = await checkUnixPaths(
     table.entries.flatMap((entry) =>
       entry.sockets.flatMap((_, index) => (isAdopted.has(`${index}:${entry.label}`) ? [] : [{ entry, index }])),
@@ -88,23 +131,33 @@ async function serve(options: RunOptions, log: Logger, hangups: Hangups): Promis
   for (const { error, label } of failures) log.error(subject, `${error.message}; ${afterFailure(label)}`);
   if (failures.length > 0 && options.strict) {
     for (const socket of bound) socket.release();
+    removeSocketFiles(bound.flatMap(({ socket }) => (socket.transport === 'unix' ? [socket.path] : [])));
     return exitCodes.system;
   }
   // A service is served with all its sockets or not at all.
   const incomplete = new Set([...failures.map(({ label }) => label), ...toBind.failedLabels]);
   const handed = [...adopted, ...bound].filter(({ label }) => !incomplete.has(label));
+  if (stops.before) {
+    for (const socket of bound) socket.release();
+    for (const { fd } of adopted) closeSync(fd);
+    removeSocketFiles(bound.flatMap(({ socket }) => (socket.transport === 'unix' ? [socket.path] : [])));
+    endStretch();
+    log.info(subject, `${stops.before} during start-up: not starting`);
+    return exitCodes.ok;
+  }
   const supervisor = startSupervisor(table, handed, log, options.hostIdleMs);
   for (const socket of bound) socket.release();
-  // Adopted sockets are raw fds: those not handed over are closed here.
-  for (const { fd, label } of adopted) if (incomplete.has(label)) closeSync(fd);
+  // Adopted sockets are raw fds, closed here like the bound ones: a copy left
+  // here would keep a socket listening after its service is gone.
+  for (const { fd } of adopted) closeSync(fd);
   endStretch();
 
   const socketFiles = bound.flatMap(({ socket }) => (socket.transport === 'unix' ? [socket.path] : []));
   const unbound = table.entries.filter(({ label }) => incomplete.has(label) && !adoptedLabels.has(label));
   const retries = new BindRetries(supervisor, unbound, socketFiles, log);
   hangups.reloadWith({ strict: options.strict, supervisor, retries, socketFiles, reportProblems: (next) => reportProblems(next, log) });
-  const workersGraceMs = Math.max(0, ...table.entries.filter(({ mode }) => mode === 'wait').map(({ exitTimeoutMs }) => exitTimeoutMs));
-  const code = await waitForSupervisor(supervisor, { socketFiles, workersGraceMs }, log);
+  stops.forwardTo(supervisor);
+  const code = await waitForSupervisor(supervisor, socketFiles, stops, log);
   retries.stop();
   return code;
 }
@@ -189,22 +242,16 @@ function startSupervisor(table: Table, sockets: readonly Held[], log: Logger, ho
  */
 function waitForSupervisor(
   supervisor: ChildProcess,
-  { socketFiles, workersGraceMs }: { readonly socketFiles: readonly string[]; readonly workersGraceMs: number },
+  socketFiles: readonly string[],
+  stops: StopSignals,
   log: Logger,
 ): Promise<number> {
   const workers = new LeftWorkers();
   supervisor.on('message', (message) => {
     if (isWorkerNotice(message)) workers.note(message);
+    if (hasType<Stoppable>(message, 'stoppable')) stops.stoppable();
   });
-  const forward = (signal: NodeJS.Signals) => () => supervisor.kill(signal);
-  // SIGHUP is the launcher's own: it reloads the table (reload.ts).
-  const signals = ['SIGINT', 'SIGTERM'] as const;
-  const handlers = signals.map((signal) => [signal, forward(signal)] as const);
-  for (const [signal, handler] of handlers) process.on(signal, handler);
-  const finish = () => {
-    for (const [name, handler] of handlers) process.off(name, handler);
-    removeSocketFiles(socketFiles);
-  };
+  const finish = () => removeSocketFiles(socketFiles);
   return new Promise((resolve) => {
     supervisor.on('error', (error) => {
       // Only a supervisor that could not be started has no pid; it never exits. Any other error comes with an exit.
@@ -218,8 +265,8 @@ function waitForSupervisor(
       const left = code === exitCodes.ok ? [] : workers.alive();
       let stopped = Promise.resolve();
       if (left.length > 0) {
-        log.error(subject, `stopping the ${left.length} wait workers it left running (pid ${left.join(', ')})`);
-        stopped = workers.stop(workersGraceMs);
+        log.error(subject, `stopping the ${left.length} wait workers and nowait programs it left running (pid ${left.join(', ')})`);
+        stopped = workers.stop();
       }
       void stopped.then(() => {
         finish();

@@ -83,10 +83,11 @@ export function checkInheritedFds(sockets: readonly SocketAssignment[]): string 
  * SIGTERM or SIGINT (forwarded by the parent), or the parent's IPC channel
  * closing (it died): stop every service and exit 0. A second signal while
  * stopping kills what is left at once. `services` is asked when the stop
- * comes (the supervisor's change after start); `onStop` runs as it begins.
+ * comes (the supervisor's change after start; it may wait for a start under
+ * way); `onStop` runs as it begins.
  */
 export function handleStopRequests(
-  services: () => readonly RunningService[],
+  services: () => readonly RunningService[] | Promise<readonly RunningService[]>,
   log: Logger,
   parentGone: string,
   level: 'info' | 'debug',
@@ -96,17 +97,20 @@ export function handleStopRequests(
   const stop = (why: string): void => {
     if (stopping) {
       log.warn(subject, `${why} again: killing what is left`);
-      for (const service of services()) void service.stop();
+      void Promise.resolve(services()).then((running) => running.forEach((service) => void service.stop()));
       return;
     }
     stopping = true;
     onStop();
-    const running = services();
-    log[level](subject, `${why}: stopping ${running.length} services`);
-    void Promise.all(running.map((service) => service.stop())).then(() => {
-      log[level](subject, 'stopped');
-      process.exit(exitCodes.ok);
-    });
+    void Promise.resolve(services())
+      .then((running) => {
+        log[level](subject, `${why}: stopping ${running.length} services`);
+        return Promise.all(running.map((service) => service.stop()));
+      })
+      .then(() => {
+        log[level](subject, 'stopped');
+        process.exit(exitCodes.ok);
+      });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

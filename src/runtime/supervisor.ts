@@ -15,7 +15,7 @@ import { InternalStreamService } from '../services/internal/stream.js';
 import { checkOutputs } from '../processes/output.js';
 import { NowaitPool, type PoolSettings } from '../services/nowait-pool.js';
 import { WaitService } from '../services/wait.js';
-import type { Hello, SocketAssignment } from './hello.js';
+import type { Hello, SocketAssignment, Stoppable } from './hello.js';
 import { receiveLateSockets } from './late-sockets.js';
 import { applyReloads } from './reload.js';
 import { ServiceTable, type Starters } from './service-table.js';
@@ -26,7 +26,8 @@ const subject = 'wakeport';
 
 export async function supervise(): Promise<void> {
   const { hello, log, inbox } = await takeOver('the supervisor must be started by the launcher');
-  const context: Context = { log, protectedPorts: internalPorts(hello), poolSettings: { log: hello.log, idleExitMs: hello.idleExitMs ?? 0 } };
+  const poolSettings: PoolSettings = { log: hello.log, idleExitMs: hello.idleExitMs ?? 0, onTakenOver: tellLauncher };
+  const context: Context = { log, protectedPorts: internalPorts(hello), poolSettings };
   const table = new ServiceTable(hello.entries);
   const late = receiveLateSockets(
     inbox,
@@ -42,6 +43,14 @@ export async function supervise(): Promise<void> {
     log,
   );
   const started = startServices(hello, context, table);
+  // A stop during start-up waits for it: services started meanwhile are stopped as they come (table.add).
+  handleStopRequests(async () => (await started, table.running()), log, 'the launcher is gone', 'info', () => {
+    late.stop();
+    table.shutDown();
+  });
+  // The launcher holds back stop signals until now: before, a SIGTERM would kill this process outright.
+  const stoppable: Stoppable = { type: 'stoppable' };
+  process.send?.(stoppable, () => {});
   const starters: Starters = {
     // The table closes the sockets of a service that cannot start.
     canStart: (entry, sockets) => canStartProgram(entry, sockets, log, () => {}),
@@ -52,10 +61,6 @@ export async function supervise(): Promise<void> {
   applyReloads(inbox, table, starters, started.then(() => {}), log);
   const count = await started;
   log.info(subject, `serving ${count} services (supervisor pid ${process.pid})`, { services: count });
-  handleStopRequests(() => table.running(), log, 'the launcher is gone', 'info', () => {
-    late.stop();
-    table.shutDown();
-  });
 }
 
 /** What starting a service needs besides its entry and sockets. */
@@ -161,7 +166,7 @@ function startService(
   protectedPorts: ReadonlySet<number>,
 ): Promise<RunningService> {
   const fds = sockets.map(({ fd }) => fd);
-  if (entry.program.kind === 'exec') return WaitService.start(entry, fds, log, tellLauncher);
+  if (entry.program.kind === 'exec') return WaitService.start(entry, fds, log, (pid, running) => tellLauncher(pid, running, entry.exitTimeoutMs));
   if (entry.transport !== 'udp') return InternalStreamService.start(entry, fds, log);
   const udp = sockets.map(({ fd, socket }) => ({ fd, family: socket.transport === 'unix' ? 4 : socket.family }));
   return InternalDgramService.start(entry, udp, log, protectedPorts);

@@ -25,8 +25,12 @@ export class LeftPrograms {
   /** Once stopping: each program's stop, those taken over since included. */
   #stops: Promise<void>[] | null = null;
 
-  constructor(log: Logger) {
+  readonly #onTakenOver: (pid: number, running: boolean, graceMs: number) => void;
+
+  /** `onTakenOver` hears of each program taken over and of its end (the launcher stops them should the supervisor die). */
+  constructor(log: Logger, onTakenOver: (pid: number, running: boolean, graceMs: number) => void = () => {}) {
     this.#log = log;
+    this.#onTakenOver = onTakenOver;
   }
 
   /** Takes over the programs host `host` reported, those still running; returns how many. */
@@ -36,6 +40,7 @@ export class LeftPrograms {
       if (!signalGroup(pid, 0)) continue;
       const graceMs = entries.get(label)?.exitTimeoutMs ?? 0;
       this.#programs.set(pid, { label, host, graceMs });
+      this.#onTakenOver(pid, true, graceMs);
       this.#stops?.push(stopLeftovers(pid, graceMs, () => {}));
       adopted++;
     }
@@ -61,9 +66,10 @@ export class LeftPrograms {
   }
 
   #forgetEnded(): void {
-    for (const [pid, { label, host }] of this.#programs) {
+    for (const [pid, { label, host, graceMs }] of this.#programs) {
       if (signalGroup(pid, 0)) continue;
       this.#programs.delete(pid);
+      this.#onTakenOver(pid, false, graceMs);
       this.#log.info(label, `end pid ${pid} (left by nowait host pid ${host})`, { pid });
     }
     if (this.#programs.size > 0) return;

@@ -58,6 +58,8 @@ export interface PoolSettings {
   readonly log: LogOptions;
   /** How long a host runs without work before it exits; 0: never. */
   readonly idleExitMs: number;
+  /** Hears of each program taken over from a host that died, and of its end (left-programs.ts). */
+  readonly onTakenOver?: (pid: number, running: boolean, graceMs: number) => void;
 }
 
 export interface PoolService {
@@ -119,7 +121,7 @@ export class NowaitPool {
     this.#log = log;
     this.#entries = new Map(services.map(({ entry }) => [entry.label, entry]));
     this.#spawnFailures = new SpawnFailureLog(this.#entries, log);
-    this.#left = new LeftPrograms(log);
+    this.#left = new LeftPrograms(log, settings.onTakenOver);
   }
 
   static start(services: readonly PoolService[], settings: PoolSettings, log: Logger): NowaitPool {

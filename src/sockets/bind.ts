@@ -4,7 +4,7 @@
 // event loop in between).
 
 import dgram from 'node:dgram';
-import { lstatSync, renameSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { formatSocket, type ServiceEntry, type SocketSpec } from '../config/entry.js';
@@ -156,7 +156,10 @@ function isListenedOn(socketPath: string): Promise<boolean> {
 
 /** `EADDRINUSE 127.0.0.1:8080 (service "web", services.conf:12): another program is listening there` */
 function bindError(entry: ServiceEntry, index: number, error: unknown): WakeportError {
-  const errno = errnoOf(error) ?? 'EINVAL';
+  const { spec: given } = entry.sockets[index]!;
+  // libuv reports a unix socket's missing folder as EACCES.
+  const folderGone = given.transport === 'unix' && errnoOf(error) === 'EACCES' && !existsSync(path.dirname(given.path));
+  const errno = folderGone ? 'ENOENT' : (errnoOf(error) ?? 'EINVAL');
   const { spec, line } = entry.sockets[index]!;
   const where = `${formatSocket(spec)} (service "${entry.label}", ${entry.file}:${line})`;
   const explanation = explainBindError(errno, spec) ?? (error as Error | undefined)?.message ?? 'bind failed';

@@ -49,9 +49,13 @@ export interface StartOptions {
 export async function startWakeport(t: Test, table: string, options: StartOptions = {}): Promise<Wakeport> {
   const dir = t.testdir({ ...(options.files as object), 'services.conf': table });
   const command = [process.execPath, cli, 'run', '-f', path.join(dir, 'services.conf'), '--log-format', 'json', '--log-level', 'debug', ...(options.args ?? [])];
-  const [file, ...args] = options.wrap ? options.wrap(command) : command;
   // Not tap's NODE_OPTIONS (its loaders), nor NODE_EXTRA_CA_CERTS (a CA
-  // bundle read at every start): both would slow down the launcher.
+  // bundle read at every start): both would slow down the launcher. tap
+  // puts its NODE_OPTIONS back into every spawn of this process, so env(1)
+  // takes it out: with tap's loaders, wakeport's processes would carry them
+  // too, and an orphaned one can hang in them at exit, holding this test's
+  // pipes open.
+  const [file, ...args] = ['/usr/bin/env', '-u', 'NODE_OPTIONS', ...(options.wrap ? options.wrap(command) : command)];
   const { NODE_OPTIONS: _options, NODE_EXTRA_CA_CERTS: _certs, ...env } = options.env ?? process.env;
   const child = spawn(file!, args, {
     cwd: dir,

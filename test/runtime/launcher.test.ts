@@ -3,7 +3,7 @@
 
 import { execFileSync, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,8 +11,8 @@ import net from 'node:net';
 import t from 'tap';
 import { rawHandleOf } from '../../src/sockets/internals.js';
 import { get } from '../helpers/http.js';
-import { datagram, exchange, readToEnd } from '../helpers/net.js';
-import { childrenOf, isAlive, isZombie, runNodeToExit } from '../helpers/proc.js';
+import { datagram, exchange, readToEnd, until } from '../helpers/net.js';
+import { childrenOf, holdsListener, isAlive, isZombie, runNodeToExit } from '../helpers/proc.js';
 import { cli, root, startWakeport } from '../helpers/wakeport.js';
 
 const fixtures = `${root}/test/fixtures`;
@@ -49,12 +49,16 @@ t.test('a port already in use: logged with its service and line, and the other s
   );
   t.equal(String(await exchange(wakeport.port('other'), 'fine')), 'fine');
 
-  t.test('--strict refuses to start instead', async (t) => {
-    const dir = t.testdir({ 'services.conf': table });
-    const result = await new Promise<number | null>((resolve) =>
-      spawn(process.execPath, [cli, 'run', '--strict', '-f', `${dir}/services.conf`], { stdio: 'ignore' }).once('exit', resolve),
-    );
-    t.equal(result, 111);
+  t.test('--strict refuses to start instead, says so, and removes the socket files it made', async (t) => {
+    // A socket path short enough for sun_path (the test folder's is not).
+    const sockets = mkdtempSync(path.join(os.tmpdir(), 'wakeport-'));
+    t.teardown(() => rmSync(sockets, { recursive: true, force: true }));
+    const dir = t.testdir({ 'services.conf': `${sockets}/echo.sock stream unix nowait - internal echo\n${table}` });
+    const launcher = spawn(process.execPath, [cli, 'run', '--strict', '-f', `${dir}/services.conf`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const stderr = readToEnd(launcher.stderr as net.Socket);
+    t.equal(await new Promise<number | null>((resolve) => launcher.once('exit', resolve)), 111);
+    t.match(await stderr, /another program is already bound to this address and port; not starting \(--strict\)\n/);
+    t.notOk(existsSync(`${sockets}/echo.sock`), 'no socket file left behind');
   });
 });
 
@@ -82,6 +86,7 @@ t.test('services that could not be bound at start are bound once they can be, an
   const failures = wakeport.logs.filter((r) => r.severity === 'error');
   t.equal(failures.length, 4, 'each is logged once');
   t.ok(failures.every((r) => r.message.endsWith('; the other services go on; trying again in 1s, then less often')));
+  t.match(failures.find((r) => r.message.includes('late.sock'))!.message, /^ENOENT .*late\.sock .*: the socket's folder does not exist;/, 'a missing folder is named as such');
   await Promise.all(tcp.map((server) => new Promise((resolve) => server.close(resolve))));
   await new Promise<void>((resolve) => udp.close(resolve));
   mkdirSync(`${dir}/later`);
@@ -131,6 +136,7 @@ t.test('under LISTEN_FDS, the given sockets are adopted (by name and by address)
   byName.close();
   byAddress.close();
   const wakeport = await wakeportPromise;
+  t.notOk(holdsListener(wakeport.process.pid!, namePort) || holdsListener(wakeport.process.pid!, addressPort), 'the launcher keeps no copy of them');
   t.equal(wakeport.port('named'), namePort, 'the named socket serves "named"');
   t.equal(wakeport.port('by-address'), addressPort);
   t.equal(String(await exchange(namePort, 'adopted')), 'adopted');
@@ -159,6 +165,27 @@ t.test('socket-activation variables that do not match the fds: one fatal line sa
   }
 });
 
+t.test("a log whose reader has gone (a closed pipe) does not take wakeport down", async (t) => {
+  const dir = t.testdir({ 'services.conf': '127.0.0.1:0 stream tcp nowait - /bin/echo echo hi\n    label = hi\n' });
+  const launcher = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, cli, 'run', '-f', `${dir}/services.conf`, '--log-level', 'debug'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  t.teardown(() => launcher.kill('SIGKILL')); // Should this test fail: its supervisor goes with it.
+  let stderr = '';
+  await new Promise<void>((resolve) =>
+    launcher.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+      if (stderr.includes('serving 1 services')) resolve();
+    }),
+  );
+  const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(stderr)![1]);
+  launcher.stderr!.destroy();
+  for (let i = 0; i < 3; i++) t.equal(String(await exchange(port)), 'hi\n', `served with nobody reading the log (${i + 1})`);
+  const exited = new Promise<number | null>((resolve) => launcher.once('exit', (code) => resolve(code)));
+  launcher.kill('SIGTERM');
+  t.equal(await exited, 0);
+});
+
 t.test('stopping: SIGTERM to every process, SIGKILL after exit-timeout, exit 0', async (t) => {
   const table = `127.0.0.1:0 stream tcp nowait - ${fixtures}/stubborn.sh stubborn\n    label = stubborn\n    exit-timeout = 300ms\n`;
   const wakeport = await startWakeport(t, table);
@@ -184,12 +211,58 @@ t.test('if the supervisor is killed, the launcher stops the wait workers it left
   const exited = new Promise<number | null>((resolve) => wakeport.process.once('exit', (code) => resolve(code)));
   process.kill(wakeport.supervisorPid, 'SIGKILL');
   const line = await wakeport.waitForLog((r) => r.message.startsWith('stopping the'));
-  t.equal(line.message, `stopping the 1 wait workers it left running (pid ${worker})`);
+  t.equal(line.message, `stopping the 1 wait workers and nowait programs it left running (pid ${worker})`);
   t.equal(await exited, 111);
   t.notOk(isAlive(worker) && !isZombie(worker), 'the worker has exited');
   const rebound = net.createServer();
   await new Promise<void>((resolve, reject) => rebound.once('error', reject).listen(port, '127.0.0.1', resolve));
   rebound.close();
+});
+
+t.test('a SIGTERM while the supervisor starts: held until it can stop what it starts, then exit 0 and nothing left', async (t) => {
+  const workers = Array.from({ length: 4 }, (_, i) => `127.0.0.1:0 stream tcp wait - /bin/sleep sleep 600\n    label = w${i}\n    run-at-load = yes\n`);
+  // The launcher warns of the missing program before it binds and starts the supervisor.
+  const table = `127.0.0.1:0 stream tcp nowait - ${fixtures}/no-such-program\n    label = missing\n${workers.join('')}`;
+  for (const when of ['as soon as it can', 'while the supervisor loads'] as const) {
+    const wakeport = await startWakeport(t, table, { until: (r) => /does not exist/.test(r.message) });
+    if (when === 'while the supervisor loads') await until(() => childrenOf(wakeport.process.pid!).length > 0, 5000);
+    t.same(await wakeport.stop('SIGTERM'), { code: 0, signal: null }, when);
+    const started = wakeport.logs.filter((r) => r.message.startsWith('start worker')).map((r) => r.pid as number);
+    t.ok(started.every((pid) => !isAlive(pid) || isZombie(pid)), `no worker left (${started.length} started)`);
+    t.notOk(wakeport.logs.some((r) => /killed by SIGTERM/.test(r.message) && r.subject === 'wakeport'));
+  }
+});
+
+t.test('a SIGTERM before the launcher has read its table: it does not start, and exits 0', async (t) => {
+  const dir = t.testdir({});
+  // A FIFO: the launcher waits to read the table until the test writes it.
+  const table = path.join(dir, 'services.conf');
+  execFileSync('mkfifo', [table]);
+  const launcher = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, cli, 'run', '-f', table], { stdio: ['ignore', 'ignore', 'pipe'] });
+  t.teardown(() => launcher.kill('SIGKILL')); // Should this test fail: nothing is left running.
+  const stderr = readToEnd(launcher.stderr as net.Socket);
+  const exited = new Promise<number | null>((resolve) => launcher.once('exit', (code) => resolve(code)));
+  await new Promise((resolve) => setTimeout(resolve, 1000)); // Loaded, and reading the FIFO.
+  launcher.kill('SIGTERM');
+  await writeFile(table, '127.0.0.1:0 stream tcp nowait - internal echo\n');
+  t.equal(await exited, 0);
+  t.equal(await stderr, 'wakeport: wakeport: info: SIGTERM during start-up: not starting\n');
+});
+
+t.test('if the supervisor is killed, a worker a reload added gets its own exit-timeout before SIGKILL', async (t) => {
+  const wakeport = await startWakeport(t, '127.0.0.1:0 stream tcp nowait - internal echo\n    label = echo\n');
+  const marks = `${wakeport.dir}/marks`;
+  // Its stderr to a file: the pipe to a dead supervisor would end it with SIGPIPE at its first complaint.
+  const added = `127.0.0.1:0 stream tcp wait - ${fixtures}/slow-stop.sh slow-stop ${marks}\n    label = slow\n    run-at-load = yes\n    exit-timeout = 10s\n    stderr = worker.err\n`;
+  await writeFile(`${wakeport.dir}/services.conf`, `127.0.0.1:0 stream tcp nowait - internal echo\n    label = echo\n${added}`);
+  process.kill(wakeport.process.pid!, 'SIGHUP');
+  const worker = (await wakeport.waitForLog((r) => r.subject === 'slow' && r.message.startsWith('start worker'))).pid as number;
+  t.teardown(() => isAlive(worker) && process.kill(-worker, 'SIGKILL')); // Should this test fail: leave nothing behind.
+  await until(() => existsSync(marks), 5000);
+  const exited = new Promise<number | null>((resolve) => wakeport.process.once('exit', (code) => resolve(code)));
+  process.kill(wakeport.supervisorPid, 'SIGKILL');
+  t.equal(await exited, 111);
+  t.equal(readFileSync(marks, 'utf8'), 'ready\nterm\ndone\n', 'it had the second it needed after SIGTERM');
 });
 
 t.test('if the launcher dies, the supervisor stops its programs and exits', async (t) => {
