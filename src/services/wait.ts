@@ -61,6 +61,9 @@ type ExitEvent = Event & { type: 'exit' };
 // A worker that exits cleanly is not started again sooner than this after its
 // last start (s6-supervise's rule), so a program that exits at once cannot spin.
 const minimumRestartGapMs = 1000;
+// A client the probes report this soon after they begin to watch was already
+// waiting (a pending connection makes a copy fail as soon as it reads).
+const alreadyWaitingMs = 20;
 // Changes to watched files within this long of each other restart once.
 const watchSettleMs = 200;
 const probeRetryMs = 1000;
@@ -86,7 +89,9 @@ export class WaitService {
   #consecutiveFailures = 0;
   #changedWhileStarting = false;
   /** The last worker exited cleanly within a second of its start: when, and the log's words for it. */
-  #quickExit: { readonly what: string; readonly uptimeMs: number; readonly at: number } | null = null;
+  #quickExit: { readonly what: string; readonly uptimeMs: number } | null = null;
+  /** Since when the probes watch for a client; null until they do. */
+  #watchingSince: number | null = null;
   #refuser: Refuser | null = null;
   #refused = 0;
   readonly #watchers: FSWatcher[] = [];
@@ -218,21 +223,24 @@ export class WaitService {
       return 'backoff';
     }
     this.#log.info(this.#entry.label, `${what}; waiting for the next client`);
-    this.#quickExit = uptimeMs < minimumRestartGapMs ? { what, uptimeMs, at: performance.now() } : null;
+    this.#quickExit = uptimeMs < minimumRestartGapMs ? { what, uptimeMs } : null;
     return this.#becomeIdle();
   }
 
   /**
    * A client is waiting: start a worker, unless the last one exited cleanly
-   * at once and a client is waiting again within a second. That worker
-   * leaves its clients in the backlog (inetd calls it looping): it counts
-   * as a failure, or it would be started again and again for ever.
+   * within a second of its start and left a client waiting: one that was
+   * there before the watch began (a client that comes later is a new one,
+   * as when a dev server with a short idle timeout exits between requests).
+   * That worker does not accept its clients (inetd calls it looping): it
+   * counts as a failure, or it would be started again and again for ever.
    */
   #onClient(): State {
     const quick = this.#quickExit;
     this.#quickExit = null;
-    if (quick && performance.now() - quick.at < minimumRestartGapMs) {
-      return this.#afterFailure(`${quick.what}, and a client is still waiting (a wait worker must accept its clients)`, quick.uptimeMs);
+    const watchedFor = this.#watchingSince === null ? 0 : performance.now() - this.#watchingSince;
+    if (quick && watchedFor < alreadyWaitingMs) {
+      return this.#afterFailure(`${quick.what}, leaving a client waiting (a wait worker must accept its clients)`, quick.uptimeMs);
     }
     return this.#startWorker('a client is waiting');
   }
@@ -307,6 +315,7 @@ export class WaitService {
   }
 
   #armProbes(): void {
+    this.#watchingSince = null;
     const generation = ++this.#probeGeneration;
     const onClient = () => {
       if (generation === this.#probeGeneration) this.#dispatch({ type: 'client' });
@@ -345,6 +354,7 @@ export class WaitService {
       return;
     }
     this.#clientWatch = event.watch;
+    this.#watchingSince = performance.now();
     this.#log.debug(this.#entry.label, 'waiting for a client');
   }
 
