@@ -53,8 +53,8 @@ export interface Stoppable {
 }
 
 /**
- * Nowait host → supervisor, when it changes (at most every few tenths of a
- * second): the programs it runs, by pid and service label, and how many
+ * Nowait host → supervisor, when it changes (at most ten times a second):
+ * the programs it runs, by pid and service label, and how many
  * clients wait in its queues. Should the host die, the supervisor still
  * knows what to stop (services/left-programs.ts).
  */

@@ -3,7 +3,7 @@
 
 import { execFileSync, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { chmodSync, closeSync, constants as fsConstants, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -242,9 +242,22 @@ t.test('a SIGTERM before the launcher has read its table: it does not start, and
   t.teardown(() => launcher.kill('SIGKILL')); // Should this test fail: nothing is left running.
   const stderr = readToEnd(launcher.stderr as net.Socket);
   const exited = new Promise<number | null>((resolve) => launcher.once('exit', (code) => resolve(code)));
-  await new Promise((resolve) => setTimeout(resolve, 1000)); // Loaded, and reading the FIFO.
+  // A writer's non-blocking open succeeds once a reader waits on the FIFO:
+  // then the launcher is reading its table, its signal handlers set.
+  let writer: number | null = null;
+  const openWriter = () => {
+    try {
+      writer = openSync(table, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+    } catch {
+      // ENXIO: nobody reads it yet.
+    }
+    return writer !== null;
+  };
+  await until(openWriter, 10_000);
+  t.not(writer, null, 'the launcher waits to read its table');
   launcher.kill('SIGTERM');
-  await writeFile(table, '127.0.0.1:0 stream tcp nowait - internal echo\n');
+  writeSync(writer!, '127.0.0.1:0 stream tcp nowait - internal echo\n');
+  closeSync(writer!);
   t.equal(await exited, 0);
   t.equal(await stderr, 'wakeport: wakeport: info: SIGTERM during start-up: not starting\n');
 });

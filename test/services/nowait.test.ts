@@ -150,7 +150,8 @@ t.test('clients that reset while they wait get no process, and take no place und
   const ends = () => wakeport.logs.filter((r) => r.subject === 'one' && r.message.startsWith('end pid')).length;
   await until(() => ends() >= 2, 5000);
   t.equal(ends(), 2, 'one process for the first client, one for the last; none for those gone');
-  await wakeport.waitForLog((r) => r.subject === 'one' && r.message === 'a client went while it waited: no process started for it');
+  // Gone while waiting in the host's queue, or (on a slow machine) already before the host accepted them.
+  await wakeport.waitForLog((r) => r.subject === 'one' && /^a client went (while it waited|before it was accepted): no process started for it$/.test(r.message));
 });
 
 t.test('a stderr file that cannot be opened: that service is not started, logged once, its clients refused, the other services served', async (t) => {
