@@ -129,30 +129,32 @@ async function serve(options: RunOptions, log: Logger, hangups: Hangups, stops: 
   const endStretch = withoutPolling(log);
   const { bound, failures } = await bindAll(toBind.units, log);
   for (const { error, label } of failures) log.error(subject, `${error.message}; ${afterFailure(label)}`);
-  if (failures.length > 0 && options.strict) {
+  const socketFiles = bound.flatMap(({ socket }) => (socket.transport === 'unix' ? [socket.path] : []));
+  // The launcher's own copies go once the supervisor has its own (a copy
+  // left here would keep a socket listening after its service is gone), or
+  // with their files when nothing will serve them.
+  const letGo = (removeFiles: boolean) => {
     for (const socket of bound) socket.release();
-    removeSocketFiles(bound.flatMap(({ socket }) => (socket.transport === 'unix' ? [socket.path] : [])));
+    for (const { fd } of adopted) closeSync(fd);
+    if (removeFiles) removeSocketFiles(socketFiles);
+  };
+  if (failures.length > 0 && options.strict) {
+    letGo(true);
     return exitCodes.system;
   }
   // A service is served with all its sockets or not at all.
   const incomplete = new Set([...failures.map(({ label }) => label), ...toBind.failedLabels]);
   const handed = [...adopted, ...bound].filter(({ label }) => !incomplete.has(label));
   if (stops.before) {
-    for (const socket of bound) socket.release();
-    for (const { fd } of adopted) closeSync(fd);
-    removeSocketFiles(bound.flatMap(({ socket }) => (socket.transport === 'unix' ? [socket.path] : [])));
+    letGo(true);
     endStretch();
     log.info(subject, `${stops.before} during start-up: not starting`);
     return exitCodes.ok;
   }
   const supervisor = startSupervisor(table, handed, log, options.hostIdleMs);
-  for (const socket of bound) socket.release();
-  // Adopted sockets are raw fds, closed here like the bound ones: a copy left
-  // here would keep a socket listening after its service is gone.
-  for (const { fd } of adopted) closeSync(fd);
+  letGo(false);
   endStretch();
 
-  const socketFiles = bound.flatMap(({ socket }) => (socket.transport === 'unix' ? [socket.path] : []));
   const unbound = table.entries.filter(({ label }) => incomplete.has(label) && !adoptedLabels.has(label));
   const retries = new BindRetries(supervisor, unbound, socketFiles, log);
   hangups.reloadWith({ strict: options.strict, supervisor, retries, socketFiles, reportProblems: (next) => reportProblems(next, log) });

@@ -20,7 +20,8 @@ export function isLoopRisk(address: string, port: number, protectedPorts: Readon
   if (port < firstUnprivilegedPort || port === nfsPort || protectedPorts.has(port)) return true;
   const v4 = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address;
   if (v4.includes('.')) {
-    const first = Number(v4.split('.')[0]);
+    // Per datagram: the first octet read without splitting the address.
+    const first = Number.parseInt(v4, 10);
     return v4 === '0.0.0.0' || v4 === '255.255.255.255' || (first >= 224 && first <= 239);
   }
   return address === '::' || /^ff/i.test(address);
