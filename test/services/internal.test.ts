@@ -88,7 +88,8 @@ t.test('internal services', async (t) => {
     );
     t.ok(openFdCount(wakeport.supervisorPid) > baseline, 'the answered, half-open connections hold fds for a while');
     await until(() => openFdCount(wakeport.supervisorPid) <= baseline, 10_000);
-    t.equal(openFdCount(wakeport.supervisorPid), baseline, 'the supervisor let them go by itself');
+    // At most the baseline: connections of the tests before may still have been closing when it was taken.
+    t.ok(openFdCount(wakeport.supervisorPid) <= baseline, 'the supervisor let them go by itself');
     for (const client of answered) client.destroy();
   });
 
