@@ -143,38 +143,46 @@ export class BindRetries {
     for (const [label, waiting] of this.#waiting) {
       if (this.#stopped) return;
       waiting.tries++;
-      const problem = await this.#tryService(waiting.entry);
+      const tried = await this.#tryService(waiting.entry);
       if (!this.#waiting.has(label)) continue; // The supervisor serves it already.
       // The first try of a service a reload added is logged as a failure at start is.
-      if (problem !== null && waiting.tries === 1) this.#log.error('wakeport', `${problem}; ${retryNote}`);
-      if (problem !== null) continue;
+      if ('problem' in tried && waiting.tries === 1) this.#log.error('wakeport', `${tried.problem}; ${retryNote}`);
+      if ('problem' in tried) continue;
       this.#waiting.delete(label);
-      const sockets = waiting.entry.sockets.map(({ spec }) => formatSocket(spec)).join(', ');
+      const sockets = tried.bound.map(formatSocket).join(', ');
       const after = waiting.tries === 1 ? '' : `, ${formatDuration(Date.now() - waiting.since)} after the first`;
       this.#log.info(label, `bound ${sockets} on try ${waiting.tries}${after}`);
     }
   }
 
-  /** Binds and sends each socket of `entry` in turn; null once the supervisor holds them all, or why not. */
-  async #tryService(entry: ServiceEntry): Promise<string | null> {
+  /**
+   * Binds and sends each socket of `entry` in turn: what was bound (a port
+   * 0 with the port the kernel chose) once the supervisor holds them all,
+   * or why not.
+   */
+  async #tryService(entry: ServiceEntry): Promise<{ bound: SocketSpec[] } | { problem: string }> {
+    const bound: SocketSpec[] = [];
     for (let index = 0; index < entry.sockets.length; index++) {
-      const problem = await this.#bindAndSend(entry, index);
-      if (problem === null) continue;
-      this.#log.debug(entry.label, `not bound yet: ${problem}`);
+      const tried = await this.#bindAndSend(entry, index);
+      if ('socket' in tried) {
+        bound.push(tried.socket);
+        continue;
+      }
+      this.#log.debug(entry.label, `not bound yet: ${tried.problem}`);
       if (index > 0) this.#supervisor.send({ type: 'late-sockets-dropped', label: entry.label } satisfies LateSocketsDropped, () => {});
-      return problem;
+      return tried;
     }
-    return null;
+    return { bound };
   }
 
-  /** Null once the supervisor holds socket `index` of `entry`; otherwise why not. */
-  async #bindAndSend(entry: ServiceEntry, index: number): Promise<string | null> {
+  /** The socket, once the supervisor holds socket `index` of `entry`; otherwise why not. */
+  async #bindAndSend(entry: ServiceEntry, index: number): Promise<{ socket: SocketSpec } | { problem: string }> {
     try {
       await checkUnixPath(entry, index); // It connects: before the stretch without polling.
     } catch (error) {
-      return (error as Error).message;
+      return { problem: (error as Error).message };
     }
-    if (this.#stopped || !this.#supervisor.connected) return 'wakeport is stopping';
+    if (this.#stopped || !this.#supervisor.connected) return { problem: 'wakeport is stopping' };
     // From here to release(), nothing may wait for I/O.
     const endStretch = withoutPolling(this.#log);
     let bound: BoundSocket;
@@ -182,7 +190,7 @@ export class BindRetries {
       bound = await bindSocket(entry, index, reportStrayTraffic(this.#log));
     } catch (error) {
       endStretch();
-      return (error as Error).message;
+      return { problem: (error as Error).message };
     }
     const reply = this.#replyFor(entry.label, index);
     const message: LateSocket = { type: 'late-socket', label: entry.label, index, socket: bound.socket };
@@ -196,7 +204,7 @@ export class BindRetries {
       if (error !== null) removeSocketFiles([bound.socket.path]);
       else if (!this.#socketFiles.includes(bound.socket.path)) this.#socketFiles.push(bound.socket.path);
     }
-    return error;
+    return error === null ? { socket: bound.socket } : { problem: error };
   }
 
   /** The supervisor's answer about socket `index` of `label`: it always answers, unless it exits first. */

@@ -64,6 +64,8 @@ t.test('SIGHUP: added services are served, removed ones closed, changed ones res
   t.equal(String(await exchange(ports.greet!)), 'two\n', 'a changed nowait service runs its new program, on the same port');
   const listening = await wakeport.waitForLog((r) => r.subject === 'new' && r.message.startsWith('listening on'));
   t.equal(String(await exchange(listening.port as number)), 'new\n', 'an added service is served');
+  const bound = wakeport.logs.find((r) => r.subject === 'new' && r.message.startsWith('bound '));
+  t.equal(bound?.message, `bound 127.0.0.1:${listening.port} on try 1`, "its bound line names the port the kernel chose, not the table's port 0");
   t.equal(await connectOutcome(ports.gone!), 'ECONNREFUSED', "a removed service's port is closed");
   t.notOk(existsSync(`${socketDir}/gone.sock`), "a removed unix service's socket file is removed");
   t.equal(String(await exchange(ports.keep!, 'new client')), 'new client', 'an unchanged service is still served');
