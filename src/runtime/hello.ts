@@ -26,6 +26,12 @@ export interface Hello {
   readonly sockets: readonly SocketAssignment[];
   /** For a nowait host: the inherited pipe each service's programs share as stderr, by label. */
   readonly stderrFds?: Readonly<Record<string, number>>;
+  /**
+   * For a nowait host: the services other hosts serve too, by label. At its
+   * part of their connections it stops accepting, so that a host with room
+   * takes the next client.
+   */
+  readonly shared?: readonly string[];
 }
 
 /** Whether an IPC message is one of wakeport's of this type. */

@@ -29,6 +29,7 @@ export async function host(): Promise<void> {
         {
           fds: hello.sockets.filter(({ label }) => label === entry.label).map(({ fd }) => fd),
           stderrFd: hello.stderrFds?.[entry.label] ?? null,
+          shared: hello.shared?.includes(entry.label) ?? false,
         },
         log,
         (failure) => process.send?.(failure),

@@ -1,8 +1,9 @@
 // Who is served now and who waits: at most `maxConnections` clients at once,
 // at most `maxPerSource` from one address, and the rest in a first-come queue
-// of at most `queueLimit`. Node cannot stop a listening socket from accepting
-// (NODE-FACTS 5), so clients beyond the limits wait here, already accepted
-// but unread, instead of in the kernel's backlog.
+// of at most `queueLimit`. Clients beyond the limits wait here, already
+// accepted but unread, instead of in the kernel's backlog: a per-source limit
+// needs to know who a client is, and Node's public API cannot stop a
+// listening socket from accepting (NODE-FACTS 5).
 //
 // When the queue is full, the client refused is one of the address that has
 // the most clients waiting: one address flooding a service cannot crowd out
@@ -32,6 +33,11 @@ export class Admission<T> {
     return this.#queue.length;
   }
 
+  /** Whether max-connections clients are being served. */
+  get full(): boolean {
+    return this.limits.maxConnections !== null && this.#active >= this.limits.maxConnections;
+  }
+
   /**
    * Queues a client. When the queue is full, returns the client to refuse
    * (the caller closes it and says why): this one, or the newest waiting
@@ -54,7 +60,7 @@ export class Admission<T> {
 
   /** Takes the first queued client the limits let in now, counting it as active. */
   admit(): Waiting<T> | undefined {
-    if (this.limits.maxConnections !== null && this.#active >= this.limits.maxConnections) return undefined;
+    if (this.full) return undefined;
     // Without a per-source limit the first in the queue goes, and nobody needs counting by source.
     const max = this.limits.maxPerSource;
     const index = max === null ? 0 : this.#queue.findIndex(({ source }) => (this.#perSource.get(source) ?? 0) < max);

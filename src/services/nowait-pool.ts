@@ -16,10 +16,12 @@
 // minutes) without work, and the pool watches again once all have.
 //
 // Limits stay exact: a service that sets max-connections, max-per-source or
-// a nowait.max spawn limit is served by the first host only (a host at its
-// limit keeps accepting into its own queue, so a limit split among hosts
-// would let one queue while another has room). A service with none of them
-// is served by every host, its default max-connections divided among them.
+// a nowait.max spawn limit is served by the first host only (per-source and
+// spawn counts cannot be split, and a host keeps clients over its limits
+// in its own queue). A service with none of them is served by every host,
+// its default max-connections divided among them; a host at its part stops
+// accepting that service's clients, leaving them in the backlog for a host
+// with room (only clients already waiting when it fills up queue there).
 // So that such a service is never left without a host while others run, a
 // host that dies is replaced (after a pause that doubles while replacements
 // die within restartGapMs), and one that goes idle is started again at the
@@ -222,8 +224,7 @@ export class NowaitPool {
   #share(index: number): ServiceEntry[] {
     const share: ServiceEntry[] = [];
     for (const { entry } of this.#services) {
-      const limited = entry.maxConnections !== null || entry.maxPerSource !== null || entry.maxSpawns !== null;
-      if (limited) {
+      if (hasLimits(entry)) {
         if (index === 0) share.push(entry);
         continue;
       }
@@ -259,7 +260,8 @@ export class NowaitPool {
     for (const [label, fd] of Object.entries(stderrFds)) {
       forEachLine(host.stdio[fd] as Readable, (line) => this.#log.output(label, null, line));
     }
-    const hello: Hello = { type: 'hello', log: this.#logOptions, entries, sockets, stderrFds, idleExitMs: this.#idleExitMs };
+    const shared = hostCount === 1 ? [] : entries.filter(({ label }) => !hasLimits(this.#entries.get(label)!)).map(({ label }) => label);
+    const hello: Hello = { type: 'hello', log: this.#logOptions, entries, sockets, stderrFds, shared, idleExitMs: this.#idleExitMs };
     host.send(hello);
     host.on('message', (message) => {
       if (isSpawnFailure(message)) this.#spawnFailures.add(message);
@@ -400,4 +402,9 @@ export class NowaitPool {
     this.#state = 'stopped';
     void (stopping ? this.#left.stop() : this.#left.ended()).then(() => this.#stopWaiters.release());
   }
+}
+
+/** Whether a service sets limits of its own: then one host serves it, so that they are exact. */
+function hasLimits(entry: ServiceEntry): boolean {
+  return entry.maxConnections !== null || entry.maxPerSource !== null || entry.maxSpawns !== null;
 }

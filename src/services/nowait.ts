@@ -3,7 +3,9 @@
 // Accept=yes).
 //
 // States:
-//   serving    each admitted connection gets a process at once
+//   serving    each admitted connection gets a process at once (a service
+//              that other nowait hosts serve too stops accepting while this
+//              host serves its part of the connections: see #shareAccepts)
 //   throttled  nowait.max spawns happened within rate-window: connections
 //              wait in the queue until the window has room again
 //   draining   no new connections (a reloaded table took the service away
@@ -20,7 +22,7 @@ import type net from 'node:net';
 import { defaultProgramConnections, type ServiceEntry } from '../config/entry.js';
 import { formatDuration, ReportThrottle, type Logger } from '../log.js';
 import { ProgramRecipe, type ConnectionProcess } from '../processes/program.js';
-import type { AcceptedConnection } from '../sockets/internals.js';
+import { setAccepting, type AcceptedConnection } from '../sockets/internals.js';
 import { StopWaiters } from './stop-waiters.js';
 import { signalGroup, stopChild } from '../processes/stop.js';
 import { Admission } from './admission.js';
@@ -67,14 +69,18 @@ export class NowaitService implements BudgetHolder {
   readonly #acceptFailures = new ReportThrottle(acceptFailureReportMs);
   readonly #overBudget = new ReportThrottle(acceptFailureReportMs);
   #servers: net.Server[] = [];
+  /** Served by other hosts too (see #shareAccepts). */
+  readonly #shared: boolean;
+  #accepting = true;
   /** When the service last had a connection waiting or a process running. */
   #lastBusyAt = Date.now();
   #onSpawnFailure: (failure: SpawnFailure) => void = () => {};
   #windowTimer: NodeJS.Timeout | null = null;
   readonly #stopWaiters = new StopWaiters();
 
-  private constructor(entry: ServiceEntry, recipe: ProgramRecipe, log: Logger) {
+  private constructor(entry: ServiceEntry, recipe: ProgramRecipe, log: Logger, shared: boolean) {
     this.#entry = entry;
+    this.#shared = shared;
     this.#recipe = recipe;
     this.#log = log;
     const queueLimit = entry.backlog;
@@ -86,16 +92,17 @@ export class NowaitService implements BudgetHolder {
   /**
    * Starts serving on the listening `fds`. Throws a sentence when the service cannot start.
    * `stderrFd`: a pipe every process shares as its stderr (see ProgramRecipe), or null.
+   * `shared`: other nowait hosts serve it too, each with its part of max-connections.
    * `onSpawnFailure`: where programs that cannot be started are reported (spawn-failures.ts).
    */
   static async start(
     entry: ServiceEntry,
-    { fds, stderrFd }: { readonly fds: readonly number[]; readonly stderrFd: number | null },
+    { fds, stderrFd, shared }: { readonly fds: readonly number[]; readonly stderrFd: number | null; readonly shared: boolean },
     log: Logger,
     onSpawnFailure: (failure: SpawnFailure) => void,
   ): Promise<NowaitService> {
     if (entry.program.kind !== 'exec') throw new Error(`internal: ${entry.label} is not a program service`);
-    const service = new NowaitService(entry, new ProgramRecipe(entry, entry.program, log, stderrFd), log);
+    const service = new NowaitService(entry, new ProgramRecipe(entry, entry.program, log, stderrFd), log, shared);
     service.#onSpawnFailure = onSpawnFailure;
     const onConnection = (connection: AcceptedConnection) => {
       if (!connectionBudget.take(service)) return service.#refuseOverBudget(connection);
@@ -149,6 +156,7 @@ export class NowaitService implements BudgetHolder {
     this.#lastBusyAt = Date.now();
     const handler = NowaitService.#transitions[this.#state][event.type] as (s: NowaitService, e: Event) => State;
     const next = handler(this, event);
+    if (this.#shared && (next === 'serving' || next === 'throttled')) this.#shareAccepts();
     if (next === this.#state) return;
     this.#state = next;
     if (next === 'throttled') this.#announceThrottle();
@@ -243,6 +251,21 @@ export class NowaitService implements BudgetHolder {
       `${this.#spawnTimes.length} processes started in the last ${window} (limit nowait.${this.#entry.maxSpawns}): ` +
         `pausing new spawns for ${formatDuration(waitMs)}; clients wait in the queue`,
     );
+  }
+
+  /**
+   * A service other hosts serve too stops accepting while this host serves
+   * its part of the connections, and starts again when one ends: a client
+   * it accepted then would wait in its queue while another host has room.
+   * Only clients already waiting when it fills up (libuv accepts all those
+   * at once) still queue here. While full, the pause is made again after
+   * each connection: libuv's accept restarts it.
+   */
+  #shareAccepts(): void {
+    const full = this.#admission.full;
+    if (!full && this.#accepting) return;
+    for (const server of this.#servers) setAccepting(server, !full);
+    this.#accepting = !full;
   }
 
   #closeServers(): void {

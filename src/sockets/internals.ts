@@ -1,7 +1,8 @@
 // The one place wakeport touches Node internals. Node has no public way to
 // get the fd behind a listening socket, and a child can only be given a
 // socket as an fd number (NODE-FACTS 2–3); a listening socket sent over IPC
-// without starting to accept must go as libuv's bare handle. And the nowait hot path — accept
+// without starting to accept must go as libuv's bare handle; and a server
+// cannot stop accepting for a while (NODE-FACTS 5). And the nowait hot path — accept
 // a connection, start a process with it, forget it — goes below net.Socket
 // and child_process, which build streams, events and option objects that a
 // nowait host never uses. Measured (3 interleaved rounds, 8 clients): a
@@ -88,6 +89,8 @@ interface StreamHandle {
 
 interface ServerHandle extends HandleWithFd {
   onconnection: (status: number, client: StreamHandle | undefined) => void;
+  readStart?(): number;
+  readStop?(): number;
 }
 
 function serverHandle(server: net.Server): ServerHandle | null | undefined {
@@ -150,11 +153,32 @@ export class AcceptedConnection {
 export function takeAccepts(server: net.Server, onConnection: (connection: AcceptedConnection) => void, onError: (code: string) => void): void {
   const handle = serverHandle(server);
   if (typeof handle?.onconnection !== 'function') throw moved('net.Server._handle.onconnection');
+  if (typeof handle.readStart !== 'function' || typeof handle.readStop !== 'function') throw moved('net.Server._handle.readStart');
   processBinding();
   handle.onconnection = (status, client) => {
     if (status < 0 || !client) onError(errorCode(status));
     else onConnection(new AcceptedConnection(client));
   };
+}
+
+/**
+ * Stops (false) or starts again (true) accepting on a server listening on
+ * an inherited fd: clients wait in the kernel's backlog meanwhile, where
+ * another process sharing the socket may accept them. Node has no public
+ * way (NODE-FACTS 5). libuv polls a listening stream for its accepts, and
+ * stops and restarts that poll when a stream's reading stops and starts
+ * (reading itself never happens: a listening socket's poll calls its
+ * accepts). A socket Node bound itself cannot start reading (ENOTCONN), and
+ * libuv accepts every client already waiting when the poll fires and
+ * restarts it with each accept: a pause is made again after each client
+ * accepted while paused.
+ */
+export function setAccepting(server: net.Server, accepting: boolean): void {
+  const handle = serverHandle(server);
+  if (!handle) return; // Closed: nothing accepts.
+  // EALREADY when it is reading already: what counts is the stop after it.
+  handle.readStart!();
+  if (!accepting) handle.readStop!();
 }
 
 /**

@@ -227,6 +227,32 @@ function soloHosts(wakeport: Wakeport): { solo: number; other: number | undefine
   return { solo, other: hosts.find(({ pid }) => pid !== solo)?.pid };
 }
 
+t.test('a service without limits of its own, served by every host: a host at its part stops accepting, and the others serve the 64', { skip: oneHost }, async (t) => {
+  const wakeport = await startWakeport(t, '127.0.0.1:0 stream tcp nowait - /bin/cat cat\n    label = many');
+  const port = wakeport.port('many');
+  const clients: net.Socket[] = [];
+  t.teardown(() => clients.forEach((client) => client.destroy()));
+  /** A client whose program answers within `ms`: true once its line comes back. */
+  const served = (client: net.Socket, ms: number) =>
+    Promise.race([new Promise<boolean>((resolve) => client.once('data', () => resolve(true))), sleep(ms).then(() => false)]);
+  // One at a time: whichever host the kernel wakes, one with room must take each.
+  for (let n = 1; n <= 64; n++) {
+    const client = net.connect({ port, host: '127.0.0.1' }).on('error', () => {});
+    clients.push(client);
+    client.write('x\n');
+    if (!(await served(client, 5000))) return t.fail(`client ${n} of 64 waits while the 64 connections are not all taken`);
+  }
+  t.pass('64 clients, each served at once');
+  const next = net.connect({ port, host: '127.0.0.1' }).on('error', () => {});
+  clients.push(next);
+  next.write('x\n');
+  const answered = served(next, 10_000);
+  await sleep(500);
+  t.equal(next.bytesRead, 0, "the 65th waits: the 64 connections are shared, not each host's");
+  clients[0]!.end();
+  t.ok(await answered, 'and is served once a program ends');
+});
+
 t.test('the host that alone serves a service with limits is killed: a new host takes over its services', { skip: oneHost }, async (t) => {
   const wakeport = await startWakeport(t, soloAndMany);
   t.equal(String(await exchange(wakeport.port('solo'))), 'solo\n');

@@ -1,15 +1,15 @@
 // The Node internals wakeport relies on (src/sockets/internals.ts). If a
 // Node upgrade moves them, this fails loudly, before anything else does.
 
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { closeSync, openSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import t, { type Test } from 'tap';
-import { datagram, hasIpv6, readToEnd } from '../helpers/net.js';
+import { datagram, hasIpv6, readToEnd, until } from '../helpers/net.js';
 import { root } from '../helpers/wakeport.js';
 import { inspectFds } from '../../src/sockets/inspect.js';
-import { checkNowaitInternals, rawHandleOf, spawnDirect, takeAccepts, type AcceptedConnection } from '../../src/sockets/internals.js';
+import { checkNowaitInternals, rawHandleOf, setAccepting, spawnDirect, takeAccepts, type AcceptedConnection } from '../../src/sockets/internals.js';
 
 const isSocketFd = (fd: number) => /^socket:\[\d+\]$/.test(readlinkSync(`/proc/self/fd/${fd}`));
 
@@ -142,6 +142,53 @@ t.test('an IPv6 connection, and one made a net.Socket again to answer it', { ski
   const socket = connection.toSocket();
   socket.end('bye\n');
   t.equal(await readToEnd(client), 'bye\n');
+});
+
+t.test('a server listening on an inherited fd stops accepting and starts again: clients wait in the backlog meanwhile', async (t) => {
+  // An abstract unix socket: closing this process's server would remove a socket file.
+  for (const where of [{ port: 0, host: '127.0.0.1' }, { path: `\0wakeport-switch-${process.pid}` }]) {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(where, resolve));
+    const address = server.address();
+    const child = spawn(process.execPath, [`${root}/test/fixtures/accept-switch.mjs`], { stdio: ['ignore', 'inherit', 'inherit', rawHandleOf(server).fd, 'ipc'] });
+    t.teardown(() => child.kill('SIGKILL'));
+    server.close(); // The child's copy is the only one.
+    const messages: Record<string, unknown>[] = [];
+    child.on('message', (message: Record<string, unknown>) => messages.push(message));
+    const heard = (key: string, value: unknown = true) => until(() => messages.some((m) => m[key] === value), 5000);
+    const accepted = () => messages.filter((m) => m.accepted).length;
+    const connect = () => net.connect(typeof address === 'string' ? address : { port: address!.port, host: '127.0.0.1' }).on('error', () => {});
+    await heard('listening');
+    const kind = typeof address === 'string' ? 'unix' : 'TCP';
+
+    connect();
+    await until(() => accepted() === 1, 5000);
+    child.send('pause');
+    await heard('done', 'pause');
+    const waiting = [connect(), connect()];
+    t.teardown(() => waiting.forEach((client) => client.destroy()));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    t.equal(accepted(), 1, `${kind}: paused, the server accepts nobody`);
+    child.send('resume');
+    await until(() => accepted() === 3, 5000);
+    t.pass(`${kind}: started again, it accepts the clients that waited`);
+    child.send('pause');
+    child.send('pause');
+    await until(() => messages.filter((m) => m.done === 'pause').length === 3, 5000);
+    const later = connect();
+    t.teardown(() => later.destroy());
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    t.equal(accepted(), 3, `${kind}: paused twice, still paused`);
+    child.send('resume');
+    await until(() => accepted() === 4, 5000);
+  }
+});
+
+t.test('stopping the accepts of a closed server does nothing', async (t) => {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise((resolve) => server.close(resolve));
+  t.doesNotThrow(() => setAccepting(server, false));
 });
 
 t.test('taking over the accepts of a server that is not listening says which internal moved', async (t) => {
