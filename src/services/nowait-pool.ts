@@ -275,6 +275,7 @@ export class NowaitPool {
     if (!ended) return;
     this.#hosts.delete(host);
     const failure = died === null ? null : `${died}${this.#takeOverPrograms(host)}`;
+    this.#reports.delete(host); // A host that exited 0 has no programs left: nothing to take over.
     if (this.#state === 'stopping' || this.#state === 'draining') {
       if (this.#hosts.size === 0) this.#stopped();
       return;
@@ -302,7 +303,6 @@ export class NowaitPool {
   /** A host died: its programs run on, taken over (left-programs.ts); its waiting clients are lost with it. Says so. */
   #takeOverPrograms(host: ChildProcess): string {
     const report = this.#reports.get(host);
-    this.#reports.delete(host);
     if (!report || host.pid === undefined) return '';
     const adopted = this.#left.adopt(host.pid, report.running, this.#entries);
     const programs = adopted === 1 ? '1 program runs' : `${adopted} programs run`;

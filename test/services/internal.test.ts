@@ -75,17 +75,21 @@ t.test('internal services', async (t) => {
     }
   });
 
-  t.test('daytime and time close the connection after answering, even when the client keeps its side open', async (t) => {
+  t.test('daytime and time close the connection after answering, even when the client keeps its side open, or keeps sending', async (t) => {
     const baseline = openFdCount(wakeport.supervisorPid);
     const answered = await Promise.all(
       ['daytime-tcp', 'time-tcp'].flatMap((label) =>
         Array.from({ length: 10 }, () => {
           const client = net.connect({ port: wakeport.port(label), host: '127.0.0.1', allowHalfOpen: true });
+          client.on('error', () => {});
           client.write('something the server does not read\n');
           return new Promise<net.Socket>((resolve) => client.once('end', () => resolve(client)).resume());
         }),
       ),
     );
+    // One client goes on sending, more often than the server's linger.
+    const chatter = setInterval(() => answered[0]!.writable && answered[0]!.write('more\n'), 500);
+    t.teardown(() => clearInterval(chatter));
     t.ok(openFdCount(wakeport.supervisorPid) > baseline, 'the answered, half-open connections hold fds for a while');
     await until(() => openFdCount(wakeport.supervisorPid) <= baseline, 10_000);
     // At most the baseline: connections of the tests before may still have been closing when it was taken.

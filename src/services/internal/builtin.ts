@@ -22,5 +22,7 @@ const answeredLingerMs = 5000;
 export function answerAndClose(socket: net.Socket, answer: Buffer): void {
   socket.resume();
   socket.end(answer);
-  socket.setTimeout(answeredLingerMs, () => socket.destroy());
+  // Not socket.setTimeout: that waits for answeredLingerMs of silence, which a client that keeps sending never leaves.
+  const cut = setTimeout(() => socket.destroy(), answeredLingerMs);
+  socket.once('close', () => clearTimeout(cut));
 }
