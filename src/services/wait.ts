@@ -31,6 +31,7 @@ import { formatDuration, ReportThrottle, type Logger } from '../log.js';
 import { ProgramRecipe } from '../processes/program.js';
 import { signalGroup, stopChild, stopLeftovers } from '../processes/stop.js';
 import { startRefuser, watchForClients, type ClientWatch, type Refuser } from '../sockets/helper.js';
+import { waitingConnections } from '../sockets/inspect.js';
 import { explainSpawnFailure } from './spawn-failures.js';
 import { StopWaiters } from './stop-waiters.js';
 
@@ -59,11 +60,9 @@ type Event =
 type ExitEvent = Event & { type: 'exit' };
 
 // A worker that exits cleanly is not started again sooner than this after its
-// last start (s6-supervise's rule), so a program that exits at once cannot spin.
+// last start (s6-supervise's rule), so a program that exits at once cannot
+// spin; nor, started by its clients, one that never accepts them (see #tookNoClient).
 const minimumRestartGapMs = 1000;
-// A client the probes report this soon after they begin to watch was already
-// waiting (a pending connection makes a copy fail as soon as it reads).
-const alreadyWaitingMs = 20;
 // Changes to watched files within this long of each other restart once.
 const watchSettleMs = 200;
 const probeRetryMs = 1000;
@@ -88,10 +87,8 @@ export class WaitService {
   #failures: number[] = [];
   #consecutiveFailures = 0;
   #changedWhileStarting = false;
-  /** The last worker exited cleanly within a second of its start: when, and the log's words for it. */
-  #quickExit: { readonly what: string; readonly uptimeMs: number } | null = null;
-  /** Since when the probes watch for a client; null until they do. */
-  #watchingSince: number | null = null;
+  /** The clients waiting when the last worker exited cleanly within a second of its start (see #tookNoClient). */
+  #leftWaiting: Set<string> | null = null;
   #refuser: Refuser | null = null;
   #refused = 0;
   readonly #watchers: FSWatcher[] = [];
@@ -213,36 +210,49 @@ export class WaitService {
     const who = worker.pid === -1 ? 'the worker' : `worker pid ${worker.pid}`;
     const what = `${who} ${how} after ${formatDuration(uptimeMs)}`;
     const failed = timedOut || signal !== null || code !== 0 || !worker.ready;
+    const left = this.#leftWaiting;
+    this.#leftWaiting = null;
     if (failed) return this.#afterFailure(what, uptimeMs);
+    const untaken = uptimeMs < minimumRestartGapMs ? this.#tookNoClient(left) : null;
+    if (untaken !== null) return this.#afterFailure(`${what} without accepting a client: ${untaken}`, uptimeMs);
     if (this.#entry.worker.restart === 'always') {
       const gapMs = minimumRestartGapMs - uptimeMs;
-      this.#log.info(this.#entry.label, `${what}; restarting${gapMs > 0 ? ` in ${formatDuration(gapMs)}` : ''} (keep-alive)`);
+      this.#log.info(this.#entry.label, `${what}; restarting${gapMs > 0 ? ` in ${formatDuration(gapMs)}` : ''} (kept alive)`);
       if (gapMs <= 0) return this.#startWorker('kept alive');
       this.#restartWhy = 'kept alive';
       this.#arm(gapMs);
       return 'backoff';
     }
     this.#log.info(this.#entry.label, `${what}; waiting for the next client`);
-    this.#quickExit = uptimeMs < minimumRestartGapMs ? { what, uptimeMs } : null;
     return this.#becomeIdle();
   }
 
   /**
-   * A client is waiting: start a worker, unless the last one exited cleanly
-   * within a second of its start and left a client waiting: one that was
-   * there before the watch began (a client that comes later is a new one,
-   * as when a dev server with a short idle timeout exits between requests).
-   * That worker does not accept its clients (inetd calls it looping): it
-   * counts as a failure, or it would be started again and again for ever.
+   * After a clean exit within a second of the start: why the worker took
+   * none of its clients, or null. inetd calls such a worker looping; it
+   * would be started again and again for ever, so it counts as a failure.
+   * It took none when every client that waited as it started (`left` by the
+   * worker before it, which also exited that soon) waits still: the kernel
+   * hands out connections oldest first. A worker that takes one client and
+   * exits, leaving the others, and one that exits before a client comes
+   * (a dev server with a short idle timeout), are not looping. The first
+   * quick exit with clients waiting only notes them: one start more.
+   * Noted on every such exit, failures included, until a worker lives a
+   * second or exits otherwise.
    */
-  #onClient(): State {
-    const quick = this.#quickExit;
-    this.#quickExit = null;
-    const watchedFor = this.#watchingSince === null ? 0 : performance.now() - this.#watchingSince;
-    if (quick && watchedFor < alreadyWaitingMs) {
-      return this.#afterFailure(`${quick.what}, leaving a client waiting (a wait worker must accept its clients)`, quick.uptimeMs);
+  #tookNoClient(left: Set<string> | null): string | null {
+    if (!this.#canProbe) return null;
+    let waiting: Set<string>;
+    try {
+      waiting = waitingConnections(this.#fds);
+    } catch {
+      return null; // /proc cannot tell: the restart gap still keeps a looping worker from spinning.
     }
-    return this.#startWorker('a client is waiting');
+    if (waiting.size === 0) return null;
+    this.#leftWaiting = waiting;
+    if (left === null || ![...left].every((key) => waiting.has(key))) return null;
+    const clients = left.size === 1 ? 'the client that was waiting when it started still waits' : `the ${left.size} clients that were waiting when it started still wait`;
+    return `${clients} (a wait worker must accept its clients)`;
   }
 
   #afterFailure(what: string, uptimeMs: number): 'backoff' | 'failed' {
@@ -315,7 +325,6 @@ export class WaitService {
   }
 
   #armProbes(): void {
-    this.#watchingSince = null;
     const generation = ++this.#probeGeneration;
     const onClient = () => {
       if (generation === this.#probeGeneration) this.#dispatch({ type: 'client' });
@@ -354,7 +363,6 @@ export class WaitService {
       return;
     }
     this.#clientWatch = event.watch;
-    this.#watchingSince = performance.now();
     this.#log.debug(this.#entry.label, 'waiting for a client');
   }
 
@@ -484,7 +492,7 @@ export class WaitService {
   // the effects and names the next state; "same" handlers ignore the event.
   static readonly #transitions = {
     idle: {
-      client: (s) => s.#onClient(),
+      client: (s) => s.#startWorker('a client is waiting'),
       probes: (s, e) => (s.#attachProbes(e), 'idle'),
       ready: () => 'idle',
       exit: () => 'idle',

@@ -42,9 +42,53 @@ export function udpFamilies(fds: readonly number[]): Map<number, 4 | 6> {
   return families;
 }
 
+/**
+ * The connections waiting in the accept queues of the listening stream
+ * sockets `fds`, each as a key that stays the same while it waits. The
+ * kernel lists a connection not yet accepted with inode 0. A TCP one is
+ * known by its two addresses; unix ones cannot be told apart, and are
+ * numbered per socket (so that two readings compare by count). Reads the
+ * TCP tables, which take milliseconds (see inspectFds).
+ */
+export function waitingConnections(fds: readonly number[]): Set<string> {
+  const inodes = new Set(fds.map(socketInode));
+  const waiting = new Set<string>();
+  for (const file of ['tcp', 'tcp6']) {
+    const rows = readTable(`/proc/self/net/${file}`);
+    const listeners = rows.filter((fields) => fields[3] === tcpListen && inodes.has(fields[9])).map((fields) => fields[1]!);
+    for (const [, local, remote, state, , , , , , inode] of rows) {
+      if (inode !== '0' || (state !== tcpEstablished && state !== tcpCloseWait)) continue;
+      if (listeners.some((listener) => listensFor(listener, local!))) waiting.add(`${local}>${remote}`);
+    }
+  }
+  const unixRows = readTable('/proc/self/net/unix');
+  const paths = new Set(unixRows.filter((fields) => inodes.has(fields[6]) && fields[7] !== undefined).map((fields) => fields[7]!));
+  const counts = new Map<string, number>();
+  for (const [, , , , , , inode, path] of unixRows) {
+    if (inode !== '0' || path === undefined || !paths.has(path)) continue;
+    counts.set(path, (counts.get(path) ?? 0) + 1);
+    waiting.add(`${path}#${counts.get(path)}`);
+  }
+  return waiting;
+}
+
+const tcpEstablished = '01';
+// A client that has sent its FIN while it waits.
+const tcpCloseWait = '08';
+
+/** Whether a socket listening on `listener` (hex host:port, as the tables print it) accepts connections to `local`. */
+function listensFor(listener: string, local: string): boolean {
+  const [host, port] = listener.split(':') as [string, string];
+  return local.endsWith(`:${port}`) && (/^0+$/.test(host) || local.startsWith(`${host}:`));
+}
+
+function socketInode(fd: number): string | undefined {
+  return /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`))?.[1];
+}
+
 /** Each fd's socket inode (undefined: not a socket), and what `tables`, read in turn until all are found, say of them. */
 function lookUp(fds: readonly number[], tables: readonly TableReader[]) {
-  const inodes = new Map(fds.map((fd) => [fd, /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`))?.[1]]));
+  const inodes = new Map(fds.map((fd) => [fd, socketInode(fd)]));
   const wanted = new Set([...inodes.values()].filter((inode) => inode !== undefined));
   const sockets = new Map<string, InspectedSocket>();
   for (const read of tables) {

@@ -2,6 +2,7 @@
 // worker that crashes at start, one that exits without accepting, one that
 // leaves processes behind, and a graceful restart when files change.
 
+import { spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -14,6 +15,7 @@ import { root, startWakeport, startWakeportOnOwnNode, type Wakeport } from '../h
 const fixtures = `${root}/test/fixtures`;
 const httpServer = `${root}/dist/services/http-server.js`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const python = spawnSync('python3', ['--version']);
 
 t.test('SIGKILL the worker ten times under a loop of fresh connections: none refused, at most one failure per kill', async (t) => {
   const table = [
@@ -234,9 +236,23 @@ t.test('a worker that exits 0 at once, leaving its client waiting, counts as a f
   ].join('\n');
   const wakeport = await startWakeport(t, table);
   t.equal(String(await exchange(wakeport.port('quitter'), 'hello\n')), '', 'the client is closed once the service has failed');
-  const failures = wakeport.logs.filter((r) => r.subject === 'quitter' && /exited with exitcode 0 after \d+ms, leaving a client waiting \(a wait worker must accept its clients\)/.test(r.message));
+  const failures = wakeport.logs.filter((r) => r.subject === 'quitter' && /exited with exitcode 0 after \d+ms without accepting a client: the client that was waiting when it started still waits \(a wait worker must accept its clients\)/.test(r.message));
   t.match(failures.map((r) => r.message), [/waiting for clients again in 50ms \(failure 1 of 3 within 1m\)$/, /in 100ms \(failure 2 of 3 within 1m\)$/, /: 3 failures within 1m, giving up for 30s/]);
-  t.equal(wakeport.logs.filter((r) => r.subject === 'quitter' && r.message.startsWith('start worker')).length, 3, 'three starts, no more');
+  t.equal(wakeport.logs.filter((r) => r.subject === 'quitter' && r.message.startsWith('start worker')).length, 4, 'four starts (the first quick exit only notes who waits), no more');
+});
+
+t.test('restart = always: a worker that exits 0 at once, leaving its client waiting, fails too, and its client is not left hanging', async (t) => {
+  const table = ['127.0.0.1:0 stream tcp wait - /bin/true true', '    label = always', '    restart = always', '    start-limit-burst = 2', '    failed-cooldown = 30s'].join('\n');
+  const wakeport = await startWakeport(t, table);
+  t.equal(String(await exchange(wakeport.port('always'), 'hello\n')), '', 'the client is closed once the service has failed');
+  t.ok(wakeport.logs.some((r) => r.subject === 'always' && /: 2 failures within 1m, giving up for 30s/.test(r.message)));
+});
+
+t.test('a worker that accepts one client and exits, with others waiting: each client is served, no failure', { skip: python.error ? 'python3 is not installed' : false }, async (t) => {
+  const wakeport = await startWakeport(t, `127.0.0.1:0 stream tcp wait - ${fixtures}/one-shot.py one-shot\n    label = one-shot\n    start-limit-burst = 2`);
+  const answers = await Promise.all(Array.from({ length: 8 }, () => exchange(wakeport.port('one-shot'))));
+  t.equal(new Set(answers.map((answer) => /^one-shot pid (\d+)\n$/.exec(String(answer))?.[1])).size, 8, 'eight clients, eight workers, one each');
+  t.notOk(wakeport.logs.some((r) => r.subject === 'one-shot' && /failure|without accepting/.test(r.message)), 'no exit counted as a failure');
 });
 
 const leaveChildTable = (then: 'exit' | 'stay') =>
@@ -245,12 +261,12 @@ const leaveChildTable = (then: 'exit' | 'stay') =>
 t.test('a worker that exits 0 soon after serving, with a new client soon after: no failure, each client served', async (t) => {
   const table = `127.0.0.1:0 stream tcp wait - ${httpServer} http-server --idle-timeout 200ms\n    label = brief\n    handoff = listen-fds\n    ready = notify`;
   const wakeport = await startWakeport(t, table);
-  const watching = () => wakeport.logs.filter((r) => r.subject === 'brief' && r.message === 'waiting for a client').length;
+  const exits = () => wakeport.logs.filter((r) => r.subject === 'brief' && /exited with/.test(r.message)).length;
   for (let i = 1; i <= 3; i++) {
-    const before = watching();
+    const before = exits();
     t.equal((await get(wakeport.port('brief'), `/${i}`)).status, 200);
-    await wakeport.waitForLog(() => watching() > before, 5000); // It exited, and wakeport watches again.
-    await sleep(50);
+    // At once after the exit, before wakeport watches for clients again.
+    await wakeport.waitForLog(() => exits() > before, 5000);
   }
   t.notOk(wakeport.logs.some((r) => r.subject === 'brief' && /failure|leaving a client waiting/.test(r.message)), 'no exit counted as a failure');
 });

@@ -184,6 +184,30 @@ t.test('a server listening on an inherited fd stops accepting and starts again: 
   }
 });
 
+t.test("the connections waiting in a listening socket's accept queue, read from /proc: TCP ones by address, unix ones counted", async (t) => {
+  for (const where of [{ port: 0, host: '127.0.0.1' }, { path: `\0wakeport-queue-${process.pid}` }]) {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(where, resolve));
+    const address = server.address();
+    const child = spawn(process.execPath, [`${root}/test/fixtures/waiting-connections.mjs`], { stdio: ['ignore', 'inherit', 'inherit', rawHandleOf(server).fd, 'ipc'] });
+    t.teardown(() => child.kill('SIGKILL'));
+    server.close(); // The child's copy, never accepting, is the only one.
+    const read = () => new Promise<string[]>((resolve) => (child.once('message', resolve), child.send('read')));
+    const connect = () => net.connect(typeof address === 'string' ? address : { port: address!.port, host: '127.0.0.1' }).on('error', () => {});
+    t.same(await read(), [], 'nobody waits');
+    const clients = [connect(), connect()];
+    t.teardown(() => clients.forEach((client) => client.destroy()));
+    await Promise.all(clients.map((client) => new Promise((resolve) => client.once('connect', resolve))));
+    clients[1]!.end(); // Half-closed while it waits: it waits still.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const waiting = await read();
+    // Node pads an abstract name with NULs, which the kernel's table prints as "@".
+    if (typeof address === 'string') t.match(waiting, [new RegExp(`^@wakeport-queue-${process.pid}@*#1$`), /#2$/], 'unix: numbered');
+    else t.equal(new Set(waiting.map((key) => parseInt(key.split('>')[1]!.split(':')[1]!, 16))).size, 2, 'TCP: two, by their ports');
+    if (typeof address !== 'string') t.same(waiting.map((key) => parseInt(key.split('>')[1]!.split(':')[1]!, 16)).sort(), clients.map((client) => client.localPort).sort(), "TCP: the clients' own ports");
+  }
+});
+
 t.test('stopping the accepts of a closed server does nothing', async (t) => {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
