@@ -36,22 +36,19 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
 export function stopChild(child: StoppableProcess, graceMs: number): Promise<void> {
   if (child.pid === undefined) return Promise.resolve();
   const exited = child.exitCode !== null || child.signalCode !== null;
-  return stopGroup(child.pid, graceMs, exited ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve())));
+  return stopGroupOf(child.pid, graceMs, exited ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve())));
 }
 
 /**
- * After a program has exited: if it left processes in its group, `onLeft`
- * is told and they are stopped as stopChild does. Resolves once the group
- * is gone: at once, usually.
+ * Stops what is left of process group `pgid` after its leader has exited,
+ * as stopChild does. Resolves once the group is gone: at once, if it is.
  */
-export function stopLeftovers(pgid: number, graceMs: number, onLeft: () => void): Promise<void> {
-  if (!signalGroup(pgid, 0)) return Promise.resolve();
-  onLeft();
-  return stopGroup(pgid, graceMs, Promise.resolve());
+export function stopGroup(pgid: number, graceMs: number): Promise<void> {
+  return signalGroup(pgid, 0) ? stopGroupOf(pgid, graceMs, Promise.resolve()) : Promise.resolve();
 }
 
 /** SIGTERM to the group, SIGKILL after `graceMs`; resolves once `leaderExited` and the group is gone. */
-function stopGroup(pgid: number, graceMs: number, leaderExited: Promise<void>): Promise<void> {
+function stopGroupOf(pgid: number, graceMs: number, leaderExited: Promise<void>): Promise<void> {
   const giveUpAt = Date.now() + graceMs + afterKillMs;
   if (!signalGroup(pgid, 'SIGTERM')) return leaderExited;
   const kill = setTimeout(() => signalGroup(pgid, 'SIGKILL'), graceMs);

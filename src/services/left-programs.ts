@@ -7,7 +7,7 @@
 
 import type { ServiceEntry } from '../config/entry.js';
 import type { Logger } from '../log.js';
-import { signalGroup, stopLeftovers } from '../processes/stop.js';
+import { signalGroup, stopGroup } from '../processes/stop.js';
 
 const pollMs = 1000;
 
@@ -41,7 +41,7 @@ export class LeftPrograms {
       const graceMs = entries.get(label)?.exitTimeoutMs ?? 0;
       this.#programs.set(pid, { label, host, graceMs });
       this.#onTakenOver(pid, true, graceMs);
-      this.#stops?.push(stopLeftovers(pid, graceMs, () => {}));
+      this.#stops?.push(stopGroup(pid, graceMs));
       adopted++;
     }
     if (adopted > 0) this.#poll ??= setInterval(() => this.#forgetEnded(), pollMs);
@@ -56,7 +56,7 @@ export class LeftPrograms {
 
   /** Stops every program taken over, and those taken over from now on; resolves once they have ended. */
   stop(): Promise<void> {
-    this.#stops ??= [...this.#programs].map(([pid, { graceMs }]) => stopLeftovers(pid, graceMs, () => {}));
+    this.#stops ??= [...this.#programs].map(([pid, { graceMs }]) => stopGroup(pid, graceMs));
     return Promise.all(this.#stops).then(() => this.#forgetEnded());
   }
 

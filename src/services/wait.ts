@@ -29,9 +29,10 @@ import type { ServiceEntry } from '../config/entry.js';
 import { errnoOf } from '../errors.js';
 import { formatDuration, ReportThrottle, type Logger } from '../log.js';
 import { ProgramRecipe } from '../processes/program.js';
-import { signalGroup, stopChild, stopLeftovers } from '../processes/stop.js';
+import { membersHolding } from '../processes/group.js';
+import { signalGroup, stopChild, stopGroup } from '../processes/stop.js';
 import { startRefuser, watchForClients, type ClientWatch, type Refuser } from '../sockets/helper.js';
-import { waitingConnections } from '../sockets/inspect.js';
+import { socketInode, waitingConnections } from '../sockets/inspect.js';
 import { explainSpawnFailure } from './spawn-failures.js';
 import { StopWaiters } from './stop-waiters.js';
 
@@ -45,6 +46,8 @@ interface Worker {
   /** Its exit (or failure to start) has been dispatched: nothing is left to stop. */
   ended: boolean;
   startTimer: NodeJS.Timeout | null;
+  /** wakeport is stopping it and its group: resolves once they are gone. */
+  stopping: Promise<void> | null;
 }
 
 type Event =
@@ -89,6 +92,9 @@ export class WaitService {
   #changedWhileStarting = false;
   /** The clients waiting when the last worker exited cleanly within a second of its start (see #tookNoClient). */
   #leftWaiting: Set<string> | null = null;
+  /** Process groups of workers that exited leaving processes that do not hold the sockets (see #afterWorker). */
+  readonly #leftGroups = new Set<number>();
+  #leftStops: Promise<void>[] = [];
   #refuser: Refuser | null = null;
   #refused = 0;
   readonly #watchers: FSWatcher[] = [];
@@ -149,7 +155,7 @@ export class WaitService {
     this.#disarmProbes();
     const notify = this.#entry.worker.ready === 'notify';
     const { child, notifyFd } = this.#recipe.spawnWorker(this.#fds, notify);
-    const worker: Worker = { child, pid: child.pid ?? -1, startedAt: performance.now(), ready: !notify, ended: false, startTimer: null };
+    const worker: Worker = { child, pid: child.pid ?? -1, startedAt: performance.now(), ready: !notify, ended: false, startTimer: null, stopping: null };
     const ended = (code: number | null, signal: string | null) => {
       worker.ended = true;
       if (child.pid !== undefined) this.#onWorker(child.pid, false);
@@ -162,18 +168,38 @@ export class WaitService {
         ended(null, null);
       });
     } else {
-      const pid = child.pid;
-      this.#onWorker(pid, true);
-      // A worker is its process group: what it forked still holds the sockets, and accepts on them.
-      const onLeft = () =>
-        this.#log.warn(this.#entry.label, `worker pid ${pid} has exited, leaving processes in its group (holding its sockets): stopping them`);
-      child.once('exit', (code, signal) => void stopLeftovers(pid, this.#entry.exitTimeoutMs, onLeft).then(() => ended(code, signal)));
+      this.#onWorker(child.pid, true);
+      child.once('exit', (code, signal) => void this.#afterWorker(worker).then(() => ended(code, signal)));
       this.#log.info(this.#entry.label, `start worker pid ${worker.pid} (${why})`, { pid: worker.pid });
     }
     if (notifyFd !== null && child.pid !== undefined) this.#readNotifications(worker, child, notifyFd);
     if (asReplacement) this.#next = worker;
     else this.#current = worker;
     return worker.ready ? 'ready' : 'starting';
+  }
+
+  /**
+   * Once the worker has exited: what it left in its process group. Those
+   * that hold the service's sockets would accept on them beside the next
+   * worker: they are stopped (SIGTERM, SIGKILL after exit-timeout) before
+   * the worker counts as ended. The others (a tftpd's transfers, each on a
+   * socket of its own) run on, as under inetd, and are stopped with the
+   * service. Resolves once the worker counts as ended.
+   */
+  #afterWorker(worker: Worker): Promise<void> {
+    if (worker.stopping) return worker.stopping; // wakeport stops its group already.
+    for (const pgid of this.#leftGroups) if (!signalGroup(pgid, 0)) this.#leftGroups.delete(pgid);
+    if (!signalGroup(worker.pid, 0)) return Promise.resolve();
+    const sockets = new Set(this.#fds.map(socketInode).filter((inode) => inode !== undefined));
+    const holders = membersHolding(worker.pid, sockets);
+    const left = `worker pid ${worker.pid} has exited, leaving processes in its group`;
+    if (holders.length > 0) {
+      this.#log.warn(this.#entry.label, `${left} that hold its sockets (pid ${holders.join(', ')}): stopping them`);
+      return stopGroup(worker.pid, this.#entry.exitTimeoutMs);
+    }
+    this.#log.info(this.#entry.label, `${left}, none holding its sockets: they run on, and are stopped when the service stops`);
+    this.#leftGroups.add(worker.pid);
+    return Promise.resolve();
   }
 
   #readNotifications(worker: Worker, child: ChildProcess, notifyFd: number): void {
@@ -424,13 +450,13 @@ export class WaitService {
     // One that has ended would never leave #retiring, and stopping would wait for it for ever.
     if (worker.ended) return;
     this.#retiring.add(worker);
-    void stopChild(worker.child, this.#entry.exitTimeoutMs);
+    worker.stopping ??= stopChild(worker.child, this.#entry.exitTimeoutMs);
   }
 
   #retired(event: ExitEvent): void {
     this.#retiring.delete(event.worker);
     const how = event.signal !== null ? `signal ${event.signal}` : `exitcode ${event.code}`;
-    this.#log.info(this.#entry.label, `old worker pid ${event.worker.pid} ended (${how})`);
+    this.#log.info(this.#entry.label, `worker pid ${event.worker.pid} ended (${how})`);
     if (this.#state === 'stopping' && this.#workerCount() === 0) this.#dispatch({ type: 'stop' });
   }
 
@@ -445,7 +471,7 @@ export class WaitService {
       this.#entry.label,
       `worker pid ${this.#current?.pid} did not check in within ${formatDuration(this.#entry.worker.startTimeoutMs)}; stopping it`,
     );
-    if (this.#current) void stopChild(this.#current.child, this.#entry.exitTimeoutMs);
+    if (this.#current) this.#current.stopping ??= stopChild(this.#current.child, this.#entry.exitTimeoutMs);
     return 'killing';
   }
 
@@ -457,6 +483,7 @@ export class WaitService {
     this.#refuser = null;
     for (const worker of [this.#current, this.#next]) if (worker) this.#retire(worker);
     this.#current = this.#next = null;
+    this.#leftStops = [...this.#leftGroups].map((pgid) => stopGroup(pgid, this.#entry.exitTimeoutMs));
     return this.#workerCount() === 0 ? 'stopped' : 'stopping';
   }
 
@@ -465,12 +492,14 @@ export class WaitService {
   }
 
   #killAll(): void {
-    for (const worker of this.#retiring) signalGroup(worker.pid, 'SIGKILL');
+    for (const pgid of [...this.#retiring].map(({ pid }) => pid).concat(...this.#leftGroups)) signalGroup(pgid, 'SIGKILL');
   }
 
   #finishStop(): void {
-    this.#recipe.close();
-    this.#stopWaiters.release();
+    void Promise.all(this.#leftStops).then(() => {
+      this.#recipe.close();
+      this.#stopWaiters.release();
+    });
   }
 
   #watchFiles(): void {

@@ -82,7 +82,8 @@ function listensFor(listener: string, local: string): boolean {
   return local.endsWith(`:${port}`) && (/^0+$/.test(host) || local.startsWith(`${host}:`));
 }
 
-function socketInode(fd: number): string | undefined {
+/** The inode of the socket behind `fd`, as the kernel's tables and /proc/PID/fd name it; undefined for a non-socket. */
+export function socketInode(fd: number): string | undefined {
   return /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`))?.[1];
 }
 

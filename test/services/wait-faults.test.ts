@@ -3,9 +3,10 @@
 // leaves processes behind, and a graceful restart when files change.
 
 import { spawnSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
 import t from 'tap';
 import { get } from '../helpers/http.js';
 import { exchange, until } from '../helpers/net.js';
@@ -129,7 +130,7 @@ t.test('watch: editing a file under load restarts the worker gracefully, with ze
   await sleep(500);
   writeFileSync(`${dir}/app/version.txt`, 'two');
   await wakeport.waitForLog((r) => r.message.startsWith('watched files changed'));
-  await wakeport.waitForLog((r) => r.message.startsWith('old worker pid'));
+  await wakeport.waitForLog((r) => /^worker pid \d+ ended \(/.test(r.message));
   await sleep(500);
   running = false;
   await Promise.all(clients);
@@ -150,7 +151,7 @@ t.test('watch with ready = spawn: each change replaces the worker at once', asyn
   const pids = [await workerPid()];
   for (const version of ['two', 'three']) {
     writeFileSync(`${dir}/app/version.txt`, version);
-    await wakeport.waitForLog((r) => r.message.startsWith(`old worker pid ${pids.at(-1)} ended`));
+    await wakeport.waitForLog((r) => r.message.startsWith(`worker pid ${pids.at(-1)} ended`));
     pids.push(await workerPid());
   }
   t.equal(new Set(pids).size, 3, `three workers in turn: ${pids.join(', ')}`);
@@ -282,7 +283,7 @@ const goneOrZombie = (pid: number) => !isAlive(pid) || isZombie(pid);
 t.test('what a worker leaves in its process group is stopped when the worker exits: it holds the sockets', async (t) => {
   const wakeport = await startWakeport(t, leaveChildTable('exit'));
   const child = await leftChild(wakeport);
-  await wakeport.waitForLog((r) => r.subject === 'stray' && /^worker pid \d+ has exited, leaving processes in its group \(holding its sockets\): stopping them$/.test(r.message));
+  await wakeport.waitForLog((r) => r.subject === 'stray' && new RegExp(`^worker pid \\d+ has exited, leaving processes in its group that hold its sockets \\(pid ${child}\\): stopping them$`).test(r.message));
   await wakeport.waitForLog((r) => r.subject === 'stray' && /^worker pid \d+ exited with exitcode 0 after .*; waiting for the next client$/.test(r.message), 5000);
   t.ok(goneOrZombie(child), 'the child that ignored SIGTERM was killed once exit-timeout had passed');
 });
@@ -293,6 +294,28 @@ t.test('stopping wakeport stops what a worker forked into its group, even a chil
   t.ok(isAlive(child));
   t.same(await wakeport.stop(), { code: 0, signal: null });
   t.ok(goneOrZombie(child), 'nothing of the worker outlives wakeport');
+});
+
+t.test("what a worker leaves in its group that does not hold its sockets runs on (a tftpd's transfer), and is stopped with wakeport", async (t) => {
+  const wakeport = await startWakeport(t, [`127.0.0.1:0 stream tcp wait - ${fixtures}/leave-transfer.sh leave-transfer`, '    label = stray', '    run-at-load = yes'].join('\n'));
+  const child = await leftChild(wakeport);
+  await wakeport.waitForLog((r) => r.subject === 'stray' && /^worker pid \d+ has exited, leaving processes in its group, none holding its sockets: they run on, and are stopped when the service stops$/.test(r.message));
+  await wakeport.waitForLog((r) => r.subject === 'stray' && /^worker pid \d+ exited with exitcode 0 after .*; waiting for the next client$/.test(r.message), 5000);
+  await sleep(300);
+  t.ok(isAlive(child) && !isZombie(child), 'the child runs on after the worker has ended');
+  t.same(await wakeport.stop(), { code: 0, signal: null });
+  t.ok(goneOrZombie(child), 'and is stopped with wakeport');
+});
+
+t.test('a worker started through a wrapper that does not exec gets one SIGTERM when wakeport stops, and finishes gracefully', async (t) => {
+  const dir = mkdtempSync(`${os.tmpdir()}/wakeport-test-`);
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const table = [`127.0.0.1:0 stream tcp wait - ${fixtures}/wrapped-graceful.sh wrapped ${dir}/marker`, '    label = wrapped', '    run-at-load = yes', '    exit-timeout = 5s'].join('\n');
+  const wakeport = await startWakeport(t, table);
+  await wakeport.waitForLog((r) => r.subject === 'wrapped' && r.severity === 'output' && r.message === 'up');
+  t.same(await wakeport.stop(), { code: 0, signal: null });
+  t.equal(existsSync(`${dir}/marker`) ? readFileSync(`${dir}/marker`, 'utf8') : 'no marker', 'done', 'the child finished its graceful stop');
+  t.notOk(wakeport.logs.some((r) => /leaving processes in its group/.test(r.message)), 'no warning about what the worker left: wakeport was stopping its group');
 });
 
 t.test('stopping while the client watch is being set up: its helper ends with wakeport, quietly', async (t) => {
