@@ -41,7 +41,7 @@ const subject = 'wakeport';
 /** Runs wakeport in the foreground; resolves with the exit code. */
 export async function run(options: RunOptions, log: Logger): Promise<number> {
   const hangups = new Hangups(options.file, log);
-  const stops = new StopSignals();
+  const stops = new StopSignals(log);
   try {
     return await serve(options, log, hangups, stops);
   } finally {
@@ -55,14 +55,19 @@ export async function run(options: RunOptions, log: Logger): Promise<number> {
  * they are noted (the launcher then does not start it); after, they are
  * forwarded to it, but only once it handles them: until then a signal
  * would kill it outright, and the workers it is starting would be left. A
- * second signal is forwarded at once, as a second signal kills anyway.
+ * second signal is forwarded at once, as a second signal kills anyway;
+ * before the supervisor runs, it kills the launcher (start-up may be stuck
+ * reading the table from a FIFO or a hung mount, and nothing has been bound
+ * or started while it waits there).
  */
 class StopSignals {
   #supervisor: ChildProcess | null = null;
   #stoppable = false;
   readonly #held: NodeJS.Signals[] = [];
+  readonly #log: Logger;
 
-  constructor() {
+  constructor(log: Logger) {
+    this.#log = log;
     process.on('SIGINT', this.#onSignal).on('SIGTERM', this.#onSignal);
   }
 
@@ -87,7 +92,12 @@ class StopSignals {
 
   readonly #onSignal = (signal: NodeJS.Signals): void => {
     if (this.#supervisor && (this.#stoppable || this.#held.length > 0)) this.#supervisor.kill(signal);
-    else this.#held.push(signal);
+    else if (!this.#supervisor && this.#held.length > 0) {
+      this.#log.info(subject, `${this.#held[0]}, then ${signal}, during start-up: not starting, at once`);
+      // By the signal itself: process.exit() would wait for the thread stuck in a read.
+      this.close();
+      process.kill(process.pid, signal);
+    } else this.#held.push(signal);
   };
 }
 

@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { rawHandleOf } from '../../src/sockets/internals.js';
 import { get } from '../helpers/http.js';
 import { datagram, exchange, readToEnd, until } from '../helpers/net.js';
@@ -233,15 +233,15 @@ t.test('a SIGTERM while the supervisor starts: held until it can stop what it st
   }
 });
 
-t.test('a SIGTERM before the launcher has read its table: it does not start, and exits 0', async (t) => {
+/** A launcher reading its table from a FIFO, stuck there until the test writes to `writer` (and closes it). */
+async function launcherReadingFifo(t: Test) {
   const dir = t.testdir({});
-  // A FIFO: the launcher waits to read the table until the test writes it.
   const table = path.join(dir, 'services.conf');
   execFileSync('mkfifo', [table]);
   const launcher = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, cli, 'run', '-f', table], { stdio: ['ignore', 'ignore', 'pipe'] });
   t.teardown(() => launcher.kill('SIGKILL')); // Should this test fail: nothing is left running.
   const stderr = readToEnd(launcher.stderr as net.Socket);
-  const exited = new Promise<number | null>((resolve) => launcher.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | NodeJS.Signals | null>((resolve) => launcher.once('exit', (code, signal) => resolve(code ?? signal)));
   // A writer's non-blocking open succeeds once a reader waits on the FIFO:
   // then the launcher is reading its table, its signal handlers set.
   let writer: number | null = null;
@@ -255,11 +255,32 @@ t.test('a SIGTERM before the launcher has read its table: it does not start, and
   };
   await until(openWriter, 10_000);
   t.not(writer, null, 'the launcher waits to read its table');
+  let open = true;
+  /** Writes the table and closes the FIFO: the launcher reads it to its end. */
+  const finish = (text: string) => {
+    writeSync(writer!, text);
+    closeSync(writer!);
+    open = false;
+  };
+  t.teardown(() => open && closeSync(writer!));
+  return { launcher, finish, stderr, exited };
+}
+
+t.test('a SIGTERM before the launcher has read its table: it does not start, and exits 0', async (t) => {
+  const { launcher, finish, stderr, exited } = await launcherReadingFifo(t);
   launcher.kill('SIGTERM');
-  writeSync(writer!, '127.0.0.1:0 stream tcp nowait - internal echo\n');
-  closeSync(writer!);
+  finish('127.0.0.1:0 stream tcp nowait - internal echo\n');
   t.equal(await exited, 0);
   t.equal(await stderr, 'wakeport: wakeport: info: SIGTERM during start-up: not starting\n');
+});
+
+t.test('a second signal while the launcher is stuck reading its table kills it at once', async (t) => {
+  const { launcher, stderr, exited } = await launcherReadingFifo(t);
+  launcher.kill('SIGTERM');
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  launcher.kill('SIGINT');
+  t.equal(await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 5000))]), 'SIGINT');
+  t.equal(await stderr, 'wakeport: wakeport: info: SIGTERM, then SIGINT, during start-up: not starting, at once\n');
 });
 
 t.test('if the supervisor is killed, a worker a reload added gets its own exit-timeout before SIGKILL', async (t) => {
