@@ -107,6 +107,11 @@ export class ReportThrottle {
   }
 }
 
+/** "1 client", "3 clients": a count with its noun. */
+export function counted(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
 /** 1500 → "1.5s", 60000 → "1m", 250 → "250ms". */
 export function formatDuration(ms: number): string {
   if (ms > 0 && ms % 60_000 === 0) return `${ms / 60_000}m`;

@@ -42,7 +42,7 @@ import os from 'node:os';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { defaultProgramConnections, type ServiceEntry } from '../config/entry.js';
-import { formatDuration, ReportThrottle, type LogOptions, type Logger } from '../log.js';
+import { counted, formatDuration, ReportThrottle, type LogOptions, type Logger } from '../log.js';
 import { hasType, type DrainRequest, type DrainStarted, type Hello, type ProgramsReport, type SocketAssignment } from '../runtime/hello.js';
 import { watchForClients, type ClientWatch } from '../sockets/helper.js';
 import { firstListenFd } from '../sockets/listen-fds.js';
@@ -306,7 +306,7 @@ export class NowaitPool {
     if (!report || host.pid === undefined) return '';
     const adopted = this.#left.adopt(host.pid, report.running, this.#entries);
     const programs = adopted === 1 ? '1 program runs' : `${adopted} programs run`;
-    const clients = report.waiting === 1 ? '1 client' : `${report.waiting} clients`;
+    const clients = counted(report.waiting, 'client');
     const running = adopted > 0 ? `; its ${programs} on, and will be stopped when wakeport stops` : '';
     const lost = report.waiting > 0 ? `; ${clients} waiting in its queue closed with it` : '';
     return `${running}${lost}`;

@@ -20,7 +20,7 @@
 
 import type net from 'node:net';
 import { defaultProgramConnections, type ServiceEntry } from '../config/entry.js';
-import { formatDuration, ReportThrottle, type Logger } from '../log.js';
+import { counted, formatDuration, ReportThrottle, type Logger } from '../log.js';
 import { ProgramRecipe, type ConnectionProcess } from '../processes/program.js';
 import { setAccepting, type AcceptedConnection } from '../sockets/internals.js';
 import { StopWaiters } from './stop-waiters.js';
@@ -294,7 +294,7 @@ export class NowaitService implements BudgetHolder {
       connectionBudget.give(this);
     }
     if (waiting.length > 0) {
-      this.#log.info(this.#entry.label, `closed ${waiting.length} waiting clients: the service is stopping`);
+      this.#log.info(this.#entry.label, `closed ${counted(waiting.length, 'waiting client')}: the service is stopping`);
     }
     for (const run of this.#runs) void stopChild(run.child, this.#entry.exitTimeoutMs);
     return this.#runs.size === 0 ? 'stopped' : 'stopping';

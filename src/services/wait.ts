@@ -27,7 +27,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import type net from 'node:net';
 import type { ServiceEntry } from '../config/entry.js';
 import { errnoOf } from '../errors.js';
-import { formatDuration, ReportThrottle, type Logger } from '../log.js';
+import { counted, formatDuration, ReportThrottle, type Logger } from '../log.js';
 import { ProgramRecipe } from '../processes/program.js';
 import { membersHolding } from '../processes/group.js';
 import { signalGroup, stopChild, stopGroup } from '../processes/stop.js';
@@ -230,6 +230,7 @@ export class WaitService {
   #afterExit(event: ExitEvent, timedOut = false): State {
     const { worker, code, signal } = event;
     this.#current = null;
+    this.#changedWhileStarting = false; // The next worker starts with the files as they are now.
     if (worker.startTimer) clearTimeout(worker.startTimer);
     const uptimeMs = performance.now() - worker.startedAt;
     const how = signal !== null ? `was killed by ${signal}` : code === null ? 'could not start' : `exited with exitcode ${code}`;
@@ -314,14 +315,25 @@ export class WaitService {
     return this.#becomeIdle();
   }
 
+  /** Watched files changed while a failure holds the service back: the change may be the fix, so it is tried at once. */
+  #tryChange(): State {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#restartWhy = 'watched files changed';
+    if (this.#state === 'failed') return this.#endCooldown();
+    this.#log.info(this.#entry.label, 'watched files changed: trying again now');
+    return this.#resume();
+  }
+
   #giveUp(): void {
     this.#consecutiveFailures = 0;
     this.#failures = [];
+    this.#restartWhy = 'cooldown over';
     this.#arm(this.#entry.worker.failedCooldownMs);
     if (!this.#canProbe) return;
     this.#refused = 0;
     const onClosed = (count: number) => {
-      if (this.#refused === 0) this.#log.warn(this.#entry.label, `closed ${count} waiting clients: the service has failed`);
+      if (this.#refused === 0) this.#log.warn(this.#entry.label, `closed ${counted(count, 'waiting client')}: the service has failed`);
       this.#refused += count;
     };
     const onError = (error: Error) =>
@@ -335,13 +347,12 @@ export class WaitService {
     if (refuser) {
       this.#refuser = null;
       void refuser.stop().then(() => {
-        if (this.#refused > 0) this.#log.info(this.#entry.label, `closed ${this.#refused} clients in all while failed`);
+        if (this.#refused > 0) this.#log.info(this.#entry.label, `closed ${counted(this.#refused, 'client')} in all while failed`);
         this.#dispatch({ type: 'timer' });
       });
       return 'failed';
     }
-    this.#log.info(this.#entry.label, 'cooldown over: trying again');
-    this.#restartWhy = 'cooldown over';
+    this.#log.info(this.#entry.label, `${this.#restartWhy}: trying again`);
     return this.#resume();
   }
 
@@ -577,7 +588,7 @@ export class WaitService {
       exit: () => 'backoff',
       'start-timeout': () => 'backoff',
       timer: (s) => s.#resume(),
-      changed: () => 'backoff',
+      changed: (s) => s.#tryChange(),
       stop: (s) => s.#beginStop(),
     },
     failed: {
@@ -587,7 +598,7 @@ export class WaitService {
       exit: () => 'failed',
       'start-timeout': () => 'failed',
       timer: (s) => s.#endCooldown(),
-      changed: () => 'failed',
+      changed: (s) => s.#tryChange(),
       stop: (s) => s.#beginStop(),
     },
     stopping: {

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { get } from '../helpers/http.js';
 import { exchange, until } from '../helpers/net.js';
 import { childrenOf, commandOf, isAlive, isZombie } from '../helpers/proc.js';
@@ -17,6 +17,13 @@ const fixtures = `${root}/test/fixtures`;
 const httpServer = `${root}/dist/services/http-server.js`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const python = spawnSync('python3', ['--version']);
+
+/** A folder of its own for a test, removed after it. */
+function tempDir(t: Test): string {
+  const dir = mkdtempSync(`${os.tmpdir()}/wakeport-test-`);
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 t.test('SIGKILL the worker ten times under a loop of fresh connections: none refused, at most one failure per kill', async (t) => {
   const table = [
@@ -84,10 +91,54 @@ t.test('a worker that crashes at start: back-off, then failed (waiting clients c
   const backoffs = wakeport.logs.filter((r) => /exited with exitcode 1 .*; waiting for clients again in/.test(r.message));
   t.match(backoffs.map((r) => r.message), [/in 50ms \(failure 1 of 3 within 20s\)$/, /in 100ms \(failure 2 of 3 within 20s\)$/], 'exponential back-off');
   await wakeport.waitForLog((r) => r.severity === 'error' && /3 failures within 20s, giving up for 1\.5s; waiting clients are closed until then$/.test(r.message));
-  await wakeport.waitForLog((r) => /^closed 1 waiting clients: the service has failed$/.test(r.message));
+  await wakeport.waitForLog((r) => /^closed 1 waiting client: the service has failed$/.test(r.message));
   rmSync(marker);
   await wakeport.waitForLog((r) => r.message === 'cooldown over: trying again', 5000);
   t.equal(String(await exchange(port, 'later\n')), 'got:later\n', 'served again after the cooldown');
+});
+
+t.test('watch: a change to the files of a failed service is tried at once, not after the cooldown', async (t) => {
+  const dir = tempDir(t);
+  const marker = `${dir}/crash`;
+  writeFileSync(marker, 'crash while this file exists');
+  const table = [
+    `127.0.0.1:0 stream tcp wait - ${fixtures}/crash-while.sh crash-while ${marker}`,
+    '    label = crashy',
+    '    handoff = listen-fds',
+    '    restart-delay = 50ms',
+    '    start-limit-burst = 2',
+    '    failed-cooldown = 60s',
+    `    watch = ${dir}`,
+  ].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const port = wakeport.port('crashy');
+  t.equal(String(await exchange(port, 'early\n')), '', 'failed: the waiting client is closed');
+  await wakeport.waitForLog((r) => /2 failures within 1m, giving up for 1m/.test(r.message));
+  rmSync(marker); // The fix.
+  await wakeport.waitForLog((r) => r.message === 'watched files changed: trying again', 5000);
+  t.equal(String(await exchange(port, 'later\n')), 'got:later\n', 'served at once, a minute before the cooldown ends');
+});
+
+t.test('watch: a change while a worker starts, which then dies, does not replace the next worker (it starts with the change)', async (t) => {
+  const dir = tempDir(t);
+  const table = [
+    `127.0.0.1:0 stream tcp wait - ${fixtures}/slow-start.sh slow-start ${httpServer}`,
+    '    label = slow',
+    '    handoff = listen-fds',
+    '    listen-pid = no',
+    '    ready = notify',
+    '    restart-delay = 50ms',
+    `    watch = ${dir}`,
+  ].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const answer = get(wakeport.port('slow'), '/');
+  const first = await wakeport.waitForLog((r) => r.subject === 'slow' && r.severity === 'output' && r.message === 'starting');
+  writeFileSync(`${dir}/changed.txt`, 'while it starts');
+  await sleep(400); // The change has settled.
+  process.kill(-(first.pid as number), 'SIGKILL');
+  t.equal((await answer).status, 200, 'the next worker serves the client');
+  await sleep(500);
+  t.notOk(wakeport.logs.some((r) => r.message.startsWith('watched files changed')), 'and is not replaced');
 });
 
 t.test('watch: editing a file under load restarts the worker gracefully, with zero failed requests', async (t) => {
@@ -308,8 +359,7 @@ t.test("what a worker leaves in its group that does not hold its sockets runs on
 });
 
 t.test('a worker started through a wrapper that does not exec gets one SIGTERM when wakeport stops, and finishes gracefully', async (t) => {
-  const dir = mkdtempSync(`${os.tmpdir()}/wakeport-test-`);
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t);
   const table = [`127.0.0.1:0 stream tcp wait - ${fixtures}/wrapped-graceful.sh wrapped ${dir}/marker`, '    label = wrapped', '    run-at-load = yes', '    exit-timeout = 5s'].join('\n');
   const wakeport = await startWakeport(t, table);
   await wakeport.waitForLog((r) => r.subject === 'wrapped' && r.severity === 'output' && r.message === 'up');
