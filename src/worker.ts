@@ -21,7 +21,7 @@ import { writeSync } from 'node:fs';
 import type http from 'node:http';
 import net from 'node:net';
 import { udpFamilies } from './sockets/inspect.js';
-import { takeListenFds } from './sockets/listen-fds.js';
+import { listenOnFd, takeListenFds } from './sockets/listen-fds.js';
 
 export interface ListenFdsOptions<S extends net.Server> {
   /** Makes the server for each inherited stream socket (default: net.createServer()). */
@@ -53,7 +53,7 @@ export function listenFds<S extends net.Server = net.Server>(options: ListenFdsO
       // Any other socket is served as a stream: listen() takes a listening TCP or unix socket as it is.
       const server = options.createServer ? options.createServer() : (net.createServer() as S);
       explainListenFailure(server, fd);
-      server.listen({ fd });
+      listenOnFd(server, fd);
       servers.push(server);
       handle = server;
     }

@@ -154,7 +154,8 @@ export class ProgramRecipe {
   spawnWorker(fds: readonly number[], notify: boolean): { child: ChildProcess; notifyFd: number | null } {
     const names = this.#entry.sockets.map(({ name }) => name);
     if (this.#entry.handoff === 'listen-fds' && this.#entry.listenPid) makeBlocking(fds.slice(1));
-    const launch = this.#launch(fds, names, {}, notify, 'pipe');
+    // A Node worker's server.listen({ fd }) calls listen() again: this says with which backlog (listener.ts).
+    const launch = this.#launch(fds, names, { WAKEPORT_BACKLOG: String(this.#entry.backlog) }, notify, 'pipe');
     let child: ChildProcess;
     try {
       child = spawn(launch.file, launch.args, { ...this.#options, env: launch.env, stdio: launch.stdio, argv0: launch.argv0 });

@@ -5,11 +5,14 @@
 import net from 'node:net';
 import { ReportThrottle, type Logger } from '../log.js';
 import { takeAccepts, type AcceptedConnection, type Address } from '../sockets/internals.js';
+import { listenOnFd } from '../sockets/listen-fds.js';
 
 export interface AcceptOptions {
   /** Accept without reading, so that a spawned program gets every byte. */
   readonly pauseOnConnect: boolean;
   readonly allowHalfOpen: boolean;
+  /** The service's backlog (see listenOnFd in sockets/listen-fds.ts). */
+  readonly backlog: number;
 }
 
 /** Starts accepting on `fd`; resolves once the server is listening. */
@@ -17,7 +20,7 @@ export function acceptOn(fd: number, options: AcceptOptions, onConnection: (sock
   const server = net.createServer(options, onConnection);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ fd }, () => {
+    listenOnFd(server, fd, options.backlog, () => {
       server.off('error', reject);
       resolve(server);
     });
@@ -30,10 +33,11 @@ export function acceptOn(fd: number, options: AcceptOptions, onConnection: (sock
  */
 export async function acceptConnectionsOn(
   fd: number,
+  backlog: number,
   onConnection: (connection: AcceptedConnection) => void,
   onError: (code: string) => void,
 ): Promise<net.Server> {
-  const server = await acceptOn(fd, { pauseOnConnect: true, allowHalfOpen: true }, () => {});
+  const server = await acceptOn(fd, { pauseOnConnect: true, allowHalfOpen: true, backlog }, () => {});
   takeAccepts(server, onConnection, onError);
   return server;
 }

@@ -112,7 +112,7 @@ export class NowaitService implements BudgetHolder {
       service.#dispatch({ type: 'connection', connection: waiting });
     };
     const onError = (code: string) => service.#reportAcceptFailure(code);
-    for (const fd of fds) service.#servers.push(await acceptConnectionsOn(fd, onConnection, onError));
+    for (const fd of fds) service.#servers.push(await acceptConnectionsOn(fd, entry.backlog, onConnection, onError));
     return service;
   }
 

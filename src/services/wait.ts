@@ -338,7 +338,7 @@ export class WaitService {
     };
     const onError = (error: Error) =>
       this.#log.error(this.#entry.label, `cannot close waiting clients: ${error.message}; they wait until the cooldown is over`);
-    this.#refuser = startRefuser(this.#fds, onClosed, onError);
+    this.#refuser = startRefuser(this.#fds, this.#entry.backlog, onClosed, onError);
   }
 
   /** The cooldown is over: the refuser is stopped first, so that it takes no client the next worker should get. */

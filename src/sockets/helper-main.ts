@@ -9,9 +9,9 @@
 
 import net from 'node:net';
 import { closeGently } from '../services/listener.js';
-import { firstListenFd } from './listen-fds.js';
+import { firstListenFd, listenOnFd } from './listen-fds.js';
 
-const [mode, countText] = process.argv.slice(2);
+const [mode, countText, backlogText] = process.argv.slice(2);
 const fds = Array.from({ length: Number(countText) }, (_, index) => firstListenFd + index);
 const send = process.send?.bind(process);
 if (!send) throw new Error('the helper needs an IPC channel');
@@ -41,11 +41,12 @@ if (mode === 'copy') {
     closed = 0;
   };
   for (const fd of fds) {
-    net.createServer({ allowHalfOpen: true }, (socket) => {
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => {
       closeGently(socket);
       closed++;
       report ??= setTimeout(flush, 100);
-    }).listen({ fd });
+    });
+    listenOnFd(server, fd, Number(backlogText));
   }
   process.on('SIGTERM', () => {
     if (report) clearTimeout(report);

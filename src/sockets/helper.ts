@@ -9,8 +9,9 @@ import { runtimeEnvironment } from '../processes/environment.js';
 
 const helperMain = fileURLToPath(new URL(`./helper-main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
 
-function startHelper(mode: 'copy' | 'refuse', fds: readonly number[]): ChildProcess {
-  return spawn(process.execPath, [...process.execArgv, helperMain, mode, String(fds.length)], {
+function startHelper(mode: 'copy' | 'refuse', fds: readonly number[], backlog?: number): ChildProcess {
+  const args = [helperMain, mode, String(fds.length), ...(backlog === undefined ? [] : [String(backlog)])];
+  return spawn(process.execPath, [...process.execArgv, ...args], {
     stdio: ['ignore', 'ignore', 'inherit', ...fds, 'ipc'],
     env: runtimeEnvironment(),
   });
@@ -86,8 +87,8 @@ export interface Refuser {
  * Accepts and closes every client of `fds` until stopped, calling `onClosed`
  * after each burst; `onError` if it cannot be started (clients then wait).
  */
-export function startRefuser(fds: readonly number[], onClosed: (count: number) => void, onError: (error: Error) => void): Refuser {
-  const helper = startHelper('refuse', fds);
+export function startRefuser(fds: readonly number[], backlog: number, onClosed: (count: number) => void, onError: (error: Error) => void): Refuser {
+  const helper = startHelper('refuse', fds, backlog);
   helper.on('message', (message: { closed: number }) => onClosed(message.closed));
   helper.on('error', (error) => {
     if (helper.pid === undefined) onError(error);

@@ -4,9 +4,26 @@
 // colon-separated.
 
 import { fstatSync } from 'node:fs';
+import type net from 'node:net';
 import { WakeportError } from '../errors.js';
 
 export const firstListenFd = 3;
+
+/**
+ * server.listen() on an inherited listening socket. Node calls listen()
+ * again on it, with a backlog of 511 unless told otherwise, which would
+ * undo the one it was bound with: it is passed as the second argument, as
+ * Node 20 ignores a `backlog` beside `fd` in the options. Undefined: the
+ * one wakeport gave its worker (WAKEPORT_BACKLOG), else Node's 511.
+ */
+export function listenOnFd(server: net.Server, fd: number, backlog = backlogFromEnvironment(), onListening?: () => void): void {
+  server.listen({ fd }, backlog, onListening);
+}
+
+function backlogFromEnvironment(): number | undefined {
+  const given = Number(process.env.WAKEPORT_BACKLOG);
+  return Number.isInteger(given) && given > 0 ? given : undefined;
+}
 
 export interface ListenFd {
   readonly fd: number;

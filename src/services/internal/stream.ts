@@ -41,7 +41,7 @@ export class InternalStreamService implements BudgetHolder {
   static async start(entry: ServiceEntry, fds: readonly number[], log: Logger): Promise<InternalStreamService> {
     const service = new InternalStreamService(entry, log);
     for (const fd of fds) {
-      const server = await acceptOn(fd, { pauseOnConnect: false, allowHalfOpen: true }, (socket) => service.#onConnection(socket));
+      const server = await acceptOn(fd, { pauseOnConnect: false, allowHalfOpen: true, backlog: entry.backlog }, (socket) => service.#onConnection(socket));
       server.on('error', (error) => log.error(entry.label, `accept failed: ${error.message}`));
       service.#servers.push(server);
     }
