@@ -3,6 +3,7 @@
 // `check` (validate a table and print it resolved).
 
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatSocket, type ServiceEntry } from './config/entry.js';
 import { parseDuration } from './config/options.js';
@@ -78,14 +79,22 @@ function formatTable(entries: readonly ServiceEntry[]): string {
       entry.sockets.map(({ spec }) => formatSocket(spec)).join(','),
       entry.transport,
       describeMode(entry),
-      entry.runAs?.name ?? '-',
-      entry.program.kind === 'internal'
-        ? `internal ${entry.program.name}`
-        : [entry.program.path, ...entry.program.args].join(' '),
+      entry.runAs ? `${entry.runAs.name} (${entry.runAs.uid}:${entry.runAs.gid})` : '-',
+      describeProgram(entry.program),
     ]),
   ];
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+}
+
+/**
+ * `/bin/cat -u`; `/usr/sbin/tcpd (argv0 in.fingerd)` when argv[0] is not
+ * the file's name (tcpd learns from it which daemon to run).
+ */
+function describeProgram(program: ServiceEntry['program']): string {
+  if (program.kind === 'internal') return `internal ${program.name}`;
+  const argv0 = program.argv0 === path.basename(program.path) ? [] : [`(argv0 ${program.argv0})`];
+  return [program.path, ...argv0, ...program.args].join(' ');
 }
 
 /** `nowait.10`, `wait (lazy)`, `wait (kept alive)`: how the service is run. */

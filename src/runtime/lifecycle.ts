@@ -104,7 +104,8 @@ export function handleStopRequests(
     onStop();
     void Promise.resolve(services())
       .then((running) => {
-        log[level](subject, `${why}: stopping ${running.length} services`);
+        // Not a count: one nowait pool serves several services, and pools a reload replaced may still be finishing.
+        log[level](subject, `${why}: stopping`);
         return Promise.all(running.map((service) => service.stop()));
       })
       .then(() => {

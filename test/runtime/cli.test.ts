@@ -8,7 +8,13 @@ const wakeport = (args: string[], cwd = root) => spawnSync(process.execPath, [cl
 
 t.test('check prints the resolved table and exits 0', async (t) => {
   const dir = t.testdir({
-    'services.conf': ['127.0.0.1:7007 stream tcp nowait - internal echo', '[::1]:8080 stream tcp6 nowait.10 - /bin/cat cat -u', '    label = cat'].join('\n'),
+    'services.conf': [
+      '127.0.0.1:7007 stream tcp nowait - internal echo',
+      '[::1]:8080 stream tcp6 nowait.10 - /bin/cat cat -u',
+      '    label = cat',
+      '127.0.0.1:8081 stream tcp nowait - /bin/sh login-sh -c id',
+      '    label = sh',
+    ].join('\n'),
   });
   const result = wakeport(['check', '-f', `${dir}/services.conf`]);
   t.equal(result.status, 0);
@@ -19,9 +25,17 @@ t.test('check prints the resolved table and exits 0', async (t) => {
       'LABEL               ADDRESS         PROTO  MODE       USER  PROGRAM',
       '127.0.0.1:7007/tcp  127.0.0.1:7007  tcp    internal   -     internal echo',
       'cat                 [::1]:8080      tcp    nowait.10  -     /bin/cat -u',
+      'sh                  127.0.0.1:8081  tcp    nowait     -     /bin/sh (argv0 login-sh) -c id',
       '',
     ].join('\n'),
   );
+});
+
+t.test('check shows the user a program runs as, with its uid and gid', { skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
+  const dir = t.testdir({ 'services.conf': '127.0.0.1:8081 stream tcp nowait root.nogroup /bin/true true\n' });
+  const result = wakeport(['check', '-f', `${dir}/services.conf`]);
+  t.match(result.stdout, /\n127\.0\.0\.1:8081\/tcp +127\.0\.0\.1:8081 +tcp +nowait +root \(0:\d+\) +\/bin\/true\n/);
+  t.notMatch(result.stdout, /root \(0:0\)/, 'the group given, not root\'s own');
 });
 
 t.test('check reports every error as FILE:LINE and exits 1', async (t) => {
