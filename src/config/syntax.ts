@@ -57,6 +57,8 @@ export interface SplitResult {
 }
 
 const optionLine = /^([A-Za-z][A-Za-z0-9-]*)\s*=\s*(.*?)\s*$/;
+/** NAME=value as one word, as env(1) takes it (options are lower case). */
+const environmentWord = /^[A-Z_][A-Z0-9_]*=\S*$/;
 const stickyHostLine = /^(\S*):$/;
 
 export function splitTable(file: string, text: string): SplitResult {
@@ -81,9 +83,11 @@ export function splitTable(file: string, text: string): SplitResult {
       return;
     }
     if (indented) {
-      const match = optionLine.exec(trimmed);
+      const words = trimmed.split(/\s+/);
+      // `LANG=C /bin/date` under `/usr/bin/env env` continues the argv: an option has one value.
+      const match = words.length > 1 && environmentWord.test(words[0]!) ? null : optionLine.exec(trimmed);
       if (!match && current !== null && current.options.length === 0) {
-        current.fields.push(...trimmed.split(/\s+/));
+        current.fields.push(...words);
       } else if (!match) {
         problem(line, `indented line is not an option of the form "key = value": ${JSON.stringify(trimmed)}`);
       } else if (current === null) {

@@ -211,6 +211,12 @@ t.test('BSD inetd continuation lines, commented-out options, a sticky host for l
   });
 });
 
+t.test('a continuation line that starts with NAME=value (for env) continues the argv; options stay options', async (t) => {
+  const table = await parse(['8080 stream tcp nowait - /usr/bin/env env', '\tLANG=C /bin/date -u', '    env = GREETING=hello world', '    label = date'].join('\n'));
+  t.same(table.problems, []);
+  t.match(table.entries[0], { label: 'date', program: { argv0: 'env', args: ['LANG=C', '/bin/date', '-u'] }, env: [['GREETING', 'hello world']] });
+});
+
 t.test('an internal service ignores its user field: it runs inside wakeport', async (t) => {
   const table = await parse('127.0.0.1:7 stream tcp nowait nosuchuser internal echo\n127.0.0.1:9 stream tcp nowait root internal discard');
   t.same(table.problems, []);
