@@ -158,7 +158,8 @@ export class WaitService {
     const worker: Worker = { child, pid: child.pid ?? -1, startedAt: performance.now(), ready: !notify, ended: false, startTimer: null, stopping: null };
     const ended = (code: number | null, signal: string | null) => {
       worker.ended = true;
-      if (child.pid !== undefined) this.#onWorker(child.pid, false);
+      // A group left running stays the launcher's to stop should the supervisor die, until it is gone.
+      if (child.pid !== undefined && !this.#leftGroups.has(child.pid)) this.#onWorker(child.pid, false);
       this.#dispatch({ type: 'exit', worker, code, signal });
     };
     if (child.pid === undefined) {
@@ -188,7 +189,7 @@ export class WaitService {
    */
   #afterWorker(worker: Worker): Promise<void> {
     if (worker.stopping) return worker.stopping; // wakeport stops its group already.
-    for (const pgid of this.#leftGroups) if (!signalGroup(pgid, 0)) this.#leftGroups.delete(pgid);
+    this.#forgetGoneGroups();
     if (!signalGroup(worker.pid, 0)) return Promise.resolve();
     const sockets = new Set(this.#fds.map(socketInode).filter((inode) => inode !== undefined));
     const holders = membersHolding(worker.pid, sockets);
@@ -200,6 +201,14 @@ export class WaitService {
     this.#log.info(this.#entry.label, `${left}, none holding its sockets: they run on, and are stopped when the service stops`);
     this.#leftGroups.add(worker.pid);
     return Promise.resolve();
+  }
+
+  #forgetGoneGroups(): void {
+    for (const pgid of this.#leftGroups) {
+      if (signalGroup(pgid, 0)) continue;
+      this.#leftGroups.delete(pgid);
+      this.#onWorker(pgid, false);
+    }
   }
 
   #readNotifications(worker: Worker, child: ChildProcess, notifyFd: number): void {
@@ -494,7 +503,7 @@ export class WaitService {
     this.#refuser = null;
     for (const worker of [this.#current, this.#next]) if (worker) this.#retire(worker);
     this.#current = this.#next = null;
-    this.#leftStops = [...this.#leftGroups].map((pgid) => stopGroup(pgid, this.#entry.exitTimeoutMs));
+    this.#leftStops = [...this.#leftGroups].map((pgid) => stopGroup(pgid, this.#entry.exitTimeoutMs).then(() => this.#forgetGoneGroups()));
     return this.#workerCount() === 0 ? 'stopped' : 'stopping';
   }
 

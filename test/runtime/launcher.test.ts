@@ -219,6 +219,19 @@ t.test('if the supervisor is killed, the launcher stops the wait workers it left
   rebound.close();
 });
 
+t.test('if the supervisor is killed, the launcher also stops what a wait worker left running in its group', async (t) => {
+  const table = `127.0.0.1:0 stream tcp wait - ${fixtures}/leave-transfer.sh leave-transfer\n    label = stray\n    run-at-load = yes\n`;
+  const wakeport = await startWakeport(t, table);
+  const said = await wakeport.waitForLog((r) => r.subject === 'stray' && r.severity === 'output' && r.message.startsWith('left '));
+  const child = Number(said.message.slice('left '.length));
+  t.teardown(() => isAlive(child) && process.kill(child, 'SIGKILL')); // Should this test fail: leave nothing behind.
+  await wakeport.waitForLog((r) => r.subject === 'stray' && /exited with exitcode 0/.test(r.message));
+  process.kill(wakeport.supervisorPid, 'SIGKILL');
+  await wakeport.waitForLog((r) => r.message.startsWith('stopping the'));
+  await until(() => !isAlive(child) || isZombie(child), 5000);
+  t.ok(!isAlive(child) || isZombie(child), 'the child the worker left has been stopped');
+});
+
 t.test('a SIGTERM while the supervisor starts: held until it can stop what it starts, then exit 0 and nothing left', async (t) => {
   const workers = Array.from({ length: 4 }, (_, i) => `127.0.0.1:0 stream tcp wait - /bin/sleep sleep 600\n    label = w${i}\n    run-at-load = yes\n`);
   // The launcher warns of the missing program before it binds and starts the supervisor.
