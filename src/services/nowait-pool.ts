@@ -21,7 +21,7 @@
 // in its own queue). A service with none of them is served by every host,
 // its default max-connections divided among them; a host at its part stops
 // accepting that service's clients, leaving them in the backlog for a host
-// with room (only clients already waiting when it fills up queue there).
+// with room.
 // So that such a service is never left without a host while others run, a
 // host that dies is replaced (after a pause that doubles while replacements
 // die within restartGapMs), and one that goes idle is started again at the

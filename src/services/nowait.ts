@@ -257,9 +257,8 @@ export class NowaitService implements BudgetHolder {
    * A service other hosts serve too stops accepting while this host serves
    * its part of the connections, and starts again when one ends: a client
    * it accepted then would wait in its queue while another host has room.
-   * Only clients already waiting when it fills up (libuv accepts all those
-   * at once) still queue here. While full, the pause is made again after
-   * each connection: libuv's accept restarts it.
+   * While full, the pause is made again after each connection it still
+   * gets: libuv's accept restarts the poll.
    */
   #shareAccepts(): void {
     const full = this.#admission.full;

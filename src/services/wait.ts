@@ -23,7 +23,6 @@
 // transition; effects are the methods it calls.
 
 import type { ChildProcess } from 'node:child_process';
-import { watch, type FSWatcher } from 'node:fs';
 import type net from 'node:net';
 import type { ServiceEntry } from '../config/entry.js';
 import { errnoOf } from '../errors.js';
@@ -34,6 +33,7 @@ import { signalGroup, stopChild, stopGroup } from '../processes/stop.js';
 import { startRefuser, watchForClients, type ClientWatch, type Refuser } from '../sockets/helper.js';
 import { socketInode, waitingConnections } from '../sockets/inspect.js';
 import { explainSpawnFailure } from './spawn-failures.js';
+import { watchTree, type TreeWatch } from './watch-tree.js';
 import { StopWaiters } from './stop-waiters.js';
 
 type State = 'idle' | 'starting' | 'ready' | 'replacing' | 'killing' | 'backoff' | 'failed' | 'stopping' | 'stopped';
@@ -69,6 +69,7 @@ const minimumRestartGapMs = 1000;
 // Changes to watched files within this long of each other restart once.
 const watchSettleMs = 200;
 const probeRetryMs = 1000;
+const leftPollMs = 1000;
 const watchFailureReportMs = 60_000;
 
 export class WaitService {
@@ -94,10 +95,12 @@ export class WaitService {
   #leftWaiting: Set<string> | null = null;
   /** Process groups of workers that exited leaving processes that do not hold the sockets (see #afterWorker). */
   readonly #leftGroups = new Set<number>();
+  /** Polls #leftGroups while there are any: a group id is forgotten soon after the group is gone, before it can be reused. */
+  #leftPoll: NodeJS.Timeout | null = null;
   #leftStops: Promise<void>[] = [];
   #refuser: Refuser | null = null;
   #refused = 0;
-  readonly #watchers: FSWatcher[] = [];
+  readonly #watchers: TreeWatch[] = [];
   readonly #stopWaiters = new StopWaiters();
   #onWorker: (pid: number, running: boolean) => void = () => {};
   readonly #watchFailures = new ReportThrottle(watchFailureReportMs);
@@ -200,6 +203,7 @@ export class WaitService {
     }
     this.#log.info(this.#entry.label, `${left}, none holding its sockets: they run on, and are stopped when the service stops`);
     this.#leftGroups.add(worker.pid);
+    this.#leftPoll ??= setInterval(() => this.#forgetGoneGroups(), leftPollMs).unref();
     return Promise.resolve();
   }
 
@@ -209,6 +213,9 @@ export class WaitService {
       this.#leftGroups.delete(pgid);
       this.#onWorker(pgid, false);
     }
+    if (this.#leftGroups.size > 0 || !this.#leftPoll) return;
+    clearInterval(this.#leftPoll);
+    this.#leftPoll = null;
   }
 
   #readNotifications(worker: Worker, child: ChildProcess, notifyFd: number): void {
@@ -273,8 +280,8 @@ export class WaitService {
    * exits, leaving the others, and one that exits before a client comes
    * (a dev server with a short idle timeout), are not looping. The first
    * quick exit with clients waiting only notes them: one start more.
-   * Noted on every such exit, failures included, until a worker lives a
-   * second or exits otherwise.
+   * Noted on every such exit (those found looping too), until a worker
+   * lives a second or exits otherwise.
    */
   #tookNoClient(left: Set<string> | null): string | null {
     if (!this.#canProbe) return null;
@@ -282,7 +289,7 @@ export class WaitService {
     try {
       waiting = waitingConnections(this.#fds);
     } catch {
-      return null; // /proc cannot tell: the restart gap still keeps a looping worker from spinning.
+      return null; // /proc cannot tell (not Linux's, or hidden): such a worker is not caught.
     }
     if (waiting.size === 0) return null;
     this.#leftWaiting = waiting;
@@ -530,7 +537,7 @@ export class WaitService {
     };
     for (const target of this.#entry.worker.watch) {
       try {
-        this.#watchers.push(watch(target, { recursive: true }, changed));
+        this.#watchers.push(watchTree(target, changed));
       } catch (error) {
         this.#log.warn(this.#entry.label, `cannot watch ${target}: ${errnoOf(error) ?? (error as Error).message}`);
       }
@@ -628,7 +635,8 @@ export class WaitService {
       'start-timeout': () => 'stopped',
       timer: () => 'stopped',
       changed: () => 'stopped',
-      stop: () => 'stopped',
+      // What workers left in their groups may still be stopping.
+      stop: (s) => (s.#killAll(), 'stopped'),
     },
   } satisfies { [S in State]: { [T in Event['type']]: (s: WaitService, e: Extract<Event, { type: T }>) => State } };
 }

@@ -45,31 +45,49 @@ export function udpFamilies(fds: readonly number[]): Map<number, 4 | 6> {
 /**
  * The connections waiting in the accept queues of the listening stream
  * sockets `fds`, each as a key that stays the same while it waits. The
- * kernel lists a connection not yet accepted with inode 0. A TCP one is
- * known by its two addresses; unix ones cannot be told apart, and are
- * numbered per socket (so that two readings compare by count). Reads the
- * TCP tables, which take milliseconds (see inspectFds).
+ * kernel lists a connection not yet accepted with inode 0: a TCP one by its
+ * two addresses, a unix one by the kernel's (hashed) address of its socket,
+ * which reads as 0 where kernel addresses are hidden (kptr_restrict): then
+ * they are numbered per socket, so that two readings compare by count. A
+ * TCP client that reset while it waited is no longer listed, but still
+ * counts in its listener's queue length, and is accepted like any other:
+ * such clients are numbered too. Reads the TCP tables, which take
+ * milliseconds (see inspectFds).
  */
 export function waitingConnections(fds: readonly number[]): Set<string> {
   const inodes = new Set(fds.map(socketInode));
   const waiting = new Set<string>();
   for (const file of ['tcp', 'tcp6']) {
     const rows = readTable(`/proc/self/net/${file}`);
-    const listeners = rows.filter((fields) => fields[3] === tcpListen && inodes.has(fields[9])).map((fields) => fields[1]!);
+    // sl local_address rem_address st tx_queue:rx_queue …: a listener's rx_queue is its accept queue's length.
+    const listeners = rows
+      .filter((fields) => fields[3] === tcpListen && inodes.has(fields[9]))
+      .map((fields) => ({ local: fields[1]!, queued: parseInt(fields[4]!.split(':')[1]!, 16), listed: 0 }));
     for (const [, local, remote, state, , , , , , inode] of rows) {
       if (inode !== '0' || (state !== tcpEstablished && state !== tcpCloseWait)) continue;
-      if (listeners.some((listener) => listensFor(listener, local!))) waiting.add(`${local}>${remote}`);
+      const listener = listeners.find((candidate) => listensFor(candidate.local, local!));
+      if (!listener) continue;
+      listener.listed++;
+      waiting.add(`${local}>${remote}`);
     }
+    for (const { local, queued, listed } of listeners) numbered(waiting, `${local}>reset`, queued - listed);
   }
   const unixRows = readTable('/proc/self/net/unix');
+  // Num RefCount Protocol Flags Type St Inode Path
   const paths = new Set(unixRows.filter((fields) => inodes.has(fields[6]) && fields[7] !== undefined).map((fields) => fields[7]!));
-  const counts = new Map<string, number>();
-  for (const [, , , , , , inode, path] of unixRows) {
+  const hidden = new Map<string, number>();
+  for (const [address, , , , , , inode, path] of unixRows) {
     if (inode !== '0' || path === undefined || !paths.has(path)) continue;
-    counts.set(path, (counts.get(path) ?? 0) + 1);
-    waiting.add(`${path}#${counts.get(path)}`);
+    if (/[1-9a-f]/.test(address!)) waiting.add(address!);
+    else hidden.set(path, (hidden.get(path) ?? 0) + 1);
   }
+  for (const [path, count] of hidden) numbered(waiting, path, count);
   return waiting;
+}
+
+/** Adds `prefix#1` … `prefix#count`: clients that cannot be told apart. */
+function numbered(keys: Set<string>, prefix: string, count: number): void {
+  for (let n = 1; n <= count; n++) keys.add(`${prefix}#${n}`);
 }
 
 const tcpEstablished = '01';

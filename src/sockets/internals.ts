@@ -168,10 +168,9 @@ export function takeAccepts(server: net.Server, onConnection: (connection: Accep
  * way (NODE-FACTS 5). libuv polls a listening stream for its accepts, and
  * stops and restarts that poll when a stream's reading stops and starts
  * (reading itself never happens: a listening socket's poll calls its
- * accepts). A socket Node bound itself cannot start reading (ENOTCONN), and
- * libuv accepts every client already waiting when the poll fires and
- * restarts it with each accept: a pause is made again after each client
- * accepted while paused.
+ * accepts). A socket Node bound itself cannot start reading (ENOTCONN).
+ * libuv restarts the poll with each accept: a pause must be made again
+ * after any client accepted while paused.
  */
 export function setAccepting(server: net.Server, accepting: boolean): void {
   const handle = serverHandle(server);

@@ -3,13 +3,13 @@
 // leaves processes behind, and a graceful restart when files change.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import t, { type Test } from 'tap';
 import { get } from '../helpers/http.js';
-import { exchange, until } from '../helpers/net.js';
+import { exchange, readToEnd, until } from '../helpers/net.js';
 import { childrenOf, commandOf, isAlive, isZombie } from '../helpers/proc.js';
 import { root, startWakeport, startWakeportOnOwnNode, type Wakeport } from '../helpers/wakeport.js';
 
@@ -208,6 +208,28 @@ t.test('watch with ready = spawn: each change replaces the worker at once', asyn
   t.equal(new Set(pids).size, 3, `three workers in turn: ${pids.join(', ')}`);
 });
 
+t.test('watch: a file replaced by a rename onto it (sed -i, editors, git) is seen every time, watched itself or in a folder', async (t) => {
+  for (const watched of ['file', 'folder'] as const) {
+    const dir = tempDir(t);
+    mkdirSync(`${dir}/app/lib`, { recursive: true });
+    const file = `${dir}/app/lib/version.txt`;
+    writeFileSync(file, 'one');
+    const target = watched === 'file' ? file : `${dir}/app`;
+    const wakeport = await startWakeport(t, `127.0.0.1:0 stream tcp wait - ${httpServer} http-server\n    label = dev\n    handoff = listen-fds\n    watch = ${target}`);
+    const port = wakeport.port('dev');
+    const workerPid = async () => /pid (\d+)/.exec((await get(port, '/')).body)?.[1];
+    const pids = [await workerPid()];
+    for (const version of ['two', 'three', 'four']) {
+      writeFileSync(`${file}.new`, version);
+      renameSync(`${file}.new`, file);
+      await wakeport.waitForLog((r) => r.message.startsWith(`worker pid ${pids.at(-1)} ended`));
+      pids.push(await workerPid());
+    }
+    t.equal(new Set(pids).size, 4, `${watched}: four workers in turn, ${pids.join(', ')}`);
+    await wakeport.stop();
+  }
+});
+
 t.test('watch: a new version that exits before it is ready leaves the running worker, and stopping still ends', async (t) => {
   const dir = t.testdirName;
   const table = `127.0.0.1:0 stream tcp wait - ${fixtures}/crash-while.sh crash-while ${dir}/broken ${fixtures}/helper-worker.mjs
@@ -310,6 +332,26 @@ t.test('a worker that accepts one client and exits, with others waiting: each cl
 const leaveChildTable = (then: 'exit' | 'stay') =>
   [`127.0.0.1:0 stream tcp wait - ${fixtures}/leave-child.sh leave-child ${then}`, '    label = stray', '    run-at-load = yes', '    exit-timeout = 500ms'].join('\n');
 
+t.test('a worker that exits 0 at once counts as a failure too when the client it leaves has reset (it waits in the queue, unlisted)', async (t) => {
+  const table = ['127.0.0.1:0 stream tcp wait - /bin/true true', '    label = quitter', '    restart-delay = 50ms', '    start-limit-burst = 2', '    failed-cooldown = 30s'].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const client = net.connect({ port: wakeport.port('quitter'), host: '127.0.0.1' });
+  await new Promise((resolve) => client.once('connect', resolve));
+  client.resetAndDestroy();
+  await wakeport.waitForLog((r) => r.subject === 'quitter' && /2 failures within 1m, giving up for 30s/.test(r.message), 10_000);
+  t.ok(wakeport.logs.filter((r) => r.subject === 'quitter' && r.message.startsWith('start worker')).length <= 4, 'a few starts, not an endless loop');
+});
+
+t.test('a one-shot worker on a unix socket, with clients coming as fast as it serves them: no failure', { skip: python.error ? 'python3 is not installed' : false }, async (t) => {
+  const dir = tempDir(t);
+  const wakeport = await startWakeport(t, `${dir}/one.sock stream unix wait - ${fixtures}/one-shot.py one-shot\n    label = one-shot\n    start-limit-burst = 2`);
+  const client = async () => {
+    for (let i = 0; i < 4; i++) t.match(await readToEnd(net.connect(`${dir}/one.sock`)), /^one-shot pid \d+\n$/);
+  };
+  await Promise.all([client(), client(), client()]);
+  t.notOk(wakeport.logs.some((r) => r.subject === 'one-shot' && /failure|without accepting/.test(r.message)), 'no exit counted as a failure');
+});
+
 t.test('a worker that exits 0 soon after serving, with a new client soon after: no failure, each client served', async (t) => {
   const table = `127.0.0.1:0 stream tcp wait - ${httpServer} http-server --idle-timeout 200ms\n    label = brief\n    handoff = listen-fds\n    ready = notify`;
   const wakeport = await startWakeport(t, table);
@@ -356,6 +398,20 @@ t.test("what a worker leaves in its group that does not hold its sockets runs on
   t.ok(isAlive(child) && !isZombie(child), 'the child runs on after the worker has ended');
   t.same(await wakeport.stop(), { code: 0, signal: null });
   t.ok(goneOrZombie(child), 'and is stopped with wakeport');
+});
+
+t.test('a second SIGTERM kills at once what a worker left in its group, though no worker runs', async (t) => {
+  const table = [`127.0.0.1:0 stream tcp wait - ${fixtures}/leave-transfer.sh leave-transfer stubborn`, '    label = stray', '    run-at-load = yes', '    exit-timeout = 20s'].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const child = await leftChild(wakeport);
+  await wakeport.waitForLog((r) => r.subject === 'stray' && /exited with exitcode 0/.test(r.message));
+  const stopped = wakeport.stop('SIGTERM');
+  await sleep(300);
+  const secondAt = Date.now();
+  wakeport.process.kill('SIGTERM');
+  t.same(await stopped, { code: 0, signal: null });
+  t.ok(Date.now() - secondAt < 5000, `wakeport ended ${Date.now() - secondAt} ms after the second SIGTERM, not after exit-timeout`);
+  t.ok(goneOrZombie(child), 'the child that ignored SIGTERM was killed');
 });
 
 t.test('a worker started through a wrapper that does not exec gets one SIGTERM when wakeport stops, and finishes gracefully', async (t) => {
