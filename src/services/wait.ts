@@ -99,6 +99,8 @@ export class WaitService {
   #leftPoll: NodeJS.Timeout | null = null;
   #leftStops: Promise<void>[] = [];
   #refuser: Refuser | null = null;
+  /** The refuser is stopping: nothing starts until it has (it would take the new worker's clients). */
+  #refuserStopping = false;
   #refused = 0;
   readonly #watchers: TreeWatch[] = [];
   readonly #stopWaiters = new StopWaiters();
@@ -360,9 +362,13 @@ export class WaitService {
   /** The cooldown is over: the refuser is stopped first, so that it takes no client the next worker should get. */
   #endCooldown(): State {
     const refuser = this.#refuser;
+    // A change while the refuser stops: the start comes once it has.
+    if (this.#refuserStopping) return 'failed';
     if (refuser) {
       this.#refuser = null;
+      this.#refuserStopping = true;
       void refuser.stop().then(() => {
+        this.#refuserStopping = false;
         if (this.#refused > 0) this.#log.info(this.#entry.label, `closed ${counted(this.#refused, 'client')} in all while failed`);
         this.#dispatch({ type: 'timer' });
       });
