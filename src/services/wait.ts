@@ -32,6 +32,7 @@ import { membersHolding } from '../processes/group.js';
 import { signalGroup, stopChild, stopGroup } from '../processes/stop.js';
 import { startRefuser, watchForClients, type ClientWatch, type Refuser } from '../sockets/helper.js';
 import { socketInode, waitingConnections } from '../sockets/inspect.js';
+import { LeftGroups } from './left-groups.js';
 import { explainSpawnFailure } from './spawn-failures.js';
 import { watchTree, type TreeWatch } from './watch-tree.js';
 import { StopWaiters } from './stop-waiters.js';
@@ -69,7 +70,6 @@ const minimumRestartGapMs = 1000;
 // Changes to watched files within this long of each other restart once.
 const watchSettleMs = 200;
 const probeRetryMs = 1000;
-const leftPollMs = 1000;
 const watchFailureReportMs = 60_000;
 
 export class WaitService {
@@ -93,11 +93,8 @@ export class WaitService {
   #changedWhileStarting = false;
   /** The clients waiting when the last worker exited cleanly within a second of its start (see #tookNoClient). */
   #leftWaiting: Set<string> | null = null;
-  /** Process groups of workers that exited leaving processes that do not hold the sockets (see #afterWorker). */
-  readonly #leftGroups = new Set<number>();
-  /** Polls #leftGroups while there are any: a group id is forgotten soon after the group is gone, before it can be reused. */
-  #leftPoll: NodeJS.Timeout | null = null;
-  #leftStops: Promise<void>[] = [];
+  /** What workers that exited left running in their groups (see #afterWorker). */
+  readonly #left = new LeftGroups((pgid) => this.#onWorker(pgid, false));
   #refuser: Refuser | null = null;
   /** The refuser is stopping: nothing starts until it has (it would take the new worker's clients). */
   #refuserStopping = false;
@@ -164,7 +161,7 @@ export class WaitService {
     const ended = (code: number | null, signal: string | null) => {
       worker.ended = true;
       // A group left running stays the launcher's to stop should the supervisor die, until it is gone.
-      if (child.pid !== undefined && !this.#leftGroups.has(child.pid)) this.#onWorker(child.pid, false);
+      if (child.pid !== undefined && !this.#left.has(child.pid)) this.#onWorker(child.pid, false);
       this.#dispatch({ type: 'exit', worker, code, signal });
     };
     if (child.pid === undefined) {
@@ -194,7 +191,6 @@ export class WaitService {
    */
   #afterWorker(worker: Worker): Promise<void> {
     if (worker.stopping) return worker.stopping; // wakeport stops its group already.
-    this.#forgetGoneGroups();
     if (!signalGroup(worker.pid, 0)) return Promise.resolve();
     const sockets = new Set(this.#fds.map(socketInode).filter((inode) => inode !== undefined));
     const holders = membersHolding(worker.pid, sockets);
@@ -204,20 +200,8 @@ export class WaitService {
       return stopGroup(worker.pid, this.#entry.exitTimeoutMs);
     }
     this.#log.info(this.#entry.label, `${left}, none holding its sockets: they run on, and are stopped when the service stops`);
-    this.#leftGroups.add(worker.pid);
-    this.#leftPoll ??= setInterval(() => this.#forgetGoneGroups(), leftPollMs).unref();
+    this.#left.add(worker.pid);
     return Promise.resolve();
-  }
-
-  #forgetGoneGroups(): void {
-    for (const pgid of this.#leftGroups) {
-      if (signalGroup(pgid, 0)) continue;
-      this.#leftGroups.delete(pgid);
-      this.#onWorker(pgid, false);
-    }
-    if (this.#leftGroups.size > 0 || !this.#leftPoll) return;
-    clearInterval(this.#leftPoll);
-    this.#leftPoll = null;
   }
 
   #readNotifications(worker: Worker, child: ChildProcess, notifyFd: number): void {
@@ -516,7 +500,7 @@ export class WaitService {
     this.#refuser = null;
     for (const worker of [this.#current, this.#next]) if (worker) this.#retire(worker);
     this.#current = this.#next = null;
-    this.#leftStops = [...this.#leftGroups].map((pgid) => stopGroup(pgid, this.#entry.exitTimeoutMs).then(() => this.#forgetGoneGroups()));
+    void this.#left.stop(this.#entry.exitTimeoutMs);
     return this.#workerCount() === 0 ? 'stopped' : 'stopping';
   }
 
@@ -525,11 +509,12 @@ export class WaitService {
   }
 
   #killAll(): void {
-    for (const pgid of [...this.#retiring].map(({ pid }) => pid).concat(...this.#leftGroups)) signalGroup(pgid, 'SIGKILL');
+    for (const worker of this.#retiring) signalGroup(worker.pid, 'SIGKILL');
+    this.#left.kill();
   }
 
   #finishStop(): void {
-    void Promise.all(this.#leftStops).then(() => {
+    void this.#left.stop(this.#entry.exitTimeoutMs).then(() => {
       this.#recipe.close();
       this.#stopWaiters.release();
     });

@@ -1,0 +1,54 @@
+// What wait workers left running in their process groups when they exited
+// by themselves: processes that do not hold the service's sockets (a
+// tftpd's transfers, each on a socket of its own). They run on, as under
+// inetd, and the service stops them when it stops. Each group stays known
+// to the launcher until it is gone, so that the launcher stops it should
+// the supervisor die; the groups are polled and forgotten once gone, before
+// their id can be reused.
+
+import { signalGroup, stopGroup } from '../processes/stop.js';
+
+const pollMs = 1000;
+
+export class LeftGroups {
+  readonly #groups = new Set<number>();
+  readonly #onGone: (pgid: number) => void;
+  #poll: NodeJS.Timeout | null = null;
+  #stopped: Promise<void> | null = null;
+
+  /** `onGone` hears of each group once it is gone. */
+  constructor(onGone: (pgid: number) => void) {
+    this.#onGone = onGone;
+  }
+
+  add(pgid: number): void {
+    this.#groups.add(pgid);
+    this.#poll ??= setInterval(() => this.#forgetGone(), pollMs).unref();
+  }
+
+  has(pgid: number): boolean {
+    return this.#groups.has(pgid);
+  }
+
+  /** SIGTERM to every group, SIGKILL after `graceMs`; resolves once all are gone. The same promise on each call. */
+  stop(graceMs: number): Promise<void> {
+    this.#stopped ??= Promise.all([...this.#groups].map((pgid) => stopGroup(pgid, graceMs))).then(() => this.#forgetGone());
+    return this.#stopped;
+  }
+
+  /** SIGKILL to every group (a second stop). */
+  kill(): void {
+    for (const pgid of this.#groups) signalGroup(pgid, 'SIGKILL');
+  }
+
+  #forgetGone(): void {
+    for (const pgid of this.#groups) {
+      if (signalGroup(pgid, 0)) continue;
+      this.#groups.delete(pgid);
+      this.#onGone(pgid);
+    }
+    if (this.#groups.size > 0 || !this.#poll) return;
+    clearInterval(this.#poll);
+    this.#poll = null;
+  }
+}
