@@ -323,7 +323,7 @@ export class WaitService {
     this.#timer = null;
     this.#restartWhy = 'watched files changed';
     if (this.#state === 'failed') return this.#endCooldown();
-    this.#log.info(this.#entry.label, 'watched files changed: trying again now');
+    this.#log.info(this.#entry.label, 'watched files changed: trying again');
     return this.#resume();
   }
 
