@@ -23,6 +23,7 @@ import { closeSync } from 'node:fs';
 import { isNowaitProgram, type ServiceEntry } from '../config/entry.js';
 import type { Logger } from '../log.js';
 import { NowaitPool } from '../services/nowait-pool.js';
+import { WaitService } from '../services/wait.js';
 import type { SocketAssignment } from './hello.js';
 import type { RunningService } from './lifecycle.js';
 
@@ -184,21 +185,22 @@ export class ServiceTable {
     // A program service's workers and hosts have their own copies; an internal service closed its own.
     served.closeSockets();
     if (served.service instanceof NowaitPool) return released.get(served.service) ?? Promise.resolve();
-    const stopped = served.service.stop();
-    this.#end(served.service, stopped);
-    return stopped;
+    const stopping = stopReleasing(served.service);
+    this.#end(served.service, stopping.ended);
+    return stopping.released;
   }
 
   /** The old service stops first; then the new one starts on the same sockets, unless wakeport is shutting down. */
   #restart(served: Served, entry: ServiceEntry, starters: Starters): Promise<void> {
     this.#served.delete(served.entry.label);
-    const restarted = this.#startAfter(served, entry, starters);
-    this.#end(served.service, restarted);
+    const stopping = stopReleasing(served.service);
+    const restarted = this.#startAfter(stopping.released, served, entry, starters);
+    this.#end(served.service, Promise.all([restarted, stopping.ended]).then(() => {}));
     return restarted;
   }
 
-  async #startAfter(served: Served, entry: ServiceEntry, starters: Starters): Promise<void> {
-    await served.service.stop();
+  async #startAfter(released: Promise<void>, served: Served, entry: ServiceEntry, starters: Starters): Promise<void> {
+    await released;
     const startable = !this.#shuttingDown && starters.canStart(entry, served.sockets);
     const service = startable ? await starters.restart(entry, served.sockets) : null;
     if (service && !this.#shuttingDown) return this.add(entry, served.sockets, service, served.closeSockets);
@@ -217,6 +219,17 @@ export class ServiceTable {
     this.#ending.set(service, waiting);
     void ended.then(() => this.#ending.delete(service));
   }
+}
+
+/**
+ * Stops a service: `released` once nothing of it holds its sockets, `ended`
+ * once all of it is gone (what a wait service's workers left in their groups
+ * may outlast their sockets' release).
+ */
+function stopReleasing(service: RunningService): { released: Promise<void>; ended: Promise<void> } {
+  if (service instanceof WaitService) return service.stopReleasing();
+  const stopped = service.stop();
+  return { released: stopped, ended: stopped };
 }
 
 /** `1 added, 2 removed, 2 changed, 1 unchanged`, by label, between two tables. */

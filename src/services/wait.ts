@@ -133,9 +133,21 @@ export class WaitService {
     return Promise.resolve(service);
   }
 
-  /** Stops the service; resolves once every worker has exited. A second call kills what is left. */
+  /** Stops the service; resolves once every worker, and what workers left in their groups, has exited. A second call kills what is left. */
   stop(): Promise<void> {
-    return this.#stopWaiters.wait(() => this.#dispatch({ type: 'stop' }));
+    return this.stopReleasing().ended;
+  }
+
+  /**
+   * stop(), telling apart `released`: no worker holds the sockets any more
+   * (a reload may start the service's successor on them), and `ended`: what
+   * workers left in their groups, which do not hold them, is gone too.
+   */
+  stopReleasing(): { released: Promise<void>; ended: Promise<void> } {
+    // A second stop once no worker runs: what they left goes at once too.
+    if (this.#state === 'stopped') this.#left.kill();
+    const released = this.#stopWaiters.wait(() => this.#dispatch({ type: 'stop' }));
+    return { released, ended: released.then(() => this.#left.stop(this.#entry.exitTimeoutMs)) };
   }
 
   #dispatch(event: Event): void {
@@ -514,10 +526,8 @@ export class WaitService {
   }
 
   #finishStop(): void {
-    void this.#left.stop(this.#entry.exitTimeoutMs).then(() => {
-      this.#recipe.close();
-      this.#stopWaiters.release();
-    });
+    this.#recipe.close();
+    this.#stopWaiters.release();
   }
 
   #watchFiles(): void {
@@ -626,8 +636,7 @@ export class WaitService {
       'start-timeout': () => 'stopped',
       timer: () => 'stopped',
       changed: () => 'stopped',
-      // What workers left in their groups may still be stopping.
-      stop: (s) => (s.#killAll(), 'stopped'),
+      stop: () => 'stopped',
     },
   } satisfies { [S in State]: { [T in Event['type']]: (s: WaitService, e: Extract<Event, { type: T }>) => State } };
 }

@@ -79,6 +79,28 @@ t.test('SIGHUP: added services are served, removed ones closed, changed ones res
   t.equal(wakeport.logs.filter((r) => r.severity === 'error').length, 0, 'nothing went wrong');
 });
 
+t.test("a changed wait service starts again at once, not after what its old worker left (holding none of its sockets) has stopped", async (t) => {
+  const table = (program: string) =>
+    `127.0.0.1:0 stream tcp wait - ${program}\n    label = changing\n    run-at-load = yes\n    exit-timeout = 20s\n`;
+  const wakeport = await startWakeport(t, table(`${root}/test/fixtures/leave-transfer.sh leave-transfer stubborn`));
+  const said = await wakeport.waitForLog((r) => r.subject === 'changing' && r.severity === 'output' && r.message.startsWith('left '));
+  const child = Number(said.message.slice('left '.length));
+  await wakeport.waitForLog((r) => r.subject === 'changing' && /exited with exitcode 0/.test(r.message));
+  writeFileSync(`${wakeport.dir}/services.conf`, table(`${root}/test/fixtures/stdio-listener.py stdio-listener`));
+  const reloadAt = Date.now();
+  const before = wakeport.logs.length;
+  wakeport.process.kill('SIGHUP');
+  await wakeport.waitForLog((r) => wakeport.logs.indexOf(r) >= before && r.subject === 'changing' && /^start worker pid \d+ \(at load\)$/.test(r.message), 15_000);
+  t.ok(Date.now() - reloadAt < 5000, `the new worker started ${Date.now() - reloadAt} ms after the SIGHUP, not after the 20 s exit-timeout`);
+  t.ok(isAlive(child) && !isZombie(child), 'the left child, which ignores SIGTERM, is still being stopped');
+  const stopped = wakeport.stop('SIGTERM');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  wakeport.process.kill('SIGTERM');
+  await stopped;
+  await until(() => !isAlive(child) || isZombie(child), 5000);
+  t.ok(!isAlive(child) || isZombie(child), 'and a second SIGTERM to wakeport kills it');
+});
+
 t.test('SIGHUP with a table that has errors: under --strict the table stays as it was', async (t) => {
   const wakeport = await startWakeport(t, '127.0.0.1:0 stream tcp nowait - /bin/echo echo one\n    label = greet', { args: ['--strict'] });
   const port = wakeport.port('greet');
