@@ -98,6 +98,8 @@ export class WaitService {
   #refuser: Refuser | null = null;
   /** The refuser is stopping: nothing starts until it has (it would take the new worker's clients). */
   #refuserStopping = false;
+  /** Resolves once the last refuser stopped has exited. */
+  #refuserGone: Promise<void> = Promise.resolve();
   #refused = 0;
   readonly #watchers: TreeWatch[] = [];
   readonly #stopWaiters = new StopWaiters();
@@ -146,7 +148,8 @@ export class WaitService {
   stopReleasing(): { released: Promise<void>; ended: Promise<void> } {
     // A second stop once no worker runs: what they left goes at once too.
     if (this.#state === 'stopped') this.#left.kill();
-    const released = this.#stopWaiters.wait(() => this.#dispatch({ type: 'stop' }));
+    // A successor on the same sockets must not start while a refuser could still close its clients.
+    const released = this.#stopWaiters.wait(() => this.#dispatch({ type: 'stop' })).then(() => this.#refuserGone);
     return { released, ended: released.then(() => this.#left.stop(this.#entry.exitTimeoutMs)) };
   }
 
@@ -304,7 +307,7 @@ export class WaitService {
     if (this.#failures.length >= policy.startLimitBurst) {
       this.#log.error(
         this.#entry.label,
-        `${what}: ${this.#failures.length} failures within ${window}, giving up for ${formatDuration(policy.failedCooldownMs)}` +
+        `${what}: ${counted(this.#failures.length, 'failure')} within ${window}, giving up for ${formatDuration(policy.failedCooldownMs)}` +
           (this.#canProbe ? '; waiting clients are closed until then' : ''),
       );
       this.#giveUp();
@@ -363,7 +366,8 @@ export class WaitService {
     if (refuser) {
       this.#refuser = null;
       this.#refuserStopping = true;
-      void refuser.stop().then(() => {
+      this.#refuserGone = refuser.stop();
+      void this.#refuserGone.then(() => {
         this.#refuserStopping = false;
         if (this.#refused > 0) this.#log.info(this.#entry.label, `closed ${counted(this.#refused, 'client')} in all while failed`);
         this.#dispatch({ type: 'timer' });
@@ -508,7 +512,7 @@ export class WaitService {
     this.#disarmProbes();
     if (this.#timer) clearTimeout(this.#timer);
     for (const watcher of this.#watchers) watcher.close();
-    void this.#refuser?.stop();
+    if (this.#refuser) this.#refuserGone = this.#refuser.stop();
     this.#refuser = null;
     for (const worker of [this.#current, this.#next]) if (worker) this.#retire(worker);
     this.#current = this.#next = null;
