@@ -5,6 +5,7 @@ import { fork, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { closeSync, openSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import t, { type Test } from 'tap';
 import { datagram, hasIpv6, readToEnd, until } from '../helpers/net.js';
 import { root } from '../helpers/wakeport.js';
@@ -144,22 +145,32 @@ t.test('an IPv6 connection, and one made a net.Socket again to answer it', { ski
   t.equal(await readToEnd(client), 'bye\n');
 });
 
-t.test('a server listening on an inherited fd stops accepting and starts again: clients wait in the backlog meanwhile', async (t) => {
-  // An abstract unix socket: closing this process's server would remove a socket file.
-  for (const where of [{ port: 0, host: '127.0.0.1' }, { path: `\0wakeport-switch-${process.pid}` }]) {
+/**
+ * A TCP and then a unix listening socket, each held by a child running
+ * `fixture` with it at fd 3 (this process's copy closed), and how to
+ * connect to it. The unix one is abstract: closing this process's server
+ * would remove a socket file.
+ */
+async function* heldListeners(t: Test, fixture: string) {
+  for (const where of [{ port: 0, host: '127.0.0.1' }, { path: `\0wakeport-${path.basename(fixture)}-${process.pid}` }]) {
     const server = net.createServer();
     await new Promise<void>((resolve) => server.listen(where, resolve));
     const address = server.address();
-    const child = spawn(process.execPath, [`${root}/test/fixtures/accept-switch.mjs`], { stdio: ['ignore', 'inherit', 'inherit', rawHandleOf(server).fd, 'ipc'] });
+    const child = spawn(process.execPath, [`${root}/test/fixtures/${fixture}`], { stdio: ['ignore', 'inherit', 'inherit', rawHandleOf(server).fd, 'ipc'] });
     t.teardown(() => child.kill('SIGKILL'));
-    server.close(); // The child's copy is the only one.
+    server.close();
+    const connect = () => net.connect(typeof address === 'string' ? address : { port: address!.port, host: '127.0.0.1' }).on('error', () => {});
+    yield { child, address, connect, kind: typeof address === 'string' ? 'unix' : 'TCP' };
+  }
+}
+
+t.test('a server listening on an inherited fd stops accepting and starts again: clients wait in the backlog meanwhile', async (t) => {
+  for await (const { child, connect, kind } of heldListeners(t, 'accept-switch.mjs')) {
     const messages: Record<string, unknown>[] = [];
     child.on('message', (message: Record<string, unknown>) => messages.push(message));
     const heard = (key: string, value: unknown = true) => until(() => messages.some((m) => m[key] === value), 5000);
     const accepted = () => messages.filter((m) => m.accepted).length;
-    const connect = () => net.connect(typeof address === 'string' ? address : { port: address!.port, host: '127.0.0.1' }).on('error', () => {});
     await heard('listening');
-    const kind = typeof address === 'string' ? 'unix' : 'TCP';
 
     connect();
     await until(() => accepted() === 1, 5000);
@@ -184,16 +195,9 @@ t.test('a server listening on an inherited fd stops accepting and starts again: 
   }
 });
 
-t.test("the connections waiting in a listening socket's accept queue, read from /proc: TCP ones by address, unix ones counted", async (t) => {
-  for (const where of [{ port: 0, host: '127.0.0.1' }, { path: `\0wakeport-queue-${process.pid}` }]) {
-    const server = net.createServer();
-    await new Promise<void>((resolve) => server.listen(where, resolve));
-    const address = server.address();
-    const child = spawn(process.execPath, [`${root}/test/fixtures/waiting-connections.mjs`], { stdio: ['ignore', 'inherit', 'inherit', rawHandleOf(server).fd, 'ipc'] });
-    t.teardown(() => child.kill('SIGKILL'));
-    server.close(); // The child's copy, never accepting, is the only one.
+t.test("the connections waiting in a listening socket's accept queue, read from /proc: TCP ones by address, unix ones by socket", async (t) => {
+  for await (const { child, address, connect } of heldListeners(t, 'waiting-connections.mjs')) {
     const read = () => new Promise<string[]>((resolve) => (child.once('message', resolve), child.send('read')));
-    const connect = () => net.connect(typeof address === 'string' ? address : { port: address!.port, host: '127.0.0.1' }).on('error', () => {});
     t.same(await read(), [], 'nobody waits');
     const clients = [connect(), connect()];
     t.teardown(() => clients.forEach((client) => client.destroy()));
@@ -204,7 +208,7 @@ t.test("the connections waiting in a listening socket's accept queue, read from 
     t.equal(new Set(waiting).size, 2, 'two clients wait');
     if (typeof address === 'string') {
       // By the kernel's address of each socket where it shows them; else numbered (Node pads an abstract name with NULs, printed "@").
-      t.ok(waiting.every((key) => /^[0-9a-f]+:$/.test(key) || new RegExp(`^@wakeport-queue-${process.pid}@*#[12]$`).test(key)), `unix: ${waiting.join(' ')}`);
+      t.ok(waiting.every((key) => /^[0-9a-f]+:$/.test(key) || new RegExp(`^@wakeport-waiting-connections\\.mjs-${process.pid}@*#[12]$`).test(key)), `unix: ${waiting.join(' ')}`);
       continue;
     }
     const ports = (keys: string[]) => keys.map((key) => parseInt(key.split('>')[1]!.split(':')[1]!, 16)).sort();
