@@ -453,6 +453,7 @@ export class WaitService {
 
   /** The replacement is ready: it becomes the current worker, and the old one is stopped. */
   #promoteReplacement(): 'ready' {
+    this.#leftWaiting = null; // Who waited when a worker before it exited says nothing of this one.
     if (this.#current) this.#retire(this.#current);
     this.#current = this.#next;
     this.#next = null;
@@ -473,6 +474,7 @@ export class WaitService {
   /** The current worker died while its replacement was starting: the replacement takes over. */
   #replacementTakesOver(event: ExitEvent): 'ready' | 'starting' {
     this.#log.warn(this.#entry.label, `worker pid ${event.worker.pid} exited while its replacement was starting`);
+    this.#leftWaiting = null;
     this.#current = this.#next;
     this.#next = null;
     return this.#current?.ready ? 'ready' : 'starting';
