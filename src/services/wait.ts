@@ -360,13 +360,11 @@ export class WaitService {
 
   /** The cooldown is over: the refuser is stopped first, so that it takes no client the next worker should get. */
   #endCooldown(): State {
-    const refuser = this.#refuser;
     // A change while the refuser stops: the start comes once it has.
     if (this.#refuserStopping) return 'failed';
-    if (refuser) {
-      this.#refuser = null;
+    if (this.#refuser) {
+      this.#stopRefuser();
       this.#refuserStopping = true;
-      this.#refuserGone = refuser.stop();
       void this.#refuserGone.then(() => {
         this.#refuserStopping = false;
         if (this.#refused > 0) this.#log.info(this.#entry.label, `closed ${counted(this.#refused, 'client')} in all while failed`);
@@ -376,6 +374,13 @@ export class WaitService {
     }
     this.#log.info(this.#entry.label, `${this.#restartWhy}: trying again`);
     return this.#resume();
+  }
+
+  /** Stops the refuser, if one runs; #refuserGone resolves once it has exited. */
+  #stopRefuser(): void {
+    if (!this.#refuser) return;
+    this.#refuserGone = this.#refuser.stop();
+    this.#refuser = null;
   }
 
   #becomeIdle(): 'idle' {
@@ -514,8 +519,7 @@ export class WaitService {
     this.#disarmProbes();
     if (this.#timer) clearTimeout(this.#timer);
     for (const watcher of this.#watchers) watcher.close();
-    if (this.#refuser) this.#refuserGone = this.#refuser.stop();
-    this.#refuser = null;
+    this.#stopRefuser();
     for (const worker of [this.#current, this.#next]) if (worker) this.#retire(worker);
     this.#current = this.#next = null;
     void this.#left.stop(this.#entry.exitTimeoutMs);
