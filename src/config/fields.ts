@@ -140,27 +140,46 @@ export function internalName(argument: string | null, service: string): Internal
 }
 
 export interface ServiceField {
-  /** The host as written ("*" or none means every address). */
-  readonly host: string | null;
+  /** Each host as written, brackets removed; null means every address. More than one for a list (`127.0.0.1,[::1]:echo`). */
+  readonly hosts: readonly (string | null)[];
   /** A service name or a port number, as written. */
   readonly service: string;
 }
 
-/** `service`, `host:service`, `[v6addr]:service` or `*:service`. */
+/**
+ * `service`, `host:service`, `[v6addr]:service` or `*:service`; the host
+ * may be a comma-separated list, one socket each (GNU inetd's service node).
+ */
 export function parseServiceField(field: string, stickyHost: string | null): ServiceField {
-  const bracketed = /^\[([^\]]+)\]:(.+)$/.exec(field);
-  if (bracketed) return { host: bracketed[1]!, service: bracketed[2]! };
-  if (field.startsWith('[')) throw new LineProblem(`"${field}" is not of the form [v6addr]:service`);
-  const colon = field.lastIndexOf(':');
-  if (colon === -1) return { host: unbracket(stickyHost), service: field };
-  const host = field.slice(0, colon);
-  const service = field.slice(colon + 1);
+  const split = /^(.*):([^:\]]*)$/.exec(field);
+  if (!split) {
+    if (field.startsWith('[')) throw new LineProblem(`"${field}" is not of the form [v6addr]:service`);
+    return { hosts: stickyHost === null ? [null] : hostList(stickyHost), service: field };
+  }
+  const hostPart = split[1]!;
+  const service = split[2]!;
   if (service === '') throw new LineProblem(`"${field}" has no service or port after the colon`);
-  if (host.includes(':')) throw new LineProblem(`"${field}": write an IPv6 address in brackets, as [${host}]:${service}`);
-  return { host: host === '*' || host === '' ? null : host, service };
+  const hosts = hostPart.split(',');
+  for (const host of hosts) {
+    if (host === '' && hosts.length > 1) throw new LineProblem(`"${field}": an empty address in the list of hosts`);
+    if (bracketed.test(host)) continue;
+    if (host.includes('[') || host.includes(']')) throw new LineProblem(`"${field}": "${host}" is not of the form [v6addr]`);
+  }
+  if (hosts.some((host) => host.includes(':') && !bracketed.test(host))) {
+    const fixed = hosts.map((host) => (host.includes(':') && !bracketed.test(host) ? `[${host}]` : host)).join(',');
+    throw new LineProblem(`"${field}": write an IPv6 address in brackets, as ${fixed}:${service}`);
+  }
+  return { hosts: hostList(hostPart), service };
 }
 
-function unbracket(host: string | null): string | null {
-  const match = host === null ? null : /^\[(.+)\]$/.exec(host);
+const bracketed = /^\[[^\]]+\]$/;
+
+/** Hosts of a comma-separated list, brackets removed; `*` or nothing is every address (null). */
+function hostList(text: string): (string | null)[] {
+  return text.split(',').map((host) => (host === '*' || host === '' ? null : unbracket(host)));
+}
+
+function unbracket(host: string): string {
+  const match = /^\[(.+)\]$/.exec(host);
   return match ? match[1]! : host;
 }

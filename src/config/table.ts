@@ -131,9 +131,10 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
         'a dgram service with a program must be "wait": a datagram socket has no connections to hand out one at a time',
       );
     }
-    if (options.handoff === 'stdio' && sockets.length > 1) {
+    // A nowait program gets one connection, whichever socket it came from; a wait worker gets the sockets themselves.
+    if (wait.mode === 'wait' && options.handoff === 'stdio' && sockets.length > 1) {
       throw new LineProblem(
-        `handoff = stdio passes one socket, as fd 0 and 1; use handoff = listen-fds for ${sockets.length} sockets`,
+        `handoff = stdio passes one socket, as fd 0 and 1; use handoff = listen-fds for ${sockets.length} sockets, or write one line per address`,
         options.keyLines.get('listen'),
       );
     }
@@ -188,18 +189,20 @@ async function resolveSockets(
 ): Promise<ListenSocket[]> {
   // systemd's names cannot hold ":" (LISTEN_FDNAMES is ":"-separated); default labels do.
   const defaultName = label.replaceAll(':', '_');
-  const primary = { spec: await resolveSocket(raw.fields[0]!, raw.stickyHost, protocol, context), name: options.primaryName ?? defaultName, line: raw.line };
+  const primaryName = options.primaryName ?? defaultName;
+  const primary = (await resolveSocket(raw.fields[0]!, raw.stickyHost, protocol, context)).map((spec) => ({ spec, name: primaryName, line: raw.line }));
   const extra = await Promise.all(
     options.listens.map(async (listen) => {
       try {
-        return { spec: await resolveSocket(listen.address, raw.stickyHost, protocol, context), name: listen.name ?? defaultName, line: listen.line };
+        const specs = await resolveSocket(listen.address, raw.stickyHost, protocol, context);
+        return specs.map((spec) => ({ spec, name: listen.name ?? defaultName, line: listen.line }));
       } catch (error) {
         if (!(error instanceof LineProblem)) throw error;
         throw new LineProblem(`option "listen": ${error.message}`, listen.line);
       }
     }),
   );
-  return [primary, ...extra];
+  return [...primary, ...extra.flat()];
 }
 
 type Kind = 'internal' | 'wait' | 'nowait';
@@ -266,20 +269,21 @@ function defaultLabel(serviceField: string, stickyHost: string | null, protocol:
 // sun_path holds 108 bytes, one of them the terminating NUL.
 const maxUnixPath = 107;
 
+/** The sockets a service field (or a `listen` option) names: one per host of a comma-separated list. */
 async function resolveSocket(
   field: string,
   stickyHost: string | null,
   protocol: Protocol,
   context: Context,
-): Promise<SocketSpec> {
+): Promise<SocketSpec[]> {
   if (protocol.transport === 'unix') {
     const socketPath = path.resolve(context.baseDir, field);
     if (Buffer.byteLength(socketPath) > maxUnixPath) {
       throw new LineProblem(`unix socket path ${socketPath} is longer than ${maxUnixPath} bytes`);
     }
-    return { transport: 'unix', path: socketPath };
+    return [{ transport: 'unix', path: socketPath }];
   }
-  const { host, service } = parseServiceField(field, stickyHost);
+  const { hosts, service } = parseServiceField(field, stickyHost);
   const port = lookupPort(context.ports, service, protocol.transport);
   if (port === undefined) {
     throw new LineProblem(
@@ -288,8 +292,13 @@ async function resolveSocket(
         : `unknown service "${service}" for ${protocol.transport} (not in /etc/services; write a port number)`,
     );
   }
-  const { address, family } = await resolveHost(host, protocol);
-  return { transport: protocol.transport, host: address, family, port };
+  const transport = protocol.transport;
+  return Promise.all(
+    hosts.map(async (host): Promise<SocketSpec> => {
+      const { address, family } = await resolveHost(host, protocol);
+      return { transport, host: address, family, port };
+    }),
+  );
 }
 
 /** One spelling per address ("0:0::1" is "::1"), for the collision check and the log; a zone (%lo) is kept. */

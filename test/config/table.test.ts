@@ -121,7 +121,13 @@ const broken: [string, string][] = [
   ['8080 stream tcp wait - /bin/cat\n    max-connections = 5', 'services.conf:2: option "max-connections" does not apply to wait services (only to nowait and internal services)'],
   ['8080 stream tcp nowait - /bin/cat\n    ready = notify', 'services.conf:2: option "ready" does not apply to nowait services (only to wait services with a program)'],
   ['8080 stream tcp wait - /bin/cat\n    ready = maybe', 'services.conf:2: option "ready": expected spawn or notify, got "maybe"'],
-  ['8080 stream tcp wait - /bin/cat\n    listen = 8081', 'services.conf:2: handoff = stdio passes one socket, as fd 0 and 1; use handoff = listen-fds for 2 sockets'],
+  ['8080 stream tcp wait - /bin/cat\n    listen = 8081', 'services.conf:2: handoff = stdio passes one socket, as fd 0 and 1; use handoff = listen-fds for 2 sockets, or write one line per address'],
+  ['127.0.0.1,[::1]:69 dgram udp wait - /bin/cat', 'services.conf:1: handoff = stdio passes one socket, as fd 0 and 1; use handoff = listen-fds for 2 sockets, or write one line per address'],
+  ['127.0.0.1,,[::1]:8080 stream tcp nowait - /bin/cat', 'services.conf:1: "127.0.0.1,,[::1]:8080": an empty address in the list of hosts'],
+  ['127.0.0.1,::1:8080 stream tcp nowait - /bin/cat', 'services.conf:1: "127.0.0.1,::1:8080": write an IPv6 address in brackets, as 127.0.0.1,[::1]:8080'],
+  ['127.0.0.1,[::1:8080 stream tcp nowait - /bin/cat', 'services.conf:1: "127.0.0.1,[::1:8080": "[::1" is not of the form [v6addr]'],
+  ['127.0.0.1,[::1]:8080 stream tcp4 nowait - /bin/cat', 'services.conf:1: ::1 is an IPv6 address, but the protocol asks for IPv4'],
+  ['127.0.0.1,127.0.0.1:8080 stream tcp nowait - /bin/cat', 'services.conf:1: 127.0.0.1:8080/tcp is already bound by line 1'],
   ['8080 stream tcp wait - /bin/cat\n    listen-pid = no', 'services.conf:2: listen-pid applies to handoff = listen-fds only'],
   ['8080 stream tcp wait - /bin/cat\n    handoff = listen-fds\n    listen-pid = maybe', 'services.conf:3: option "listen-pid": expected yes or no, got "maybe"'],
   ['8080 stream tcp wait - /bin/cat\n    handoff = listen-fds\n    listen = 127.0.0.1:nosuch', 'services.conf:3: option "listen": unknown service "nosuch" for tcp (not in /etc/services; write a port number)'],
@@ -209,6 +215,36 @@ t.test('BSD inetd continuation lines, commented-out options, a sticky host for l
       { name: '127.0.0.1_8081/tcp', spec: { host: '127.0.0.1', port: 8082 } },
     ],
   });
+});
+
+t.test('a comma-separated list of hosts (GNU inetd) gives one socket each: in the service field, a sticky host and listen', async (t) => {
+  const table = await parse(
+    [
+      '127.0.0.1,[::1]:8080 stream tcp nowait - /bin/cat',
+      '127.0.0.1,[::1]:8081 stream tcp wait - /bin/cat',
+      '    handoff = listen-fds',
+      '    name = web',
+      '    listen = 127.0.0.2,127.0.0.3:8082',
+      '127.0.0.4,[::1]:',
+      '8083 stream tcp nowait - internal echo',
+    ].join('\n'),
+  );
+  t.same(table.problems, []);
+  const [cat, web, echo] = table.entries;
+  t.match(cat, {
+    label: '127.0.0.1,[::1]:8080/tcp',
+    sockets: [{ spec: { host: '127.0.0.1', family: 4, port: 8080 } }, { spec: { host: '::1', family: 6, port: 8080 } }],
+  });
+  t.equal(cat!.sockets.length, 2);
+  t.match(web, {
+    sockets: [
+      { name: 'web', line: 2, spec: { host: '127.0.0.1', port: 8081 } },
+      { name: 'web', line: 2, spec: { host: '::1', port: 8081 } },
+      { line: 5, spec: { host: '127.0.0.2', port: 8082 } },
+      { line: 5, spec: { host: '127.0.0.3', port: 8082 } },
+    ],
+  });
+  t.match(echo, { label: '127.0.0.4,[::1]:8083/tcp', sockets: [{ spec: { host: '127.0.0.4' } }, { spec: { host: '::1' } }] });
 });
 
 t.test('a continuation line that starts with NAME=value (for env) continues the argv; options stay options', async (t) => {

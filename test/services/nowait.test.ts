@@ -62,6 +62,19 @@ t.test('an IPv6 client is named [address]:port in the log and described in the e
   t.equal(end.client, `[::1]:${clientPort}`);
 });
 
+t.test('a comma-separated list of hosts: one program per connection on each address', { skip: !hasIpv6() && 'no IPv6 loopback' }, async (t) => {
+  const wakeport = await startWakeport(t, '127.0.0.1,[::1]:0 stream tcp nowait - /bin/cat cat\n    label = both');
+  const listening = wakeport.logs.filter((r) => r.subject === 'both' && r.message.startsWith('listening on'));
+  t.match(listening, [{ address: /^127\.0\.0\.1:\d+$/ }, { address: /^\[::1\]:\d+$/ }]);
+  for (const [host, record] of [['127.0.0.1', listening[0]], ['::1', listening[1]]] as const) {
+    const echoed = await exchange(record!.port as number, `through ${host}`, host);
+    t.equal(echoed.toString(), `through ${host}`, `served on ${host}`);
+  }
+  const clients = () => wakeport.logs.filter((r) => r.subject === 'both' && r.message.startsWith('end pid')).map((r) => String(r.client));
+  await until(() => clients().length === 2);
+  t.match(clients().sort(), [/^127\.0\.0\.1:/, /^\[::1\]:/]);
+});
+
 t.test('at max-connections, clients wait in the queue and are all served', async (t) => {
   const wakeport = await startWakeport(
     t,
