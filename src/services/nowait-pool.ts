@@ -48,6 +48,7 @@ import { watchForClients, type ClientWatch } from '../sockets/helper.js';
 import { firstListenFd } from '../sockets/listen-fds.js';
 import { runtimeEnvironment } from '../processes/environment.js';
 import { forEachLine } from '../processes/output.js';
+import { openFile, sessionLeadersHolding } from '../processes/group.js';
 import { needsLogPipe } from '../processes/program.js';
 import { signalGroup } from '../processes/stop.js';
 import { LeftPrograms } from './left-programs.js';
@@ -83,6 +84,14 @@ const hostCount = Math.max(1, Math.min(os.availableParallelism(), 4));
 // instead of 0.80–0.91, 3.8–5.2% more connections a second.
 // --expose-gc: a host collects its garbage once it goes quiet (see nowait-host.ts).
 const hostFlags = ['--max-semi-space-size=1', '--no-opt', '--single-threaded-gc', '--expose-gc'];
+interface RunningHost {
+  /** The services it serves, with its part of each limit. */
+  readonly share: readonly ServiceEntry[];
+  readonly startedAt: number;
+  /** The stderr pipe its programs of each service share, as /proc names it (`pipe:[123]`) → the service's label. */
+  readonly pipes: Map<string, string>;
+}
+
 const restartGapMs = 1000;
 const maxRestartGapMs = 60_000;
 const reportEveryMs = 60_000;
@@ -95,7 +104,7 @@ export class NowaitPool {
   readonly #idleExitMs: number;
   readonly #log: Logger;
   /** Each running host, with the services it serves (its share) and when it started. */
-  readonly #hosts = new Map<ChildProcess, { readonly share: readonly ServiceEntry[]; readonly startedAt: number }>();
+  readonly #hosts = new Map<ChildProcess, RunningHost>();
   /** Watches for the next client of services left without a host by one that went idle (see #keepServed). */
   readonly #orphanWatches = new Set<ClientWatch>();
   /** Hosts started in a row to take over from one that died, each of which died within restartGapMs. */
@@ -170,7 +179,7 @@ export class NowaitPool {
       if (this.#state === 'stopping') {
         for (const { pid } of this.#hosts.keys()) if (pid !== undefined) signalGroup(pid, 'SIGKILL');
         // Killed, the hosts cannot stop their programs.
-        for (const { running } of this.#reports.values()) for (const [pid] of running) signalGroup(pid, 'SIGKILL');
+        for (const host of this.#hosts.keys()) for (const [pid] of this.#programsOf(host)) signalGroup(pid, 'SIGKILL');
         this.#left.kill();
         return;
       }
@@ -245,7 +254,8 @@ export class NowaitPool {
       detached: true,
       env: runtimeEnvironment(),
     });
-    this.#hosts.set(host, { share: entries, startedAt: Date.now() });
+    const running: RunningHost = { share: entries, startedAt: Date.now(), pipes: new Map() };
+    this.#hosts.set(host, running);
     // Only a host that could not be started has no pid; any other error (a send after its end) comes with an exit.
     host.on('error', (error) => {
       if (host.pid === undefined) this.#hostEnded(host, `could not be started: ${error.message}`);
@@ -259,6 +269,8 @@ export class NowaitPool {
     // Read until every holder has closed it, so programs that outlive their host are still heard.
     for (const [label, fd] of Object.entries(stderrFds)) {
       forEachLine(host.stdio[fd] as Readable, (line) => this.#log.output(label, null, line));
+      const pipe = openFile(host.pid, fd);
+      if (pipe !== null) running.pipes.set(pipe, label);
     }
     const shared = hostCount === 1 ? [] : entries.filter(({ label }) => !hasLimits(this.#entries.get(label)!)).map(({ label }) => label);
     const hello: Hello = { type: 'hello', log: this.#logOptions, entries, sockets, stderrFds, shared, idleExitMs: this.#idleExitMs };
@@ -274,7 +286,7 @@ export class NowaitPool {
     const ended = this.#hosts.get(host);
     if (!ended) return;
     this.#hosts.delete(host);
-    const failure = died === null ? null : `${died}${this.#takeOverPrograms(host)}`;
+    const failure = died === null ? null : `${died}${this.#takeOverPrograms(host, ended)}`;
     this.#reports.delete(host); // A host that exited 0 has no programs left: nothing to take over.
     if (this.#state === 'stopping' || this.#state === 'draining') {
       if (this.#hosts.size === 0) this.#stopped();
@@ -301,15 +313,28 @@ export class NowaitPool {
   }
 
   /** A host died: its programs run on, taken over (left-programs.ts); its waiting clients are lost with it. Says so. */
-  #takeOverPrograms(host: ChildProcess): string {
-    const report = this.#reports.get(host);
-    if (!report || host.pid === undefined) return '';
-    const adopted = this.#left.adopt(host.pid, report.running, this.#entries);
+  #takeOverPrograms(host: ChildProcess, ended: RunningHost): string {
+    if (host.pid === undefined) return '';
+    const adopted = this.#left.adopt(host.pid, this.#programsOf(host, ended), this.#entries);
+    const waiting = this.#reports.get(host)?.waiting ?? 0;
     const programs = adopted === 1 ? '1 program runs' : `${adopted} programs run`;
-    const clients = counted(report.waiting, 'client');
     const running = adopted > 0 ? `; its ${programs} on, and will be stopped when wakeport stops` : '';
-    const lost = report.waiting > 0 ? `; ${clients} waiting in its queue closed with it` : '';
+    const lost = waiting > 0 ? `; ${counted(waiting, 'client')} waiting in its queue closed with it` : '';
     return `${running}${lost}`;
+  }
+
+  /**
+   * The programs a host runs (or ran, if it died): those of its last
+   * report, and those started since, which /proc shows holding the stderr
+   * pipe they share. (A program whose stderr goes elsewhere, or that closed
+   * it, is known from the reports alone, at most a tenth of a second late.)
+   */
+  #programsOf(host: ChildProcess, { pipes } = this.#hosts.get(host)!): (readonly [pid: number, label: string])[] {
+    const reported = this.#reports.get(host)?.running ?? [];
+    if (pipes.size === 0) return [...reported];
+    const known = new Set([host.pid, ...reported.map(([pid]) => pid)]);
+    const started = sessionLeadersHolding(new Set(pipes.keys())).filter(([pid]) => !known.has(pid));
+    return [...reported, ...started.map(([pid, pipe]) => [pid, pipes.get(pipe)!] as const)];
   }
 
   /**
@@ -319,7 +344,7 @@ export class NowaitPool {
    * replacements die within restartGapMs), one that went idle at their next
    * client.
    */
-  #keepServed(ended: { readonly share: readonly ServiceEntry[]; readonly startedAt: number }, died: boolean): void {
+  #keepServed(ended: RunningHost, died: boolean): void {
     const served = new Set([...this.#hosts.values()].flatMap(({ share }) => share.map(({ label }) => label)));
     const orphans = ended.share.filter(({ label }) => !served.has(label));
     if (orphans.length === 0) return;

@@ -224,6 +224,48 @@ t.test('the programs of a host that dies run on, are logged when they end, and a
   for (const client of clients) client.destroy();
 });
 
+t.test('programs a host started just before it died, not reported yet, are found by their stderr pipe and stopped with wakeport', async (t) => {
+  const table = ['127.0.0.1:0 stream tcp nowait - /bin/sleep sleep 60', '    label = burst', '    max-connections = 8', '    exit-timeout = 1s'].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const port = wakeport.port('burst');
+  const clients: net.Socket[] = [];
+  t.teardown(() => clients.forEach((client) => client.destroy()));
+  const connect = () => clients.push(net.connect({ port, host: '127.0.0.1' }).on('error', () => {}));
+  const accepted = () => wakeport.logs.filter((r) => r.subject === 'burst' && r.message.startsWith('accept client')).map((r) => Number(/pid (\d+)$/.exec(r.message)![1]));
+  connect();
+  await until(() => accepted().length === 1, 5000);
+  await sleep(1200); // The first program reported, and past the hosts' first second.
+  const [host] = childrenOf(wakeport.supervisorPid).filter(({ pid }) => holdsListener(pid, port));
+  for (let i = 0; i < 7; i++) connect();
+  // Killed as soon as the programs have started: well within the tenth of a second between reports.
+  await until(() => accepted().length === 8, 5000);
+  process.kill(host!.pid, 'SIGKILL');
+  const programs = accepted();
+  t.teardown(() => programs.forEach((pid) => isAlive(pid) && process.kill(pid, 'SIGKILL')));
+  const line = await wakeport.waitForLog((r) => r.severity === 'error' && r.message.startsWith(`nowait host pid ${host!.pid} ended`));
+  t.match(line.message, /\(SIGKILL\); its 8 programs run on, and will be stopped when wakeport stops;/);
+  t.same(await wakeport.stop(), { code: 0, signal: null });
+  t.same(programs.filter((pid) => isAlive(pid) && !isZombie(pid)), [], 'every program was stopped with wakeport');
+});
+
+t.test('a second SIGTERM kills at once a program that ignores SIGTERM, though its host had not reported it yet', async (t) => {
+  const table = [`127.0.0.1:0 stream tcp nowait - ${fixtures}/stubborn.sh stubborn`, '    label = stubborn', '    exit-timeout = 30s'].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const client = net.connect({ port: wakeport.port('stubborn'), host: '127.0.0.1' }).on('error', () => {});
+  t.teardown(() => client.destroy());
+  const accept = await wakeport.waitForLog((r) => r.subject === 'stubborn' && r.message.startsWith('accept client'));
+  const program = Number(/pid (\d+)$/.exec(accept.message)![1]);
+  t.teardown(() => isAlive(program) && process.kill(program, 'SIGKILL'));
+  const stopped = wakeport.stop('SIGTERM');
+  await sleep(20); // Two signals at once would be one.
+  const secondAt = Date.now();
+  wakeport.process.kill('SIGTERM');
+  await stopped;
+  t.ok(Date.now() - secondAt < 5000, `wakeport ended ${Date.now() - secondAt} ms after the second SIGTERM, not after exit-timeout`);
+  await until(() => !isAlive(program) || isZombie(program), 2000).catch(() => {});
+  t.ok(!isAlive(program) || isZombie(program), 'the program was killed');
+});
+
 // A service with limits of its own is served by one host; the other serves the rest.
 const soloAndMany = `127.0.0.1:0 stream tcp nowait - /bin/echo echo solo
     label = solo
