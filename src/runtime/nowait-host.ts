@@ -67,7 +67,7 @@ export async function host(): Promise<void> {
 function reportPrograms(services: readonly NowaitService[]): void {
   let last = '';
   setInterval(() => {
-    const running = services.flatMap((service) => service.runningPids().map((pid) => [pid, service.label] as const));
+    const running = services.flatMap((service) => service.runningGroups().map((pid) => [pid, service.label] as const));
     const waiting = services.reduce((sum, service) => sum + service.waiting, 0);
     const summary = `${running.map(([pid]) => pid).join(',')}/${waiting}`;
     if (summary === last) return;

@@ -1,10 +1,11 @@
-// What wait workers left running in their process groups when they exited
-// by themselves: processes that do not hold the service's sockets (a
-// tftpd's transfers, each on a socket of its own). They run on, as under
-// inetd, and the service stops them when it stops. Each group stays known
-// to the launcher until it is gone, so that the launcher stops it should
-// the supervisor die; the groups are polled and forgotten once gone, before
-// their id can be reused.
+// What programs left running in their process groups when they exited by
+// themselves: a wait worker's processes that do not hold the service's
+// sockets (a tftpd's transfers, each on a socket of its own), a nowait
+// program's background jobs. They run on, as under inetd, and the service
+// stops them when it stops. The groups are polled and forgotten once gone,
+// before their id can be reused; until then a wait service keeps the
+// launcher told of each, and a nowait host reports each to the supervisor,
+// so that they are stopped should either die.
 
 import { signalGroup, stopGroup } from '../processes/stop.js';
 
@@ -28,6 +29,14 @@ export class LeftGroups {
 
   has(pgid: number): boolean {
     return this.#groups.has(pgid);
+  }
+
+  get size(): number {
+    return this.#groups.size;
+  }
+
+  groups(): number[] {
+    return [...this.#groups];
   }
 
   /** SIGTERM to every group, SIGKILL after `graceMs`; resolves once all are gone. The same promise on each call. */

@@ -13,7 +13,11 @@
 //              running processes are left to finish
 //   stopping   no new connections; processes got SIGTERM (SIGKILL after
 //              exit-timeout, or at once on a second stop)
-//   stopped    every process has exited
+//   stopped    every process has exited; what they left in their process
+//              groups is being stopped (stop() resolves once it is gone)
+//
+// A program that exits leaving processes in its group (a background job)
+// leaves them running, as inetd does; they are stopped with the service.
 //
 // Events are connection, exit (a process ended), window (the throttle's
 // timer fired), drain and stop. The table at the bottom is every transition.
@@ -22,9 +26,10 @@ import type net from 'node:net';
 import { defaultProgramConnections, type ServiceEntry } from '../config/entry.js';
 import { counted, formatDuration, ReportThrottle, type Logger } from '../log.js';
 import { ProgramRecipe, type ConnectionProcess } from '../processes/program.js';
-import { setAccepting, type AcceptedConnection } from '../sockets/internals.js';
+import { processGroupExists, setAccepting, type AcceptedConnection } from '../sockets/internals.js';
 import { StopWaiters } from './stop-waiters.js';
 import { signalGroup, stopChild } from '../processes/stop.js';
+import { LeftGroups } from './left-groups.js';
 import { Admission } from './admission.js';
 import { connectionBudget, type BudgetHolder } from './connection-budget.js';
 import type { SpawnFailure } from './spawn-failures.js';
@@ -64,6 +69,10 @@ export class NowaitService implements BudgetHolder {
   readonly #admission: Admission<Waiting>;
   readonly #overflow: QueueOverflow;
   readonly #runs = new Set<Run>();
+  /** Groups its ended programs left running. */
+  readonly #left = new LeftGroups(() => {});
+  /** The groups of the programs running when it began to stop, each being stopped. */
+  #stoppingGroups: { readonly pid: number; readonly stopped: Promise<void> }[] = [];
   /** Start times of the spawns inside the current rate window, oldest first. */
   readonly #spawnTimes: number[] = [];
   readonly #acceptFailures = new ReportThrottle(acceptFailureReportMs);
@@ -123,7 +132,7 @@ export class NowaitService implements BudgetHolder {
    * start more than the limit allows.
    */
   idleSince(): number | null {
-    if (this.#runs.size > 0 || this.#admission.waiting > 0) return null;
+    if (this.#runs.size > 0 || this.#admission.waiting > 0 || this.#left.size > 0) return null;
     const newest = this.#spawnTimes.at(-1);
     return newest === undefined ? this.#lastBusyAt : Math.max(this.#lastBusyAt, newest + this.#entry.rateWindowMs);
   }
@@ -132,9 +141,9 @@ export class NowaitService implements BudgetHolder {
     return this.#entry.label;
   }
 
-  /** The pids of its programs running now. */
-  runningPids(): number[] {
-    return [...this.#runs].map(({ pid }) => pid);
+  /** The process groups of its programs: of those running, and of those that ended leaving processes in theirs. */
+  runningGroups(): number[] {
+    return [...[...this.#runs].map(({ pid }) => pid), ...this.#left.groups()];
   }
 
   /** How many of its clients wait in the queue. */
@@ -219,7 +228,11 @@ export class NowaitService implements BudgetHolder {
     this.#admission.release(run.source);
     const how = signal === null ? `exitcode ${code}` : `signal ${signal}`;
     const ms = Math.round(performance.now() - run.startedAt);
-    this.#log.info(this.#entry.label, `end pid ${run.pid} client ${run.client} ${how} after ${ms}ms`, {
+    // While stopping, stopChild takes care of the group already.
+    const leftGroup = this.#state !== 'stopping' && processGroupExists(run.pid);
+    if (leftGroup) this.#left.add(run.pid);
+    const left = leftGroup ? '; processes it left in its group run on, and are stopped with the service' : '';
+    this.#log.info(this.#entry.label, `end pid ${run.pid} client ${run.client} ${how} after ${ms}ms${left}`, {
       pid: run.pid,
       client: run.client,
       exitCode: code,
@@ -295,12 +308,14 @@ export class NowaitService implements BudgetHolder {
     if (waiting.length > 0) {
       this.#log.info(this.#entry.label, `closed ${counted(waiting.length, 'waiting client')}: the service is stopping`);
     }
-    for (const run of this.#runs) void stopChild(run.child, this.#entry.exitTimeoutMs);
+    this.#stoppingGroups = [...this.#runs].map(({ pid, child }) => ({ pid, stopped: stopChild(child, this.#entry.exitTimeoutMs) }));
     return this.#runs.size === 0 ? 'stopped' : 'stopping';
   }
 
+  /** A second stop: SIGKILL to every group still being stopped, and to those programs left. */
   #killAll(): void {
-    for (const run of this.#runs) signalGroup(run.pid, 'SIGKILL');
+    for (const { pid } of this.#stoppingGroups) signalGroup(pid, 'SIGKILL');
+    this.#left.kill();
   }
 
   #refuseWhileStopping({ connection, client }: Waiting): void {
@@ -344,7 +359,8 @@ export class NowaitService implements BudgetHolder {
 
   #finishStop(): void {
     this.#recipe.close();
-    this.#stopWaiters.release();
+    const groupsGone = [...this.#stoppingGroups.map(({ stopped }) => stopped), this.#left.stop(this.#entry.exitTimeoutMs)];
+    void Promise.all(groupsGone).then(() => this.#stopWaiters.release());
   }
 
   #reportAcceptFailure(code: string): void {
@@ -394,7 +410,7 @@ export class NowaitService implements BudgetHolder {
       exit: () => 'stopped',
       window: () => 'stopped',
       drain: () => 'stopped',
-      stop: () => 'stopped',
+      stop: (s) => (s.#killAll(), 'stopped'),
     },
   } satisfies { [S in State]: { [T in Event['type']]: (s: NowaitService, e: Extract<Event, { type: T }>) => State } };
 }

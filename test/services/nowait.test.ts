@@ -266,6 +266,22 @@ t.test('a second SIGTERM kills at once a program that ignores SIGTERM, though it
   t.ok(!isAlive(program) || isZombie(program), 'the program was killed');
 });
 
+t.test("a nowait program's background job runs on after the program ends, and is stopped with wakeport", async (t) => {
+  const wakeport = await startWakeport(t, [`127.0.0.1:0 stream tcp nowait - ${fixtures}/leave-transfer.sh leave-transfer stubborn`, '    label = bg', '    exit-timeout = 1s'].join('\n'));
+  await exchange(wakeport.port('bg'));
+  const said = await wakeport.waitForLog((r) => r.subject === 'bg' && r.severity === 'output' && r.message.startsWith('left '));
+  const job = Number(said.message.slice('left '.length));
+  t.teardown(() => isAlive(job) && process.kill(job, 'SIGKILL'));
+  const end = await wakeport.waitForLog((r) => r.subject === 'bg' && r.message.startsWith('end pid'));
+  t.match(end.message, /exitcode 0 after \d+ms; processes it left in its group run on, and are stopped with the service$/);
+  await sleep(300);
+  t.ok(isAlive(job) && !isZombie(job), 'the job runs on after its program ended');
+  const stopAt = Date.now();
+  t.same(await wakeport.stop(), { code: 0, signal: null });
+  t.ok(Date.now() - stopAt >= 900, 'wakeport waited for the job, which ignores SIGTERM, until its exit-timeout');
+  t.ok(!isAlive(job) || isZombie(job), 'and it was stopped with wakeport');
+});
+
 // A service with limits of its own is served by one host; the other serves the rest.
 const soloAndMany = `127.0.0.1:0 stream tcp nowait - /bin/echo echo solo
     label = solo

@@ -3,14 +3,22 @@
 
 import { fork, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { closeSync, openSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { datagram, hasIpv6, readToEnd, until } from '../helpers/net.js';
 import { root } from '../helpers/wakeport.js';
 import { inspectFds } from '../../src/sockets/inspect.js';
-import { checkNowaitInternals, rawHandleOf, setAccepting, spawnDirect, takeAccepts, type AcceptedConnection } from '../../src/sockets/internals.js';
+import {
+  checkNowaitInternals,
+  processGroupExists,
+  rawHandleOf,
+  setAccepting,
+  spawnDirect,
+  takeAccepts,
+  type AcceptedConnection,
+} from '../../src/sockets/internals.js';
 
 const isSocketFd = (fd: number) => /^socket:\[\d+\]$/.test(readlinkSync(`/proc/self/fd/${fd}`));
 
@@ -230,6 +238,20 @@ t.test('stopping the accepts of a closed server does nothing', async (t) => {
 
 t.test('taking over the accepts of a server that is not listening says which internal moved', async (t) => {
   t.throws(() => takeAccepts(net.createServer(), () => {}, () => {}), { code: 'ERR_NODE_INTERNALS', message: /net\.Server\._handle\.onconnection/ });
+});
+
+t.test('whether a process group still has a member, asked without an exception', async (t) => {
+  const child = spawn('/bin/sleep', ['30'], { detached: true, stdio: 'ignore' });
+  t.teardown(() => child.kill('SIGKILL'));
+  await new Promise((resolve) => child.once('spawn', resolve));
+  t.equal(processGroupExists(child.pid!), true, 'a group with its leader');
+  const ownGroup = Number(readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')[2]);
+  t.equal(processGroupExists(ownGroup), true, "this process's own group, as /proc names it");
+  child.kill('SIGKILL');
+  await new Promise((resolve) => child.once('exit', resolve));
+  t.equal(processGroupExists(child.pid!), false, 'the group once its only member has gone');
+  t.equal(processGroupExists(1), false, "never init's group");
+  t.equal(processGroupExists(-5), false, 'nor a negative id');
 });
 
 t.test('the start-up check of what nowait hosts use passes on this Node, without a deprecation warning', async (t) => {
