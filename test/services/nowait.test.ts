@@ -282,6 +282,17 @@ t.test("a nowait program's background job runs on after the program ends, and is
   t.ok(!isAlive(job) || isZombie(job), 'and it was stopped with wakeport');
 });
 
+t.test("stopping wakeport, a running program's child that ignores SIGTERM is killed after exit-timeout, not left behind", async (t) => {
+  const wakeport = await startWakeport(t, [`127.0.0.1:0 stream tcp nowait - ${fixtures}/leave-child.sh leave-child stay`, '    label = stay', '    exit-timeout = 500ms'].join('\n'));
+  const client = net.connect({ port: wakeport.port('stay'), host: '127.0.0.1' }).on('error', () => {});
+  t.teardown(() => client.destroy());
+  const said = await wakeport.waitForLog((r) => r.subject === 'stay' && r.severity === 'output' && r.message.startsWith('left '));
+  const child = Number(said.message.slice('left '.length));
+  t.teardown(() => isAlive(child) && process.kill(child, 'SIGKILL'));
+  t.same(await wakeport.stop(), { code: 0, signal: null });
+  t.ok(!isAlive(child) || isZombie(child), 'the child was killed before wakeport ended');
+});
+
 // A service with limits of its own is served by one host; the other serves the rest.
 const soloAndMany = `127.0.0.1:0 stream tcp nowait - /bin/echo echo solo
     label = solo
