@@ -154,29 +154,33 @@ export function parseServiceField(field: string, stickyHost: string | null): Ser
   const split = /^(.*):([^:\]]*)$/.exec(field);
   if (!split) {
     if (field.startsWith('[')) throw new LineProblem(`"${field}" is not of the form [v6addr]:service`);
-    return { hosts: stickyHost === null ? [null] : hostList(stickyHost), service: field };
+    return { hosts: stickyHost === null ? [null] : parseHosts(stickyHost, `host line "${stickyHost}:"`, ':', true), service: field };
   }
-  const hostPart = split[1]!;
   const service = split[2]!;
   if (service === '') throw new LineProblem(`"${field}" has no service or port after the colon`);
-  const hosts = hostPart.split(',');
-  for (const host of hosts) {
-    if (host === '' && hosts.length > 1) throw new LineProblem(`"${field}": an empty address in the list of hosts`);
-    if (bracketed.test(host)) continue;
-    if (host.includes('[') || host.includes(']')) throw new LineProblem(`"${field}": "${host}" is not of the form [v6addr]`);
-  }
-  if (hosts.some((host) => host.includes(':') && !bracketed.test(host))) {
-    const fixed = hosts.map((host) => (host.includes(':') && !bracketed.test(host) ? `[${host}]` : host)).join(',');
-    throw new LineProblem(`"${field}": write an IPv6 address in brackets, as ${fixed}:${service}`);
-  }
-  return { hosts: hostList(hostPart), service };
+  return { hosts: parseHosts(split[1]!, `"${field}"`, `:${service}`, false), service };
 }
 
 const bracketed = /^\[[^\]]+\]$/;
 
-/** Hosts of a comma-separated list, brackets removed; `*` or nothing is every address (null). */
-function hostList(text: string): (string | null)[] {
-  return text.split(',').map((host) => (host === '*' || host === '' ? null : unbracket(host)));
+/**
+ * The hosts written before a service's colon, or on a host line (`where`
+ * says which, `after` is what follows them there); `*` or nothing is every
+ * address (null). A host line of one IPv6 address may leave out the
+ * brackets, as it always could.
+ */
+function parseHosts(text: string, where: string, after: string, hostLine: boolean): (string | null)[] {
+  const hosts = text.split(',');
+  for (const host of hosts) {
+    if (host === '' && hosts.length > 1) throw new LineProblem(`${where}: an empty address in the list of hosts`);
+    if (!bracketed.test(host) && (host.includes('[') || host.includes(']'))) throw new LineProblem(`${where}: "${host}" is not of the form [v6addr]`);
+  }
+  const unbracketedIpv6 = (host: string) => host.includes(':') && !bracketed.test(host);
+  if (hosts.some(unbracketedIpv6) && !(hostLine && hosts.length === 1)) {
+    const fixed = hosts.map((host) => (unbracketedIpv6(host) ? `[${host}]` : host)).join(',');
+    throw new LineProblem(`${where}: write an IPv6 address in brackets, as ${fixed}${after}`);
+  }
+  return hosts.map((host) => (host === '*' || host === '' ? null : unbracket(host)));
 }
 
 function unbracket(host: string): string {

@@ -71,12 +71,12 @@ export async function parseTable(file: string, text: string): Promise<Table> {
     warnings: [],
   };
   const split = splitTable(file, text);
-  const built = await Promise.all(split.services.map((raw) => buildEntry(raw, context)));
+  const built = await Promise.all(split.services.map((raw) => buildEntries(raw, context)));
   const problems: ConfigProblem[] = [...split.problems, ...context.warnings];
   const entries: ServiceEntry[] = [];
   for (const result of built) {
     if ('problems' in result) problems.push(...result.problems);
-    else entries.push(result.entry);
+    else entries.push(...result.entries);
   }
   const accepted = rejectCollisions(entries, problems);
   problems.push(...(await programWarnings(accepted)));
@@ -84,12 +84,12 @@ export async function parseTable(file: string, text: string): Promise<Table> {
   return { file, entries: accepted, problems };
 }
 
-async function buildEntry(
+async function buildEntries(
   raw: RawService,
   context: Context,
-): Promise<{ entry: ServiceEntry } | { problems: ConfigProblem[] }> {
+): Promise<{ entries: ServiceEntry[] } | { problems: ConfigProblem[] }> {
   try {
-    return { entry: await interpret(raw, context) };
+    return { entries: await interpret(raw, context) };
   } catch (error) {
     if (!(error instanceof LineProblem)) throw error;
     const problems = [error, ...error.more].map(({ line, message }): ConfigProblem => ({ file: raw.file, line: line ?? raw.line, severity: 'error', message }));
@@ -97,12 +97,16 @@ async function buildEntry(
   }
 }
 
-async function interpret(raw: RawService, context: Context): Promise<ServiceEntry> {
+/** A service line's entry; one per address for a wait service with a list of hosts and its socket as stdin (see perAddress). */
+async function interpret(raw: RawService, context: Context): Promise<ServiceEntry[]> {
   const [serviceField, typeField, protocolField, waitField, userField] = raw.fields;
   if (raw.fields.length < 6) {
     throw new LineProblem(
       `a service line needs at least 6 fields (service socket-type protocol wait user program), found ${raw.fields.length}`,
     );
+  }
+  if (serviceField!.endsWith(',')) {
+    throw new LineProblem(`"${serviceField}" ends with a comma: write a list of hosts without spaces, as 127.0.0.1,[::1]:echo`);
   }
   const socketType = parseSocketType(typeField!);
   const protocol = parseProtocol(protocolField!, socketType);
@@ -132,7 +136,7 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
       );
     }
     // A nowait program gets one connection, whichever socket it came from; a wait worker gets the sockets themselves.
-    if (wait.mode === 'wait' && options.handoff === 'stdio' && sockets.length > 1) {
+    if (wait.mode === 'wait' && options.handoff === 'stdio' && options.listens.length > 0) {
       throw new LineProblem(
         `handoff = stdio passes one socket, as fd 0 and 1; use handoff = listen-fds for ${sockets.length} sockets, or write one line per address`,
         options.keyLines.get('listen'),
@@ -153,7 +157,7 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
     });
   }
 
-  return {
+  const entry: ServiceEntry = {
     label,
     file: raw.file,
     line: raw.line,
@@ -177,6 +181,31 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
     exitTimeoutMs: options.exitTimeoutMs,
     worker,
   };
+  const oneWorkerPerAddress = program.kind === 'exec' && wait.mode === 'wait' && options.handoff === 'stdio' && sockets.length > 1;
+  return oneWorkerPerAddress ? perAddress(entry, raw, options) : [entry];
+}
+
+/**
+ * A wait service handed its socket as stdin serves one socket: with a list
+ * of hosts, as in GNU inetd, each address is a service of its own, labelled
+ * as if written on a line of its own (`127.0.0.1:tftp/udp`, `[::1]:tftp/udp`).
+ */
+function perAddress(entry: ServiceEntry, raw: RawService, options: Options): ServiceEntry[] {
+  if (options.label !== null) {
+    throw new LineProblem(
+      `label = ${options.label} names one service, but a wait service handed its socket as stdin serves each address of the list on its own: ` +
+        'remove the label (each gets its address as label), or use handoff = listen-fds',
+      options.keyLines.get('label'),
+    );
+  }
+  const [serviceField, , protocolField] = raw.fields as [string, string, string];
+  const { hosts, service } = parseServiceField(serviceField, raw.stickyHost);
+  return entry.sockets.map((socket, index) => {
+    const host = hosts[index] ?? null;
+    const written = host === null ? '*' : host.includes(':') ? `[${host}]` : host;
+    const label = `${written}:${service}/${protocolField}`;
+    return { ...entry, label, sockets: [{ ...socket, name: label.replaceAll(':', '_') }] };
+  });
 }
 
 /** The service field's socket, then one per `listen` option, each with its name. */
@@ -301,11 +330,15 @@ async function resolveSocket(
   );
 }
 
-/** One spelling per address ("0:0::1" is "::1"), for the collision check and the log; a zone (%lo) is kept. */
+/**
+ * One spelling per address ("0:0::1" is "::1"), for the collision check and
+ * the log. A zone (%lo) is kept on a link-local address, the only kind it
+ * tells apart; on any other the kernel ignores it, so "::1%lo" is "::1".
+ */
 function canonicalIpv6(host: string): string {
   const [address, zone] = host.split('%') as [string, string | undefined];
   const canonical = new net.SocketAddress({ address, family: 'ipv6' }).address;
-  return zone === undefined ? canonical : `${canonical}%${zone}`;
+  return zone === undefined || !/^fe[89ab]/i.test(canonical) ? canonical : `${canonical}%${zone}`;
 }
 
 async function resolveHost(host: string | null, protocol: Protocol): Promise<{ address: string; family: 4 | 6 }> {
@@ -345,9 +378,13 @@ function addressCollision(entry: ServiceEntry, accepted: readonly ServiceEntry[]
       others.find(({ socket: theirs }) => socketsCollide(theirs.spec, socket.spec)) ??
       entry.sockets.slice(0, index).map((mine) => ({ other: entry, socket: mine })).find(({ socket: mine }) => socketsCollide(mine.spec, socket.spec));
     if (!clash) continue;
+    const mine = `${formatSocket(socket.spec)}/${socket.spec.transport}`;
+    if (clash.socket.line === socket.line && clash.other.file === entry.file) {
+      const theirs = `${formatSocket(clash.socket.spec)}/${socket.spec.transport}`;
+      return { line: socket.line, message: `${mine} overlaps ${theirs} in the same list of hosts (an address twice, or a wildcard beside an address)` };
+    }
     const service = clash.other.label === entry.label ? '' : ` (service "${clash.other.label}")`;
-    const message = `${formatSocket(socket.spec)}/${socket.spec.transport} is already bound by line ${clash.socket.line}${service}`;
-    return { line: socket.line, message };
+    return { line: socket.line, message: `${mine} is already bound by line ${clash.socket.line}${service}` };
   }
   return null;
 }

@@ -122,12 +122,19 @@ const broken: [string, string][] = [
   ['8080 stream tcp nowait - /bin/cat\n    ready = notify', 'services.conf:2: option "ready" does not apply to nowait services (only to wait services with a program)'],
   ['8080 stream tcp wait - /bin/cat\n    ready = maybe', 'services.conf:2: option "ready": expected spawn or notify, got "maybe"'],
   ['8080 stream tcp wait - /bin/cat\n    listen = 8081', 'services.conf:2: handoff = stdio passes one socket, as fd 0 and 1; use handoff = listen-fds for 2 sockets, or write one line per address'],
-  ['127.0.0.1,[::1]:69 dgram udp wait - /bin/cat', 'services.conf:1: handoff = stdio passes one socket, as fd 0 and 1; use handoff = listen-fds for 2 sockets, or write one line per address'],
+  ['127.0.0.1,[::1]:69 dgram udp wait - /bin/cat\n    label = tftp', 'services.conf:2: label = tftp names one service, but a wait service handed its socket as stdin serves each address of the list on its own: remove the label (each gets its address as label), or use handoff = listen-fds'],
+  ['127.0.0.1,[::1]:69 dgram udp wait - /bin/cat\n    listen = 127.0.0.2:69', 'services.conf:2: handoff = stdio passes one socket, as fd 0 and 1; use handoff = listen-fds for 3 sockets, or write one line per address'],
+  [',[::1]:\n7 stream tcp nowait - internal echo', 'services.conf:2: host line ",[::1]:": an empty address in the list of hosts'],
+  ['127.0.0.1,::1:\n7 stream tcp nowait - internal echo', 'services.conf:2: host line "127.0.0.1,::1:": write an IPv6 address in brackets, as 127.0.0.1,[::1]:'],
+  ['127.0.0.1,[::1:\n7 stream tcp nowait - internal echo', 'services.conf:2: host line "127.0.0.1,[::1:": "[::1" is not of the form [v6addr]'],
+  ['127.0.0.1, [::1]:8080 stream tcp nowait - /bin/cat', 'services.conf:1: "127.0.0.1," ends with a comma: write a list of hosts without spaces, as 127.0.0.1,[::1]:echo'],
+  ['127.0.0.1,*:8080 stream tcp nowait - /bin/cat', 'services.conf:1: 0.0.0.0:8080/tcp overlaps 127.0.0.1:8080/tcp in the same list of hosts (an address twice, or a wildcard beside an address)'],
+  ['[::1%lo],[::1]:8080 stream tcp nowait - /bin/cat', 'services.conf:1: [::1]:8080/tcp overlaps [::1]:8080/tcp in the same list of hosts (an address twice, or a wildcard beside an address)'],
   ['127.0.0.1,,[::1]:8080 stream tcp nowait - /bin/cat', 'services.conf:1: "127.0.0.1,,[::1]:8080": an empty address in the list of hosts'],
   ['127.0.0.1,::1:8080 stream tcp nowait - /bin/cat', 'services.conf:1: "127.0.0.1,::1:8080": write an IPv6 address in brackets, as 127.0.0.1,[::1]:8080'],
   ['127.0.0.1,[::1:8080 stream tcp nowait - /bin/cat', 'services.conf:1: "127.0.0.1,[::1:8080": "[::1" is not of the form [v6addr]'],
   ['127.0.0.1,[::1]:8080 stream tcp4 nowait - /bin/cat', 'services.conf:1: ::1 is an IPv6 address, but the protocol asks for IPv4'],
-  ['127.0.0.1,127.0.0.1:8080 stream tcp nowait - /bin/cat', 'services.conf:1: 127.0.0.1:8080/tcp is already bound by line 1'],
+  ['127.0.0.1,127.0.0.1:8080 stream tcp nowait - /bin/cat', 'services.conf:1: 127.0.0.1:8080/tcp overlaps 127.0.0.1:8080/tcp in the same list of hosts (an address twice, or a wildcard beside an address)'],
   ['8080 stream tcp wait - /bin/cat\n    listen-pid = no', 'services.conf:2: listen-pid applies to handoff = listen-fds only'],
   ['8080 stream tcp wait - /bin/cat\n    handoff = listen-fds\n    listen-pid = maybe', 'services.conf:3: option "listen-pid": expected yes or no, got "maybe"'],
   ['8080 stream tcp wait - /bin/cat\n    handoff = listen-fds\n    listen = 127.0.0.1:nosuch', 'services.conf:3: option "listen": unknown service "nosuch" for tcp (not in /etc/services; write a port number)'],
@@ -227,10 +234,13 @@ t.test('a comma-separated list of hosts (GNU inetd) gives one socket each: in th
       '    listen = 127.0.0.2,127.0.0.3:8082',
       '127.0.0.4,[::1]:',
       '8083 stream tcp nowait - internal echo',
+      '127.0.0.1,[::1]:tftp dgram udp wait - /bin/cat',
+      '::1:',
+      '8084 stream tcp nowait - internal echo',
     ].join('\n'),
   );
   t.same(table.problems, []);
-  const [cat, web, echo] = table.entries;
+  const [cat, web, echo, tftp4, tftp6, sticky6] = table.entries;
   t.match(cat, {
     label: '127.0.0.1,[::1]:8080/tcp',
     sockets: [{ spec: { host: '127.0.0.1', family: 4, port: 8080 } }, { spec: { host: '::1', family: 6, port: 8080 } }],
@@ -245,6 +255,11 @@ t.test('a comma-separated list of hosts (GNU inetd) gives one socket each: in th
     ],
   });
   t.match(echo, { label: '127.0.0.4,[::1]:8083/tcp', sockets: [{ spec: { host: '127.0.0.4' } }, { spec: { host: '::1' } }] });
+  // A wait service handed its socket as stdin: one service per address, as GNU inetd starts one server per address.
+  t.match(tftp4, { label: '127.0.0.1:tftp/udp', mode: 'wait', sockets: [{ spec: { host: '127.0.0.1', port: 69 } }] });
+  t.match(tftp6, { label: '[::1]:tftp/udp', mode: 'wait', sockets: [{ spec: { host: '::1', port: 69 } }] });
+  t.equal(tftp4!.sockets.length + tftp6!.sockets.length, 2);
+  t.match(sticky6, { sockets: [{ spec: { host: '::1', port: 8084 } }] }, 'a host line of one IPv6 address may leave out the brackets');
 });
 
 t.test('a continuation line that starts with NAME=value (for env) continues the argv; options stay options', async (t) => {
@@ -259,9 +274,9 @@ t.test('an internal service ignores its user field: it runs inside wakeport', as
   t.match(table.entries, [{ runAs: null }, { runAs: null }]);
 });
 
-t.test('an IPv6 address is kept in one spelling, with its zone', async (t) => {
-  const table = await parse('[0:0::1]:9000 stream tcp nowait - internal echo\n[fe80::1%lo]:9000 stream tcp nowait - internal echo');
-  t.match(table.entries, [{ sockets: [{ spec: { host: '::1' } }] }, { sockets: [{ spec: { host: 'fe80::1%lo' } }] }]);
+t.test('an IPv6 address is kept in one spelling, with its zone where it is link-local', async (t) => {
+  const table = await parse('[0:0::1]:9000 stream tcp nowait - internal echo\n[fe80::1%lo]:9000 stream tcp nowait - internal echo\n[::1%lo]:9001 stream tcp nowait - internal echo');
+  t.match(table.entries, [{ sockets: [{ spec: { host: '::1' } }] }, { sockets: [{ spec: { host: 'fe80::1%lo' } }] }, { sockets: [{ spec: { host: '::1', port: 9001 } }] }]);
 });
 
 t.test('collisions name both lines', async (t) => {

@@ -177,6 +177,14 @@ t.test('handoff = stdio: a TCP wait worker gets the listening socket as fd 0', {
   t.equal(await lineClient(wakeport.port('stdio'), 'on-stdin'), 'stdin listener got on-stdin\n');
 });
 
+t.test('handoff = stdio with a list of hosts: one worker per address, each with its own socket as fd 0 (GNU inetd)', { skip: (python.error ? 'python3 is not installed' : false) || (!hasIpv6() && 'no IPv6 loopback') }, async (t) => {
+  const wakeport = await startWakeport(t, `127.0.0.1,[::1]:0 stream tcp wait - ${fixtures}/stdio-listener.py stdio-listener\n`);
+  t.equal(await lineClient(wakeport.port('127.0.0.1:0/tcp'), 'on-v4'), 'stdin listener got on-v4\n');
+  t.equal(await lineClient(wakeport.port('[::1]:0/tcp'), 'on-v6', '::1'), 'stdin listener got on-v6\n');
+  const workers = wakeport.logs.filter((r) => r.message.startsWith('start worker pid')).map((r) => `${r.subject} ${r.pid}`);
+  t.equal(new Set(workers.map((worker) => worker.split(' ')[1])).size, 2, `two workers, one per address: ${workers.join(', ')}`);
+});
+
 t.test('ready = notify: the worker counts as up only after READY=1; start-timeout stops one that never checks in', async (t) => {
   const table = [
     `127.0.0.1:0 stream tcp wait - ${httpServer} http-server`,
