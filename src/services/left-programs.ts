@@ -48,6 +48,10 @@ export class LeftPrograms {
     return adopted;
   }
 
+  has(pid: number): boolean {
+    return this.#programs.has(pid);
+  }
+
   /** Resolves once every program taken over has ended. */
   ended(): Promise<void> {
     if (this.#programs.size === 0) return Promise.resolve();

@@ -45,10 +45,11 @@ import { defaultProgramConnections, type ServiceEntry } from '../config/entry.js
 import { counted, formatDuration, ReportThrottle, type LogOptions, type Logger } from '../log.js';
 import { hasType, type DrainRequest, type DrainStarted, type Hello, type ProgramsReport, type SocketAssignment } from '../runtime/hello.js';
 import { watchForClients, type ClientWatch } from '../sockets/helper.js';
+import { acceptedConnections } from '../sockets/inspect.js';
 import { firstListenFd } from '../sockets/listen-fds.js';
 import { runtimeEnvironment } from '../processes/environment.js';
 import { forEachLine } from '../processes/output.js';
-import { openFile, sessionLeadersHolding } from '../processes/group.js';
+import { sessionLeadersHolding } from '../processes/group.js';
 import { needsLogPipe } from '../processes/program.js';
 import { signalGroup } from '../processes/stop.js';
 import { LeftPrograms } from './left-programs.js';
@@ -88,11 +89,11 @@ interface RunningHost {
   /** The services it serves, with its part of each limit. */
   readonly share: readonly ServiceEntry[];
   readonly startedAt: number;
-  /** The stderr pipe its programs of each service share, as /proc names it (`pipe:[123]`) → the service's label. */
-  readonly pipes: Map<string, string>;
 }
 
 const restartGapMs = 1000;
+/** How long hosts told to stop a second time have to kill their programs and exit. */
+const hostKillGraceMs = 1000;
 const maxRestartGapMs = 60_000;
 const reportEveryMs = 60_000;
 const subject = 'wakeport';
@@ -177,9 +178,9 @@ export class NowaitPool {
   stop(): Promise<void> {
     return this.#stopWaiters.wait(() => {
       if (this.#state === 'stopping') {
-        for (const { pid } of this.#hosts.keys()) if (pid !== undefined) signalGroup(pid, 'SIGKILL');
-        // Killed, the hosts cannot stop their programs.
-        for (const host of this.#hosts.keys()) for (const [pid] of this.#programsOf(host)) signalGroup(pid, 'SIGKILL');
+        // Told a second time, each host kills its programs (those not reported yet too) and exits; one that does not is killed.
+        for (const host of this.#hosts.keys()) host.kill('SIGTERM');
+        setTimeout(() => this.#killHosts(), hostKillGraceMs).unref();
         this.#left.kill();
         return;
       }
@@ -189,6 +190,14 @@ export class NowaitPool {
       if (this.#hosts.size === 0) return this.#stopped();
       for (const host of this.#hosts.keys()) host.kill('SIGTERM');
     });
+  }
+
+  /** Hosts that outlive a second stop: killed, they cannot stop their programs, so those reported are killed too. */
+  #killHosts(): void {
+    for (const host of this.#hosts.keys()) {
+      if (host.pid !== undefined) signalGroup(host.pid, 'SIGKILL');
+      for (const [pid] of this.#reports.get(host)?.running ?? []) signalGroup(pid, 'SIGKILL');
+    }
   }
 
   #watchForClients(): void {
@@ -254,8 +263,7 @@ export class NowaitPool {
       detached: true,
       env: runtimeEnvironment(),
     });
-    const running: RunningHost = { share: entries, startedAt: Date.now(), pipes: new Map() };
-    this.#hosts.set(host, running);
+    this.#hosts.set(host, { share: entries, startedAt: Date.now() });
     // Only a host that could not be started has no pid; any other error (a send after its end) comes with an exit.
     host.on('error', (error) => {
       if (host.pid === undefined) this.#hostEnded(host, `could not be started: ${error.message}`);
@@ -269,8 +277,6 @@ export class NowaitPool {
     // Read until every holder has closed it, so programs that outlive their host are still heard.
     for (const [label, fd] of Object.entries(stderrFds)) {
       forEachLine(host.stdio[fd] as Readable, (line) => this.#log.output(label, null, line));
-      const pipe = openFile(host.pid, fd);
-      if (pipe !== null) running.pipes.set(pipe, label);
     }
     const shared = hostCount === 1 ? [] : entries.filter(({ label }) => !hasLimits(this.#entries.get(label)!)).map(({ label }) => label);
     const hello: Hello = { type: 'hello', log: this.#logOptions, entries, sockets, stderrFds, shared, idleExitMs: this.#idleExitMs };
@@ -315,7 +321,8 @@ export class NowaitPool {
   /** A host died: its programs run on, taken over (left-programs.ts); its waiting clients are lost with it. Says so. */
   #takeOverPrograms(host: ChildProcess, ended: RunningHost): string {
     if (host.pid === undefined) return '';
-    const adopted = this.#left.adopt(host.pid, this.#programsOf(host, ended), this.#entries);
+    const reported = this.#reports.get(host)?.running ?? [];
+    const adopted = this.#left.adopt(host.pid, [...reported, ...this.#unreportedPrograms(host, ended, reported)], this.#entries);
     const waiting = this.#reports.get(host)?.waiting ?? 0;
     const programs = adopted === 1 ? '1 program runs' : `${adopted} programs run`;
     const running = adopted > 0 ? `; its ${programs} on, and will be stopped when wakeport stops` : '';
@@ -324,17 +331,24 @@ export class NowaitPool {
   }
 
   /**
-   * The programs a host runs (or ran, if it died): those of its last
-   * report, and those started since, which /proc shows holding the stderr
-   * pipe they share. (A program whose stderr goes elsewhere, or that closed
-   * it, is known from the reports alone, at most a tenth of a second late.)
+   * The programs a host that died started after its last report (at most a
+   * tenth of a second before it died): /proc shows them as session leaders
+   * holding a connection accepted from its services' sockets, whose parent
+   * is no host still running (the dead host's children now have another).
+   * One that has let go of its connection, or whose /proc wakeport may not
+   * read (another user's, or one not dumpable), is not found.
    */
-  #programsOf(host: ChildProcess, { pipes } = this.#hosts.get(host)!): (readonly [pid: number, label: string])[] {
-    const reported = this.#reports.get(host)?.running ?? [];
-    if (pipes.size === 0) return [...reported];
-    const known = new Set([host.pid, ...reported.map(([pid]) => pid)]);
-    const started = sessionLeadersHolding(new Set(pipes.keys())).filter(([pid]) => !known.has(pid));
-    return [...reported, ...started.map(([pid, pipe]) => [pid, pipes.get(pipe)!] as const)];
+  #unreportedPrograms(host: ChildProcess, { share }: RunningHost, reported: ProgramsReport['running']): [pid: number, label: string][] {
+    const labels = new Map<string, string>();
+    for (const { entry, sockets } of this.#services.filter(({ entry }) => share.some(({ label }) => label === entry.label))) {
+      for (const connection of acceptedConnections(sockets.map(({ fd }) => fd))) labels.set(connection, entry.label);
+    }
+    if (labels.size === 0) return [];
+    const hosts = new Set([host.pid, ...[...this.#hosts.keys()].map(({ pid }) => pid)]);
+    const known = new Set(reported.map(([pid]) => pid));
+    return sessionLeadersHolding(new Set(labels.keys()))
+      .filter(({ pid, ppid }) => !hosts.has(pid) && !hosts.has(ppid) && !known.has(pid) && !this.#left.has(pid))
+      .map(({ pid, file }) => [pid, labels.get(file)!]);
   }
 
   /**

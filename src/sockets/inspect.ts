@@ -85,6 +85,35 @@ export function waitingConnections(fds: readonly number[]): Set<string> {
   return waiting;
 }
 
+/**
+ * The connections accepted from the listening stream sockets `fds` that
+ * some process still holds, as /proc names them (`socket:[123]`): those
+ * whose local address is a listener's (no other socket can have it) and
+ * that have an inode (one not yet accepted has none). Reads the TCP tables,
+ * which take milliseconds (see inspectFds).
+ */
+export function acceptedConnections(fds: readonly number[]): Set<string> {
+  const inodes = new Set(fds.map(socketInode));
+  const accepted = new Set<string>();
+  for (const file of ['tcp', 'tcp6']) {
+    const rows = readTable(`/proc/self/net/${file}`);
+    // sl local_address rem_address st … inode
+    const listeners = rows.filter((fields) => fields[3] === tcpListen && inodes.has(fields[9])).map((fields) => fields[1]!);
+    for (const [, local, , state, , , , , , inode] of rows) {
+      if (inode === '0' || state === tcpListen || !listeners.some((listener) => listensFor(listener, local!))) continue;
+      accepted.add(`socket:[${inode}]`);
+    }
+  }
+  const unixRows = readTable('/proc/self/net/unix');
+  // Num RefCount Protocol Flags Type St Inode Path: an accepted socket has its listener's path.
+  const paths = new Set(unixRows.filter((fields) => inodes.has(fields[6]) && fields[7] !== undefined).map((fields) => fields[7]!));
+  for (const [, , , flags, , , inode, path] of unixRows) {
+    if (inode === '0' || path === undefined || !paths.has(path) || (parseInt(flags!, 16) & unixAcceptFlag) !== 0) continue;
+    accepted.add(`socket:[${inode}]`);
+  }
+  return accepted;
+}
+
 /** Adds `prefix#1` … `prefix#count`: clients that cannot be told apart. */
 function numbered(keys: Set<string>, prefix: string, count: number): void {
   for (let n = 1; n <= count; n++) keys.add(`${prefix}#${n}`);

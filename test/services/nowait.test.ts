@@ -224,14 +224,24 @@ t.test('the programs of a host that dies run on, are logged when they end, and a
   for (const client of clients) client.destroy();
 });
 
-t.test('programs a host started just before it died, not reported yet, are found by their stderr pipe and stopped with wakeport', async (t) => {
-  const table = ['127.0.0.1:0 stream tcp nowait - /bin/sleep sleep 60', '    label = burst', '    max-connections = 8', '    exit-timeout = 1s'].join('\n');
+t.test('programs a host started just before it died, not reported yet, are found by their connections and stopped with wakeport; a daemon one left is not', async (t) => {
+  const table = [
+    `127.0.0.1:0 stream tcp nowait - ${fixtures}/quiet-sleep.sh quiet-sleep`,
+    '    label = burst',
+    '    max-connections = 8',
+    '    exit-timeout = 1s',
+    `127.0.0.1:0 stream tcp nowait - ${fixtures}/detach.sh detach`,
+    '    label = detach',
+    '    max-connections = 1',
+  ].join('\n');
   const wakeport = await startWakeport(t, table);
   const port = wakeport.port('burst');
   const clients: net.Socket[] = [];
   t.teardown(() => clients.forEach((client) => client.destroy()));
   const connect = () => clients.push(net.connect({ port, host: '127.0.0.1' }).on('error', () => {}));
   const accepted = () => wakeport.logs.filter((r) => r.subject === 'burst' && r.message.startsWith('accept client')).map((r) => Number(/pid (\d+)$/.exec(r.message)![1]));
+  const daemon = Number(/^daemon (\d+)/.exec(String(await exchange(wakeport.port('detach'))))![1]);
+  t.teardown(() => isAlive(daemon) && process.kill(daemon, 'SIGKILL'));
   connect();
   await until(() => accepted().length === 1, 5000);
   await sleep(1200); // The first program reported, and past the hosts' first second.
@@ -243,9 +253,10 @@ t.test('programs a host started just before it died, not reported yet, are found
   const programs = accepted();
   t.teardown(() => programs.forEach((pid) => isAlive(pid) && process.kill(pid, 'SIGKILL')));
   const line = await wakeport.waitForLog((r) => r.severity === 'error' && r.message.startsWith(`nowait host pid ${host!.pid} ended`));
-  t.match(line.message, /\(SIGKILL\); its 8 programs run on, and will be stopped when wakeport stops;/);
+  t.match(line.message, /\(SIGKILL\); its 8 programs run on, and will be stopped when wakeport stops;/, 'the 8 programs, not the daemon');
   t.same(await wakeport.stop(), { code: 0, signal: null });
   t.same(programs.filter((pid) => isAlive(pid) && !isZombie(pid)), [], 'every program was stopped with wakeport');
+  t.ok(isAlive(daemon) && !isZombie(daemon), 'the daemon, in a session of its own, is not taken for a program');
 });
 
 t.test('a second SIGTERM kills at once a program that ignores SIGTERM, though its host had not reported it yet', async (t) => {
