@@ -295,6 +295,8 @@ export class NowaitPool {
     const failure = died === null ? null : `${died}${this.#takeOverPrograms(host, ended)}`;
     this.#reports.delete(host); // A host that exited 0 has no programs left: nothing to take over.
     if (this.#state === 'stopping' || this.#state === 'draining') {
+      // One that dies while stopping may have been killed by a second stop; one that dies while draining is news.
+      if (failure !== null && this.#state === 'draining') this.#report(`nowait host ${failure}`);
       if (this.#hosts.size === 0) this.#stopped();
       return;
     }

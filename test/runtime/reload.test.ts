@@ -2,7 +2,7 @@
 // served, what was removed is closed, what changed is restarted on its
 // sockets, and what did not change is left alone, its programs included.
 
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import t from 'tap';
 import { get } from '../helpers/http.js';
@@ -77,6 +77,26 @@ t.test('SIGHUP: added services are served, removed ones closed, changed ones res
   const secondWorker = await wakeport.waitForLog((r) => r.subject === 'web' && /^start worker pid \d+/.test(r.message) && r !== firstWorker);
   t.not(secondWorker.message, firstWorker.message, 'by a new worker');
   t.equal(wakeport.logs.filter((r) => r.severity === 'error').length, 0, 'nothing went wrong');
+});
+
+t.test('a nowait host that dies while it drains after a reload is logged, and its programs are taken over and stopped with wakeport', async (t) => {
+  const table = (word: string) => `127.0.0.1:0 stream tcp nowait - /bin/cat cat ${word}\n    label = c\n    exit-timeout = 1s\n`;
+  const wakeport = await startWakeport(t, table('-u'));
+  const held = net.connect({ port: wakeport.port('c'), host: '127.0.0.1' }).on('error', () => {});
+  t.teardown(() => held.destroy());
+  const accept = await wakeport.waitForLog((r) => r.subject === 'c' && r.message.startsWith('accept client'));
+  const program = Number(/pid (\d+)$/.exec(accept.message)![1]);
+  t.teardown(() => isAlive(program) && process.kill(program, 'SIGKILL'));
+  const host = Number(readFileSync(`/proc/${program}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+  await new Promise((resolve) => setTimeout(resolve, 1200)); // Reported, and past the hosts' first second.
+  writeFileSync(`${wakeport.dir}/services.conf`, table('-v'));
+  wakeport.process.kill('SIGHUP');
+  await wakeport.waitForLog((r) => r.message === `nowait host pid ${host} draining`);
+  process.kill(host, 'SIGKILL');
+  const line = await wakeport.waitForLog((r) => r.severity === 'error' && r.message.startsWith(`nowait host pid ${host} ended`));
+  t.match(line.message, /\(SIGKILL\); its 1 program runs on, and will be stopped when wakeport stops/);
+  t.same(await wakeport.stop(), { code: 0, signal: null });
+  t.ok(!isAlive(program) || isZombie(program), 'its program was stopped with wakeport');
 });
 
 t.test("a changed wait service starts again at once, not after what its old worker left (holding none of its sockets) has stopped", async (t) => {
