@@ -138,7 +138,7 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
     // A nowait program gets one connection, whichever socket it came from; a wait worker gets the sockets themselves.
     if (wait.mode === 'wait' && options.handoff === 'stdio' && options.listens.length > 0) {
       throw new LineProblem(
-        `handoff = stdio passes one socket, as fd 0 and 1; use handoff = listen-fds for ${sockets.length} sockets, or write one line per address`,
+        `handoff = stdio passes one socket, as fd 0 and 1; use handoff = listen-fds for ${sockets.length} sockets, or a list of hosts in the service field (one service per address)`,
         options.keyLines.get('listen'),
       );
     }

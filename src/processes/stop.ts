@@ -6,6 +6,7 @@
 // and outliving wakeport it would keep a new wakeport from binding them.
 
 import { setTimeout as sleep } from 'node:timers/promises';
+import { processGroupExists } from '../sockets/internals.js';
 
 /** What stopping needs of a process: a ChildProcess, or a connection's process (program.ts). */
 export interface StoppableProcess {
@@ -20,10 +21,11 @@ const pollMs = 50;
 // to a pid 1 that never reaps stays a zombie for ever.
 const afterKillMs = 1000;
 
-/** Signals process group `pgid`; false when the group is gone (ESRCH). 0 only asks whether it is there. */
+/** Signals process group `pgid`; false when the group is gone (ESRCH). 0 only asks whether it is there (without an exception: it is asked once per nowait program). */
 export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
   // -1 would be every process wakeport may signal, and 1 init's group: no program's.
   if (!Number.isInteger(pgid) || pgid <= 1) return false;
+  if (signal === 0) return processGroupExists(pgid);
   try {
     process.kill(-pgid, signal);
     return true;

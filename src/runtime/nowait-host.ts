@@ -52,7 +52,8 @@ export async function host(): Promise<void> {
     const drained = Promise.all(services.map((service) => service.drain()));
     const started: DrainStarted = { type: 'drain-started' };
     process.send?.(started, () => {});
-    void drained.then(() => process.exit(0));
+    // What programs left in their groups runs on: the supervisor takes it over from this last report.
+    void drained.then(() => (process.send ? process.send(programsReport(services), () => process.exit(0)) : process.exit(0)));
   };
   if (drainAsked) drain();
 }
@@ -67,14 +68,18 @@ export async function host(): Promise<void> {
 function reportPrograms(services: readonly NowaitService[]): void {
   let last = '';
   setInterval(() => {
-    const running = services.flatMap((service) => service.runningGroups().map((pid) => [pid, service.label] as const));
-    const waiting = services.reduce((sum, service) => sum + service.waiting, 0);
-    const summary = `${running.map(([pid]) => pid).join(',')}/${waiting}`;
+    const report = programsReport(services);
+    const summary = `${report.running.map(([pid]) => pid).join(',')}/${report.waiting}`;
     if (summary === last) return;
     last = summary;
-    const report: ProgramsReport = { type: 'programs', running, waiting };
     process.send?.(report, () => {});
   }, reportProgramsMs).unref();
+}
+
+function programsReport(services: readonly NowaitService[]): ProgramsReport {
+  const running = services.flatMap((service) => service.runningGroups().map((pid) => [pid, service.label] as const));
+  const waiting = services.reduce((sum, service) => sum + service.waiting, 0);
+  return { type: 'programs', running, waiting };
 }
 
 /**

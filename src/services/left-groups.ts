@@ -18,7 +18,7 @@ export class LeftGroups {
   #stopped: Promise<void> | null = null;
 
   /** `onGone` hears of each group once it is gone. */
-  constructor(onGone: (pgid: number) => void) {
+  constructor(onGone: (pgid: number) => void = () => {}) {
     this.#onGone = onGone;
   }
 

@@ -85,11 +85,6 @@ const hostCount = Math.max(1, Math.min(os.availableParallelism(), 4));
 // instead of 0.80–0.91, 3.8–5.2% more connections a second.
 // --expose-gc: a host collects its garbage once it goes quiet (see nowait-host.ts).
 const hostFlags = ['--max-semi-space-size=1', '--no-opt', '--single-threaded-gc', '--expose-gc'];
-interface RunningHost {
-  /** The services it serves, with its part of each limit. */
-  readonly share: readonly ServiceEntry[];
-  readonly startedAt: number;
-}
 
 const restartGapMs = 1000;
 /** How long hosts told to stop a second time have to kill their programs and exit. */
@@ -98,8 +93,20 @@ const maxRestartGapMs = 60_000;
 const reportEveryMs = 60_000;
 const subject = 'wakeport';
 
+interface RunningHost {
+  /** The services it serves, with its part of each limit. */
+  readonly share: readonly ServiceEntry[];
+  /** When it was started: one that dies within restartGapMs of it is replaced after a longer pause. */
+  readonly startedAt: number;
+}
+
+/** The nowait hosts running, of every pool: a reload starts new pools beside draining ones. */
+const runningHostPids = new Set<number>();
+
 export class NowaitPool {
   #state: State = 'watching';
+  /** A stop() came: the next one kills (its state may be 'stopped' already, while what hosts left is being stopped). */
+  #stopAsked = false;
   readonly #services: readonly PoolService[];
   readonly #logOptions: LogOptions;
   readonly #idleExitMs: number;
@@ -177,13 +184,14 @@ export class NowaitPool {
   /** Stops every host (they stop their programs); a second call kills them. */
   stop(): Promise<void> {
     return this.#stopWaiters.wait(() => {
-      if (this.#state === 'stopping') {
+      if (this.#stopAsked) {
         // Told a second time, each host kills its programs (those not reported yet too) and exits; one that does not is killed.
         for (const host of this.#hosts.keys()) host.kill('SIGTERM');
         setTimeout(() => this.#killHosts(), hostKillGraceMs).unref();
         this.#left.kill();
         return;
       }
+      this.#stopAsked = true;
       this.#state = 'stopping';
       this.#closeWatch();
       void this.#left.stop();
@@ -268,7 +276,12 @@ export class NowaitPool {
     host.on('error', (error) => {
       if (host.pid === undefined) this.#hostEnded(host, `could not be started: ${error.message}`);
     });
-    host.once('exit', (code, signal) => this.#hostEnded(host, code === 0 ? null : `pid ${host.pid} ended (${signal ?? `exitcode ${code}`})`));
+    if (host.pid !== undefined) runningHostPids.add(host.pid);
+    host.once('exit', (code, signal) => {
+      runningHostPids.delete(host.pid!);
+      const died = code === 0 ? null : `pid ${host.pid} ended (${signal ?? `exitcode ${code}`})`;
+      void channelClosed(host).then(() => this.#hostEnded(host, died));
+    });
     // Nor stdio, nor (after EMFILE or ENFILE) a channel.
     if (host.pid === undefined) return;
     const sockets = given.map((socket, position) => ({ ...socket, fd: firstListenFd + position }));
@@ -293,7 +306,8 @@ export class NowaitPool {
     if (!ended) return;
     this.#hosts.delete(host);
     const failure = died === null ? null : `${died}${this.#takeOverPrograms(host, ended)}`;
-    this.#reports.delete(host); // A host that exited 0 has no programs left: nothing to take over.
+    if (died === null) this.#takeOverLeftGroups(host);
+    this.#reports.delete(host);
     if (this.#state === 'stopping' || this.#state === 'draining') {
       // One that dies while stopping may have been killed by a second stop; one that dies while draining is news.
       if (failure !== null && this.#state === 'draining') this.#report(`nowait host ${failure}`);
@@ -333,10 +347,25 @@ export class NowaitPool {
   }
 
   /**
+   * A host that drained exits 0 once its programs have ended, leaving what
+   * they left in their groups running: its last report names those, and
+   * they are stopped when wakeport stops. (A host exits 0 otherwise only
+   * after --host-idle, which it does not reach while such groups run.)
+   */
+  #takeOverLeftGroups(host: ChildProcess): void {
+    if ((this.#state !== 'draining' && this.#state !== 'stopping') || host.pid === undefined) return;
+    const adopted = this.#left.adopt(host.pid, this.#reports.get(host)?.running ?? [], this.#entries);
+    if (adopted === 0 || this.#state !== 'draining') return;
+    const groups = adopted === 1 ? '1 process group its programs left runs' : `${adopted} process groups its programs left run`;
+    this.#log.info(subject, `nowait host pid ${host.pid} has drained; ${groups} on, and will be stopped when wakeport stops`);
+  }
+
+  /**
    * The programs a host that died started after its last report (at most a
    * tenth of a second before it died): /proc shows them as session leaders
    * holding a connection accepted from its services' sockets, whose parent
-   * is no host still running (the dead host's children now have another).
+   * is no host still running, of any pool (the dead host's children now
+   * have another; a reload leaves old hosts draining on the same sockets).
    * One that has let go of its connection, or whose /proc wakeport may not
    * read (another user's, or one not dumpable), is not found.
    */
@@ -346,7 +375,7 @@ export class NowaitPool {
       for (const connection of acceptedConnections(sockets.map(({ fd }) => fd))) labels.set(connection, entry.label);
     }
     if (labels.size === 0) return [];
-    const hosts = new Set([host.pid, ...[...this.#hosts.keys()].map(({ pid }) => pid)]);
+    const hosts = new Set([host.pid, ...runningHostPids]);
     const known = new Set(reported.map(([pid]) => pid));
     return sessionLeadersHolding(new Set(labels.keys()))
       .filter(({ pid, ppid }) => !hosts.has(pid) && !hosts.has(ppid) && !known.has(pid) && !this.#left.has(pid))
@@ -443,6 +472,22 @@ export class NowaitPool {
     this.#state = 'stopped';
     void (stopping ? this.#left.stop() : this.#left.ended()).then(() => this.#stopWaiters.release());
   }
+}
+
+/**
+ * Resolves once `host`'s IPC channel has closed, so that every message it
+ * sent has come (its exit and the channel's end come in either order), or
+ * a second after this is asked at most.
+ */
+function channelClosed(host: ChildProcess): Promise<void> {
+  if (!host.connected) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 1000);
+    host.once('disconnect', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 /** Whether a service sets limits of its own: then one host serves it, so that they are exact. */

@@ -13,11 +13,13 @@
 //              running processes are left to finish
 //   stopping   no new connections; processes got SIGTERM (SIGKILL after
 //              exit-timeout, or at once on a second stop)
-//   stopped    every process has exited; what they left in their process
-//              groups is being stopped (stop() resolves once it is gone)
+//   stopped    every process has exited (after a stop, stop() resolves
+//              once what they left in their groups is gone too)
 //
 // A program that exits leaving processes in its group (a background job)
-// leaves them running, as inetd does; they are stopped with the service.
+// leaves them running, as inetd does: a stop stops them with the running
+// programs; after a drain they run on, reported to the supervisor, which
+// stops them when wakeport stops.
 //
 // Events are connection, exit (a process ended), window (the throttle's
 // timer fired), drain and stop. The table at the bottom is every transition.
@@ -26,7 +28,7 @@ import type net from 'node:net';
 import { defaultProgramConnections, type ServiceEntry } from '../config/entry.js';
 import { counted, formatDuration, ReportThrottle, type Logger } from '../log.js';
 import { ProgramRecipe, type ConnectionProcess } from '../processes/program.js';
-import { processGroupExists, setAccepting, type AcceptedConnection } from '../sockets/internals.js';
+import { setAccepting, type AcceptedConnection } from '../sockets/internals.js';
 import { StopWaiters } from './stop-waiters.js';
 import { signalGroup, stopChild } from '../processes/stop.js';
 import { LeftGroups } from './left-groups.js';
@@ -70,9 +72,11 @@ export class NowaitService implements BudgetHolder {
   readonly #overflow: QueueOverflow;
   readonly #runs = new Set<Run>();
   /** Groups its ended programs left running. */
-  readonly #left = new LeftGroups(() => {});
+  readonly #left = new LeftGroups();
   /** The groups of the programs running when it began to stop, each being stopped. */
   #stoppingGroups: { readonly pid: number; readonly stopped: Promise<void> }[] = [];
+  /** Once it began to stop: the groups its ended programs left, being stopped. */
+  #leftStopping: Promise<void> | null = null;
   /** Start times of the spawns inside the current rate window, oldest first. */
   readonly #spawnTimes: number[] = [];
   readonly #acceptFailures = new ReportThrottle(acceptFailureReportMs);
@@ -229,7 +233,7 @@ export class NowaitService implements BudgetHolder {
     const how = signal === null ? `exitcode ${code}` : `signal ${signal}`;
     const ms = Math.round(performance.now() - run.startedAt);
     // While stopping, stopChild takes care of the group already.
-    const leftGroup = this.#state !== 'stopping' && processGroupExists(run.pid);
+    const leftGroup = this.#state !== 'stopping' && signalGroup(run.pid, 0);
     if (leftGroup) this.#left.add(run.pid);
     const left = leftGroup ? '; processes it left in its group run on, and are stopped with the service' : '';
     this.#log.info(this.#entry.label, `end pid ${run.pid} client ${run.client} ${how} after ${ms}ms${left}`, {
@@ -309,6 +313,7 @@ export class NowaitService implements BudgetHolder {
       this.#log.info(this.#entry.label, `closed ${counted(waiting.length, 'waiting client')}: the service is stopping`);
     }
     this.#stoppingGroups = [...this.#runs].map(({ pid, child }) => ({ pid, stopped: stopChild(child, this.#entry.exitTimeoutMs) }));
+    this.#leftStopping = this.#left.stop(this.#entry.exitTimeoutMs);
     return this.#runs.size === 0 ? 'stopped' : 'stopping';
   }
 
@@ -357,9 +362,10 @@ export class NowaitService implements BudgetHolder {
     );
   }
 
+  /** After a stop, once the groups are gone too; after a drain, at once (what programs left runs on). */
   #finishStop(): void {
     this.#recipe.close();
-    const groupsGone = [...this.#stoppingGroups.map(({ stopped }) => stopped), this.#left.stop(this.#entry.exitTimeoutMs)];
+    const groupsGone = [...this.#stoppingGroups.map(({ stopped }) => stopped), this.#leftStopping];
     void Promise.all(groupsGone).then(() => this.#stopWaiters.release());
   }
 

@@ -195,7 +195,6 @@ export async function checkNowaitInternals(): Promise<void> {
   try {
     if (listening) takeAccepts(server, () => {}, () => {});
     else processBinding();
-    rawKill();
   } finally {
     if (listening) server.close();
   }
@@ -264,25 +263,26 @@ export function spawnDirect(
 }
 
 /**
- * Whether process group `pgid` still has a member. process.kill() would
- * throw when it has none, the usual answer once a nowait program has
- * ended: about 10 µs for the exception, 0.5 for the call below it.
+ * Whether process group `pgid` still has a member (one wakeport may not
+ * signal counts). process.kill() throws when it has none, the usual answer
+ * once a program has ended: about 10 µs for the exception, 0.5 for
+ * process._kill below it, which returns the error. Without it (a Node that
+ * moved it), the same answer the slow way.
  */
 export function processGroupExists(pgid: number): boolean {
-  // -1 would be every process, and 1 init's group: never a program's.
-  if (!Number.isInteger(pgid) || pgid <= 1) return false;
-  const status = rawKill()(-pgid, 0);
+  const kill = (process as unknown as { _kill?: unknown })._kill;
+  if (typeof kill !== 'function') return processGroupExistsSlowly(pgid);
+  const status = (kill as (pid: number, signal: number) => number).call(process, -pgid, 0);
   return status === 0 || status === -constants.errno.EPERM;
 }
 
-let killWithoutThrowing: ((pid: number, signal: number) => number) | undefined;
-
-/** process.kill without the exception: 0, or libuv's negative error code. */
-function rawKill(): (pid: number, signal: number) => number {
-  if (killWithoutThrowing) return killWithoutThrowing;
-  const kill = (process as unknown as { _kill?: unknown })._kill;
-  if (typeof kill !== 'function') throw moved('process._kill');
-  return (killWithoutThrowing = (kill as (pid: number, signal: number) => number).bind(process));
+function processGroupExistsSlowly(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** ENOENT, EMFILE, … for libuv's negative status; EINVAL for a failure without one. */

@@ -7,7 +7,7 @@ import net from 'node:net';
 import t from 'tap';
 import { get } from '../helpers/http.js';
 import { exchange, until } from '../helpers/net.js';
-import { isAlive, isZombie } from '../helpers/proc.js';
+import { childrenOf, commandOf, isAlive, isZombie } from '../helpers/proc.js';
 import { root, startWakeport } from '../helpers/wakeport.js';
 
 const httpServer = `${root}/dist/services/http-server.js`;
@@ -97,6 +97,49 @@ t.test('a nowait host that dies while it drains after a reload is logged, and it
   t.match(line.message, /\(SIGKILL\); its 1 program runs on, and will be stopped when wakeport stops/);
   t.same(await wakeport.stop(), { code: 0, signal: null });
   t.ok(!isAlive(program) || isZombie(program), 'its program was stopped with wakeport');
+});
+
+t.test("a reload leaves the background jobs of nowait programs running; they are stopped when wakeport stops", async (t) => {
+  const table = (word: string) =>
+    `127.0.0.1:0 stream tcp nowait - ${root}/test/fixtures/leave-transfer.sh leave-transfer\n    label = bg\n` +
+    `127.0.0.1:0 stream tcp nowait - /bin/echo echo ${word}\n    label = other\n`;
+  const wakeport = await startWakeport(t, table('one'));
+  await exchange(wakeport.port('bg'));
+  const said = await wakeport.waitForLog((r) => r.subject === 'bg' && r.severity === 'output' && r.message.startsWith('left '));
+  const job = Number(said.message.slice('left '.length));
+  t.teardown(() => isAlive(job) && process.kill(job, 'SIGKILL'));
+  await wakeport.waitForLog((r) => r.subject === 'bg' && r.message.startsWith('end pid'));
+  writeFileSync(`${wakeport.dir}/services.conf`, table('two'));
+  wakeport.process.kill('SIGHUP');
+  const drained = await wakeport.waitForLog((r) => /^nowait host pid \d+ has drained; 1 process group its programs left runs on/.test(r.message));
+  t.ok(drained, drained.message);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  t.ok(isAlive(job) && !isZombie(job), 'the job of the unchanged service runs on after the reload');
+  t.same(await wakeport.stop(), { code: 0, signal: null });
+  t.ok(!isAlive(job) || isZombie(job), 'and is stopped when wakeport stops');
+});
+
+t.test('a new nowait host that dies after a reload does not take over the programs of an old host still draining', async (t) => {
+  const table = (word: string) => `127.0.0.1:0 stream tcp nowait - /bin/cat cat\n    label = c\n127.0.0.1:0 stream tcp nowait - /bin/echo echo ${word}\n    label = o\n`;
+  const wakeport = await startWakeport(t, table('one'));
+  const held = net.connect({ port: wakeport.port('c'), host: '127.0.0.1' }).on('error', () => {});
+  t.teardown(() => held.destroy());
+  const accept = await wakeport.waitForLog((r) => r.subject === 'c' && r.message.startsWith('accept client'));
+  const program = Number(/pid (\d+)$/.exec(accept.message)![1]);
+  const oldHost = Number(readFileSync(`/proc/${program}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+  writeFileSync(`${wakeport.dir}/services.conf`, table('two'));
+  wakeport.process.kill('SIGHUP');
+  await wakeport.waitForLog((r) => r.message === `nowait host pid ${oldHost} draining`);
+  t.equal(String(await exchange(wakeport.port('c'), 'new')), 'new', 'the new hosts serve');
+  await new Promise((resolve) => setTimeout(resolve, 1200)); // Past the new hosts' first second.
+  const newHosts = childrenOf(wakeport.supervisorPid).filter(({ pid }) => pid !== oldHost && commandOf(pid).includes('nowait-host'));
+  t.ok(newHosts.length > 0, 'new hosts run');
+  for (const { pid } of newHosts) process.kill(pid, 'SIGKILL');
+  // The first host's end is logged; the pool's further problems within a minute are counted, not logged.
+  const ended = await wakeport.waitForLog((r) => r.severity === 'error' && /^nowait host pid \d+ ended/.test(r.message));
+  t.notMatch(ended.message, /program/, `the old host's program is not counted: ${ended.message}`);
+  held.write('still ');
+  t.equal(String(await new Promise((resolve) => held.once('data', resolve))), 'still ', 'and still serves its client under the old host');
 });
 
 t.test("a changed wait service starts again at once, not after what its old worker left (holding none of its sockets) has stopped", async (t) => {

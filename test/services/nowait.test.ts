@@ -304,6 +304,45 @@ t.test("stopping wakeport, a running program's child that ignores SIGTERM is kil
   t.ok(!isAlive(child) || isZombie(child), 'the child was killed before wakeport ended');
 });
 
+t.test("stopping wakeport, a program's background job gets SIGTERM at once, beside the running programs, not after them", async (t) => {
+  const wakeport = await startWakeport(t, [`127.0.0.1:0 stream tcp nowait - ${fixtures}/leave-or-stay.sh leave-or-stay`, '    label = mix', '    exit-timeout = 2s'].join('\n'));
+  const port = wakeport.port('mix');
+  const job = Number(/^left (\d+)/.exec(String(await exchange(port, 'go\n')))![1]);
+  t.teardown(() => isAlive(job) && process.kill(job, 'SIGKILL'));
+  const staying = net.connect({ port, host: '127.0.0.1' }).on('error', () => {});
+  t.teardown(() => staying.destroy());
+  staying.write('stay\n');
+  await new Promise((resolve) => staying.once('data', resolve));
+  const stopAt = Date.now();
+  t.same(await wakeport.stop(), { code: 0, signal: null });
+  const took = Date.now() - stopAt;
+  // One exit-timeout, then up to a second for the killed job to go (pid 1 here may never reap it); one after the other would be two.
+  t.ok(took >= 1900 && took < 4500, `wakeport stopped in ${took} ms: one exit-timeout (2 s) for the program and the job together, not one after the other`);
+  t.ok(!isAlive(job) || isZombie(job), 'the job was killed');
+});
+
+t.test('a second SIGTERM kills at once what hosts that died left, though no host runs', async (t) => {
+  const wakeport = await startWakeport(t, [`127.0.0.1:0 stream tcp nowait - ${fixtures}/stubborn.sh stubborn`, '    label = stubborn', '    exit-timeout = 30s'].join('\n'));
+  const client = net.connect({ port: wakeport.port('stubborn'), host: '127.0.0.1' }).on('error', () => {});
+  t.teardown(() => client.destroy());
+  await new Promise((resolve) => client.once('data', resolve));
+  const accept = await wakeport.waitForLog((r) => r.subject === 'stubborn' && r.message.startsWith('accept client'));
+  const program = Number(/pid (\d+)$/.exec(accept.message)![1]);
+  t.teardown(() => isAlive(program) && process.kill(program, 'SIGKILL'));
+  await sleep(1200); // Reported, and past the hosts' first second.
+  const hosts = childrenOf(wakeport.supervisorPid).filter(({ pid }) => commandOf(pid).includes('nowait-host'));
+  for (const { pid } of hosts) process.kill(pid, 'SIGKILL');
+  await wakeport.waitForLog((r) => r.severity === 'error' && /its 1 program runs on/.test(r.message));
+  await until(() => childrenOf(wakeport.supervisorPid).every(({ pid }) => !commandOf(pid).includes('nowait-host')), 5000);
+  const stopped = wakeport.stop('SIGTERM');
+  await sleep(300);
+  const secondAt = Date.now();
+  wakeport.process.kill('SIGTERM');
+  await stopped;
+  t.ok(Date.now() - secondAt < 5000, `wakeport ended ${Date.now() - secondAt} ms after the second SIGTERM, not after exit-timeout`);
+  t.ok(!isAlive(program) || isZombie(program), 'the program was killed');
+});
+
 // A service with limits of its own is served by one host; the other serves the rest.
 const soloAndMany = `127.0.0.1:0 stream tcp nowait - /bin/echo echo solo
     label = solo
