@@ -154,29 +154,50 @@ export function parseServiceField(field: string, stickyHost: string | null): Ser
   const split = /^(.*):([^:\]]*)$/.exec(field);
   if (!split) {
     if (field.startsWith('[')) throw new LineProblem(`"${field}" is not of the form [v6addr]:service`);
-    return { hosts: stickyHost === null ? [null] : parseHosts(stickyHost, `host line "${stickyHost}:"`, ':', true), service: field };
+    return { hosts: stickyHost === null ? [null] : parseHostLine(stickyHost), service: field };
   }
   const service = split[2]!;
   if (service === '') throw new LineProblem(`"${field}" has no service or port after the colon`);
-  return { hosts: parseHosts(split[1]!, `"${field}"`, `:${service}`, false), service };
+  return { hosts: parseHosts(split[1]!, { where: `"${field}"`, after: `:${service}`, bareIpv6Alone: false }), service };
+}
+
+/** The hosts of a host line (`127.0.0.1,[::1]:` alone on a line, its colon left out here); throws a LineProblem naming it. */
+function parseHostLine(text: string): (string | null)[] {
+  return parseHosts(text, { where: `host line "${text}:"`, after: ':', bareIpv6Alone: true });
+}
+
+/** What is wrong with a host line, or null. */
+export function hostLineProblem(text: string): string | null {
+  try {
+    parseHostLine(text);
+    return null;
+  } catch (error) {
+    if (!(error instanceof LineProblem)) throw error;
+    return error.message;
+  }
 }
 
 const bracketed = /^\[[^\]]+\]$/;
 
-/**
- * The hosts written before a service's colon, or on a host line (`where`
- * says which, `after` is what follows them there); `*` or nothing is every
- * address (null). A host line of one IPv6 address may leave out the
- * brackets, as it always could.
- */
-function parseHosts(text: string, where: string, after: string, hostLine: boolean): (string | null)[] {
+interface HostsSpelling {
+  /** How an error names what it is about: the service field, or the host line. */
+  readonly where: string;
+  /** What follows the hosts there, to show them corrected. */
+  readonly after: string;
+  /** One IPv6 address without brackets is allowed (a host line always allowed it). */
+  readonly bareIpv6Alone: boolean;
+}
+
+/** The hosts written before a service's colon, or on a host line; `*` or nothing is every address (null). */
+function parseHosts(text: string, { where, after, bareIpv6Alone }: HostsSpelling): (string | null)[] {
+  if (/\s/.test(text)) throw new LineProblem(`${where}: write a list of hosts without spaces, as 127.0.0.1,[::1]${after}`);
   const hosts = text.split(',');
   for (const host of hosts) {
     if (host === '' && hosts.length > 1) throw new LineProblem(`${where}: an empty address in the list of hosts`);
     if (!bracketed.test(host) && (host.includes('[') || host.includes(']'))) throw new LineProblem(`${where}: "${host}" is not of the form [v6addr]`);
   }
   const unbracketedIpv6 = (host: string) => host.includes(':') && !bracketed.test(host);
-  if (hosts.some(unbracketedIpv6) && !(hostLine && hosts.length === 1)) {
+  if (hosts.some(unbracketedIpv6) && !(bareIpv6Alone && hosts.length === 1)) {
     const fixed = hosts.map((host) => (unbracketedIpv6(host) ? `[${host}]` : host)).join(',');
     throw new LineProblem(`${where}: write an IPv6 address in brackets, as ${fixed}${after}`);
   }

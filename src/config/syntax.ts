@@ -5,8 +5,8 @@
 //   service  socket-type  protocol  wait|nowait[.max]  user[:group]  program  [argv0 args…]
 //
 //   service      a name from /etc/services, a port number, host:service,
-//                [v6addr]:service or *:service; for protocol unix, the
-//                socket's path.
+//                [v6addr]:service or *:service (the host may be a
+//                comma-separated list); for protocol unix, the socket's path.
 //   socket-type  stream | dgram
 //   protocol     tcp tcp4 tcp6 udp udp4 udp6 unix
 //   wait         nowait: one process per connection; wait: one worker is
@@ -34,6 +34,7 @@
 // fields.ts and options.ts give the fields their meaning.
 
 import type { ConfigProblem } from '../errors.js';
+import { hostLineProblem } from './fields.js';
 
 export interface RawOption {
   readonly line: number;
@@ -101,6 +102,9 @@ export function splitTable(file: string, text: string): SplitResult {
     if (sticky) {
       stickyHost = sticky[1] === '*' || sticky[1] === '' ? null : sticky[1]!;
       current = null;
+      // Said here, where it is wrong, even if no service line comes to use it (each that does says so too).
+      const wrong = stickyHost === null ? null : hostLineProblem(stickyHost);
+      if (wrong !== null) problem(line, wrong);
       return;
     }
     current = { file, line, fields: trimmed.split(/\s+/), stickyHost, options: [] };

@@ -124,9 +124,10 @@ const broken: [string, string][] = [
   ['8080 stream tcp wait - /bin/cat\n    listen = 8081', 'services.conf:2: handoff = stdio passes one socket, as fd 0 and 1; use handoff = listen-fds for 2 sockets, or a list of hosts in the service field (one service per address)'],
   ['127.0.0.1,[::1]:69 dgram udp wait - /bin/cat\n    label = tftp', 'services.conf:2: label = tftp names one service, but a wait service handed its socket as stdin serves each address of the list on its own: remove the label (each gets its address as label), or use handoff = listen-fds'],
   ['127.0.0.1,[::1]:69 dgram udp wait - /bin/cat\n    listen = 127.0.0.2:69', 'services.conf:2: handoff = stdio passes one socket, as fd 0 and 1; use handoff = listen-fds for 3 sockets, or a list of hosts in the service field (one service per address)'],
-  [',[::1]:\n7 stream tcp nowait - internal echo', 'services.conf:2: host line ",[::1]:": an empty address in the list of hosts'],
-  ['127.0.0.1,::1:\n7 stream tcp nowait - internal echo', 'services.conf:2: host line "127.0.0.1,::1:": write an IPv6 address in brackets, as 127.0.0.1,[::1]:'],
-  ['127.0.0.1,[::1:\n7 stream tcp nowait - internal echo', 'services.conf:2: host line "127.0.0.1,[::1:": "[::1" is not of the form [v6addr]'],
+  [',[::1]:', 'services.conf:1: host line ",[::1]:": an empty address in the list of hosts'],
+  ['127.0.0.1,::1:', 'services.conf:1: host line "127.0.0.1,::1:": write an IPv6 address in brackets, as 127.0.0.1,[::1]:'],
+  ['127.0.0.1,[::1:', 'services.conf:1: host line "127.0.0.1,[::1:": "[::1" is not of the form [v6addr]'],
+  ['8080 stream tcp wait - /bin/cat\n    handoff = listen-fds\n    listen = 127.0.0.2, [::1]:8081', 'services.conf:3: option "listen": "127.0.0.2, [::1]:8081": write a list of hosts without spaces, as 127.0.0.1,[::1]:8081'],
   ['127.0.0.1, [::1]:8080 stream tcp nowait - /bin/cat', 'services.conf:1: "127.0.0.1," ends with a comma: write a list of hosts without spaces, as 127.0.0.1,[::1]:echo'],
   ['127.0.0.1,*:8080 stream tcp nowait - /bin/cat', 'services.conf:1: 0.0.0.0:8080/tcp overlaps 127.0.0.1:8080/tcp in the same list of hosts (an address twice, or a wildcard beside an address)'],
   ['[::1%lo],[::1]:8080 stream tcp nowait - /bin/cat', 'services.conf:1: [::1]:8080/tcp overlaps [::1]:8080/tcp in the same list of hosts (an address twice, or a wildcard beside an address)'],
@@ -260,6 +261,15 @@ t.test('a comma-separated list of hosts (GNU inetd) gives one socket each: in th
   t.match(tftp6, { label: '[::1]:tftp/udp', mode: 'wait', sockets: [{ spec: { host: '::1', port: 69 } }] });
   t.equal(tftp4!.sockets.length + tftp6!.sockets.length, 2);
   t.match(sticky6, { sockets: [{ spec: { host: '::1', port: 8084 } }] }, 'a host line of one IPv6 address may leave out the brackets');
+});
+
+t.test('a broken host line is reported on its own line, and on each service line that would use it', async (t) => {
+  const table = await parse(['127.0.0.1,,[::1]:', '7 stream tcp nowait - internal echo', '127.0.0.2:9 stream tcp nowait - internal discard'].join('\n'));
+  t.same(table.problems.map(formatProblem), [
+    'services.conf:1: host line "127.0.0.1,,[::1]:": an empty address in the list of hosts',
+    'services.conf:2: host line "127.0.0.1,,[::1]:": an empty address in the list of hosts',
+  ]);
+  t.match(table.entries, [{ label: '127.0.0.2:9/tcp' }], 'a service line with a host of its own stands');
 });
 
 t.test('a continuation line that starts with NAME=value (for env) continues the argv; options stay options', async (t) => {
