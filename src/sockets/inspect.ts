@@ -60,9 +60,7 @@ export function waitingConnections(fds: readonly number[]): Set<string> {
   for (const file of ['tcp', 'tcp6']) {
     const rows = readTable(`/proc/self/net/${file}`);
     // sl local_address rem_address st tx_queue:rx_queue …: a listener's rx_queue is its accept queue's length.
-    const listeners = rows
-      .filter((fields) => fields[3] === tcpListen && inodes.has(fields[9]))
-      .map((fields) => ({ local: fields[1]!, queued: parseInt(fields[4]!.split(':')[1]!, 16), listed: 0 }));
+    const listeners = listenerRows(rows, inodes).map((fields) => ({ local: fields[1]!, queued: parseInt(fields[4]!.split(':')[1]!, 16), listed: 0 }));
     for (const [, local, remote, state, , , , , , inode] of rows) {
       if (inode !== '0' || (state !== tcpEstablished && state !== tcpCloseWait)) continue;
       const listener = listeners.find((candidate) => listensFor(candidate.local, local!));
@@ -73,8 +71,7 @@ export function waitingConnections(fds: readonly number[]): Set<string> {
     for (const { local, queued, listed } of listeners) numbered(waiting, `${local}>reset`, queued - listed);
   }
   const unixRows = readTable('/proc/self/net/unix');
-  // Num RefCount Protocol Flags Type St Inode Path
-  const paths = new Set(unixRows.filter((fields) => inodes.has(fields[6]) && fields[7] !== undefined).map((fields) => fields[7]!));
+  const paths = unixPaths(unixRows, inodes);
   const hidden = new Map<string, number>();
   for (const [address, , , , , , inode, path] of unixRows) {
     if (inode !== '0' || path === undefined || !paths.has(path)) continue;
@@ -97,8 +94,7 @@ export function acceptedConnections(fds: readonly number[]): Set<string> {
   const accepted = new Set<string>();
   for (const file of ['tcp', 'tcp6']) {
     const rows = readTable(`/proc/self/net/${file}`);
-    // sl local_address rem_address st … inode
-    const listeners = rows.filter((fields) => fields[3] === tcpListen && inodes.has(fields[9])).map((fields) => fields[1]!);
+    const listeners = listenerRows(rows, inodes).map((fields) => fields[1]!);
     for (const [, local, , state, , , , , , inode] of rows) {
       if (inode === '0' || state === tcpListen || !listeners.some((listener) => listensFor(listener, local!))) continue;
       accepted.add(`socket:[${inode}]`);
@@ -106,12 +102,22 @@ export function acceptedConnections(fds: readonly number[]): Set<string> {
   }
   const unixRows = readTable('/proc/self/net/unix');
   // Num RefCount Protocol Flags Type St Inode Path: an accepted socket has its listener's path.
-  const paths = new Set(unixRows.filter((fields) => inodes.has(fields[6]) && fields[7] !== undefined).map((fields) => fields[7]!));
+  const paths = unixPaths(unixRows, inodes);
   for (const [, , , flags, , , inode, path] of unixRows) {
     if (inode === '0' || path === undefined || !paths.has(path) || (parseInt(flags!, 16) & unixAcceptFlag) !== 0) continue;
     accepted.add(`socket:[${inode}]`);
   }
   return accepted;
+}
+
+/** The rows of a TCP table (sl local_address rem_address st tx:rx … inode) that are listeners among `inodes`. */
+function listenerRows(rows: readonly string[][], inodes: ReadonlySet<string | undefined>): string[][] {
+  return rows.filter((fields) => fields[3] === tcpListen && inodes.has(fields[9]));
+}
+
+/** The paths of the unix sockets among `inodes` (Num RefCount Protocol Flags Type St Inode Path). */
+function unixPaths(rows: readonly string[][], inodes: ReadonlySet<string | undefined>): Set<string> {
+  return new Set(rows.filter((fields) => inodes.has(fields[6]) && fields[7] !== undefined).map((fields) => fields[7]!));
 }
 
 /** Adds `prefix#1` … `prefix#count`: clients that cannot be told apart. */
