@@ -235,7 +235,7 @@ export class NowaitService implements BudgetHolder {
     // While stopping, stopChild takes care of the group already.
     const leftGroup = this.#state !== 'stopping' && signalGroup(run.pid, 0);
     if (leftGroup) this.#left.add(run.pid);
-    const left = leftGroup ? '; processes it left in its group run on, and are stopped with the service' : '';
+    const left = leftGroup ? '; processes it left in its group run on, and are stopped when wakeport stops' : '';
     this.#log.info(this.#entry.label, `end pid ${run.pid} client ${run.client} ${how} after ${ms}ms${left}`, {
       pid: run.pid,
       client: run.client,

@@ -284,7 +284,7 @@ t.test("a nowait program's background job runs on after the program ends, and is
   const job = Number(said.message.slice('left '.length));
   t.teardown(() => isAlive(job) && process.kill(job, 'SIGKILL'));
   const end = await wakeport.waitForLog((r) => r.subject === 'bg' && r.message.startsWith('end pid'));
-  t.match(end.message, /exitcode 0 after \d+ms; processes it left in its group run on, and are stopped with the service$/);
+  t.match(end.message, /exitcode 0 after \d+ms; processes it left in its group run on, and are stopped when wakeport stops$/);
   await sleep(300);
   t.ok(isAlive(job) && !isZombie(job), 'the job runs on after its program ended');
   const stopAt = Date.now();
