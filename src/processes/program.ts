@@ -88,6 +88,7 @@ export class ProgramRecipe {
   readonly #env: Environment;
   readonly #stdoutFd: number | null;
   readonly #stderrFd: number | null;
+  #closed = false;
   readonly #sharedOutputFd: number | null;
   /** How every process of the service is started, whichever way. */
   readonly #options: { readonly detached: true; readonly cwd?: string; readonly uid?: number; readonly gid?: number };
@@ -170,7 +171,10 @@ export class ProgramRecipe {
     return { child, notifyFd: notify ? this.#notifyIndex(fds.length) : null };
   }
 
+  /** Closes its output files; once only, as their fd numbers may be reused afterwards. */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     closeOutput(this.#stdoutFd);
     closeOutput(this.#stderrFd);
   }

@@ -11,6 +11,9 @@ import { signalGroup, stopGroup } from '../processes/stop.js';
 
 const pollMs = 1000;
 
+/** The programs taken over, by any pool: a reload starts new pools beside draining ones, on the same sockets. */
+const takenOver = new Set<number>();
+
 interface LeftProgram {
   readonly label: string;
   readonly host: number;
@@ -24,6 +27,8 @@ export class LeftPrograms {
   #whenNone: (() => void)[] = [];
   /** Once stopping: each program's stop, those taken over since included. */
   #stops: Promise<void>[] | null = null;
+  /** Told to kill (a second stop signal): those taken over since are killed at once too. */
+  #killed = false;
 
   readonly #onTakenOver: (pid: number, running: boolean, graceMs: number) => void;
 
@@ -33,23 +38,20 @@ export class LeftPrograms {
     this.#onTakenOver = onTakenOver;
   }
 
-  /** Takes over the programs host `host` reported, those still running; returns how many. */
+  /** Takes over the programs host `host` reported, those still running and not taken over already; returns how many. */
   adopt(host: number, running: readonly (readonly [number, string])[], entries: ReadonlyMap<string, ServiceEntry>): number {
     let adopted = 0;
     for (const [pid, label] of running) {
-      if (!signalGroup(pid, 0)) continue;
+      if (takenOver.has(pid) || !signalGroup(pid, 0)) continue;
+      takenOver.add(pid);
       const graceMs = entries.get(label)?.exitTimeoutMs ?? 0;
       this.#programs.set(pid, { label, host, graceMs });
       this.#onTakenOver(pid, true, graceMs);
-      this.#stops?.push(stopGroup(pid, graceMs));
+      this.#stops?.push(stopGroup(pid, this.#killed ? 0 : graceMs));
       adopted++;
     }
     if (adopted > 0) this.#poll ??= setInterval(() => this.#forgetEnded(), pollMs);
     return adopted;
-  }
-
-  has(pid: number): boolean {
-    return this.#programs.has(pid);
   }
 
   /** Resolves once every program taken over has ended. */
@@ -64,8 +66,9 @@ export class LeftPrograms {
     return Promise.all(this.#stops).then(() => this.#forgetEnded());
   }
 
-  /** SIGKILL to every program taken over (a second stop signal). */
+  /** After stop(), a second stop signal: SIGKILL to every program taken over, and to those taken over from now on. */
   kill(): void {
+    this.#killed = true;
     for (const pid of this.#programs.keys()) signalGroup(pid, 'SIGKILL');
   }
 
@@ -73,6 +76,7 @@ export class LeftPrograms {
     for (const [pid, { label, host, graceMs }] of this.#programs) {
       if (signalGroup(pid, 0)) continue;
       this.#programs.delete(pid);
+      takenOver.delete(pid);
       this.#onTakenOver(pid, false, graceMs);
       this.#log.info(label, `end pid ${pid} (left by nowait host pid ${host})`, { pid });
     }

@@ -338,7 +338,7 @@ export class NowaitPool {
   #takeOverPrograms(host: ChildProcess, ended: RunningHost): string {
     if (host.pid === undefined) return '';
     const reported = this.#reports.get(host)?.running ?? [];
-    const adopted = this.#left.adopt(host.pid, [...reported, ...this.#unreportedPrograms(host, ended, reported)], this.#entries);
+    const adopted = this.#left.adopt(host.pid, [...reported, ...this.#unreportedPrograms(host, ended)], this.#entries);
     const waiting = this.#reports.get(host)?.waiting ?? 0;
     const programs = adopted === 1 ? '1 program runs' : `${adopted} programs run`;
     const running = adopted > 0 ? `; its ${programs} on, and will be stopped when wakeport stops` : '';
@@ -366,19 +366,20 @@ export class NowaitPool {
    * holding a connection accepted from its services' sockets, whose parent
    * is no host still running, of any pool (the dead host's children now
    * have another; a reload leaves old hosts draining on the same sockets).
+   * Those it reported, or a pool took over already (an old pool, from its
+   * own host that died), are among them: LeftPrograms.adopt skips them.
    * One that has let go of its connection, or whose /proc wakeport may not
    * read (another user's, or one not dumpable), is not found.
    */
-  #unreportedPrograms(host: ChildProcess, { share }: RunningHost, reported: ProgramsReport['running']): [pid: number, label: string][] {
+  #unreportedPrograms(host: ChildProcess, { share }: RunningHost): [pid: number, label: string][] {
     const labels = new Map<string, string>();
     for (const { entry, sockets } of this.#services.filter(({ entry }) => share.some(({ label }) => label === entry.label))) {
       for (const connection of acceptedConnections(sockets.map(({ fd }) => fd))) labels.set(connection, entry.label);
     }
     if (labels.size === 0) return [];
     const hosts = new Set([host.pid, ...runningHostPids]);
-    const known = new Set(reported.map(([pid]) => pid));
     return sessionLeadersHolding(new Set(labels.keys()))
-      .filter(({ pid, ppid }) => !hosts.has(pid) && !hosts.has(ppid) && !known.has(pid) && !this.#left.has(pid))
+      .filter(({ pid, ppid }) => !hosts.has(pid) && !hosts.has(ppid))
       .map(({ pid, file }) => [pid, labels.get(file)!]);
   }
 

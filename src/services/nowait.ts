@@ -11,6 +11,8 @@
 //   draining   no new connections (a reloaded table took the service away
 //              or changed it); those waiting are still served, and
 //              running processes are left to finish
+//   drained    every process has exited after a drain; what they left in
+//              their groups runs on (a stop still stops it)
 //   stopping   no new connections; processes got SIGTERM (SIGKILL after
 //              exit-timeout, or at once on a second stop)
 //   stopped    every process has exited (after a stop, stop() resolves
@@ -19,7 +21,7 @@
 // A program that exits leaving processes in its group (a background job)
 // leaves them running, as inetd does: a stop stops them with the running
 // programs; after a drain they run on, reported to the supervisor, which
-// stops them when wakeport stops.
+// stops them when wakeport stops (unless the host is told to stop first).
 //
 // Events are connection, exit (a process ended), window (the throttle's
 // timer fired), drain and stop. The table at the bottom is every transition.
@@ -37,7 +39,7 @@ import { connectionBudget, type BudgetHolder } from './connection-budget.js';
 import type { SpawnFailure } from './spawn-failures.js';
 import { acceptConnectionsOn, clientName, closeGently, QueueOverflow } from './listener.js';
 
-type State = 'serving' | 'throttled' | 'draining' | 'stopping' | 'stopped';
+type State = 'serving' | 'throttled' | 'draining' | 'drained' | 'stopping' | 'stopped';
 
 interface Run {
   readonly child: ConnectionProcess;
@@ -90,6 +92,7 @@ export class NowaitService implements BudgetHolder {
   #onSpawnFailure: (failure: SpawnFailure) => void = () => {};
   #windowTimer: NodeJS.Timeout | null = null;
   readonly #stopWaiters = new StopWaiters();
+  readonly #drainWaiters = new StopWaiters();
 
   private constructor(entry: ServiceEntry, recipe: ProgramRecipe, log: Logger, shared: boolean) {
     this.#entry = entry;
@@ -160,9 +163,9 @@ export class NowaitService implements BudgetHolder {
     return this.#stopWaiters.wait(() => this.#dispatch({ type: 'stop' }));
   }
 
-  /** Stops accepting, serves those waiting and lets every process finish; resolves once they have. */
+  /** Stops accepting, serves those waiting and lets every process finish; resolves once they have (or it has stopped). */
   drain(): Promise<void> {
-    return this.#stopWaiters.wait(() => this.#dispatch({ type: 'drain' }));
+    return this.#drainWaiters.wait(() => this.#dispatch({ type: 'drain' }));
   }
 
   #dispatch(event: Event): void {
@@ -173,6 +176,7 @@ export class NowaitService implements BudgetHolder {
     if (next === this.#state) return;
     this.#state = next;
     if (next === 'throttled') this.#announceThrottle();
+    if (next === 'drained') this.#finishDrain();
     if (next === 'stopped') this.#finishStop();
   }
 
@@ -288,17 +292,17 @@ export class NowaitService implements BudgetHolder {
     for (const server of this.#servers) server.close();
   }
 
-  #beginDrain(): 'draining' | 'stopped' {
+  #beginDrain(): 'draining' | 'drained' {
     this.#closeServers();
     return this.#serveDraining();
   }
 
   /** While draining: serves what the limits let in, and says whether anything is left. */
-  #serveDraining(): 'draining' | 'stopped' {
+  #serveDraining(): 'draining' | 'drained' {
     this.#serveQueue();
     if (this.#runs.size > 0 || this.#admission.waiting > 0) return 'draining';
     if (this.#windowTimer) clearTimeout(this.#windowTimer);
-    return 'stopped';
+    return 'drained';
   }
 
   #beginStop(): 'stopping' | 'stopped' {
@@ -362,11 +366,20 @@ export class NowaitService implements BudgetHolder {
     );
   }
 
-  /** After a stop, once the groups are gone too; after a drain, at once (what programs left runs on). */
+  /** What programs left runs on: a drain is done once they have ended. */
+  #finishDrain(): void {
+    this.#recipe.close();
+    this.#drainWaiters.release();
+  }
+
+  /** Once the groups of the programs, and those they left, are gone too. */
   #finishStop(): void {
     this.#recipe.close();
     const groupsGone = [...this.#stoppingGroups.map(({ stopped }) => stopped), this.#leftStopping];
-    void Promise.all(groupsGone).then(() => this.#stopWaiters.release());
+    void Promise.all(groupsGone).then(() => {
+      this.#stopWaiters.release();
+      this.#drainWaiters.release();
+    });
   }
 
   #reportAcceptFailure(code: string): void {
@@ -402,6 +415,14 @@ export class NowaitService implements BudgetHolder {
       exit: (s, e) => (s.#finish(e), s.#serveDraining()),
       window: (s) => s.#serveDraining(),
       drain: () => 'draining',
+      stop: (s) => s.#beginStop(),
+    },
+    // Its servers are closed: a connection accepted before that was served while draining.
+    drained: {
+      connection: (s, e) => (s.#refuseWhileStopping(e.connection), 'drained'),
+      exit: () => 'drained',
+      window: () => 'drained',
+      drain: () => 'drained',
       stop: (s) => s.#beginStop(),
     },
     stopping: {

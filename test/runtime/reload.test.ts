@@ -4,11 +4,11 @@
 
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { get } from '../helpers/http.js';
 import { exchange, until } from '../helpers/net.js';
 import { childrenOf, commandOf, isAlive, isZombie } from '../helpers/proc.js';
-import { root, startWakeport } from '../helpers/wakeport.js';
+import { root, startWakeport, type Wakeport } from '../helpers/wakeport.js';
 
 const httpServer = `${root}/dist/services/http-server.js`;
 
@@ -82,15 +82,8 @@ t.test('SIGHUP: added services are served, removed ones closed, changed ones res
 t.test('a nowait host that dies while it drains after a reload is logged, and its programs are taken over and stopped with wakeport', async (t) => {
   const table = (word: string) => `127.0.0.1:0 stream tcp nowait - /bin/cat cat ${word}\n    label = c\n    exit-timeout = 1s\n`;
   const wakeport = await startWakeport(t, table('-u'));
-  const held = net.connect({ port: wakeport.port('c'), host: '127.0.0.1' }).on('error', () => {});
-  t.teardown(() => held.destroy());
-  const accept = await wakeport.waitForLog((r) => r.subject === 'c' && r.message.startsWith('accept client'));
-  const program = Number(/pid (\d+)$/.exec(accept.message)![1]);
-  t.teardown(() => isAlive(program) && process.kill(program, 'SIGKILL'));
-  const host = Number(readFileSync(`/proc/${program}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
-  await new Promise((resolve) => setTimeout(resolve, 1200)); // Reported, and past the hosts' first second.
-  writeFileSync(`${wakeport.dir}/services.conf`, table('-v'));
-  wakeport.process.kill('SIGHUP');
+  const { program, host } = await holdCatClient(t, wakeport);
+  reload(wakeport, table('-v'));
   await wakeport.waitForLog((r) => r.message === `nowait host pid ${host} draining`);
   process.kill(host, 'SIGKILL');
   const line = await wakeport.waitForLog((r) => r.severity === 'error' && r.message.startsWith(`nowait host pid ${host} ended`));
@@ -109,8 +102,7 @@ t.test("a reload leaves the background jobs of nowait programs running; they are
   const job = Number(said.message.slice('left '.length));
   t.teardown(() => isAlive(job) && process.kill(job, 'SIGKILL'));
   await wakeport.waitForLog((r) => r.subject === 'bg' && r.message.startsWith('end pid'));
-  writeFileSync(`${wakeport.dir}/services.conf`, table('two'));
-  wakeport.process.kill('SIGHUP');
+  reload(wakeport, table('two'));
   const drained = await wakeport.waitForLog((r) => /^nowait host pid \d+ has drained; 1 process group its programs left runs on/.test(r.message));
   t.ok(drained, drained.message);
   await new Promise((resolve) => setTimeout(resolve, 500));
@@ -119,17 +111,39 @@ t.test("a reload leaves the background jobs of nowait programs running; they are
   t.ok(!isAlive(job) || isZombie(job), 'and is stopped when wakeport stops');
 });
 
-t.test('a new nowait host that dies after a reload does not take over the programs of an old host still draining', async (t) => {
-  const table = (word: string) => `127.0.0.1:0 stream tcp nowait - /bin/cat cat\n    label = c\n127.0.0.1:0 stream tcp nowait - /bin/echo echo ${word}\n    label = o\n`;
+t.test("stopping wakeport while an old nowait host drains: the jobs its drained service left get SIGTERM at once, beside its other service's running program", async (t) => {
+  // Both services have limits of their own, so one host serves both.
+  const service = (label: string, word: string) =>
+    `127.0.0.1:0 stream tcp nowait - ${root}/test/fixtures/leave-or-stay.sh leave-or-stay ${word}\n` +
+    `    label = ${label}\n    max-connections = 4\n    exit-timeout = 3s\n`;
+  const table = (word: string) => service('left', word) + service('busy', word);
   const wakeport = await startWakeport(t, table('one'));
-  const held = net.connect({ port: wakeport.port('c'), host: '127.0.0.1' }).on('error', () => {});
-  t.teardown(() => held.destroy());
-  const accept = await wakeport.waitForLog((r) => r.subject === 'c' && r.message.startsWith('accept client'));
-  const program = Number(/pid (\d+)$/.exec(accept.message)![1]);
-  const oldHost = Number(readFileSync(`/proc/${program}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+  const job = Number(/^left (\d+)/.exec(String(await exchange(wakeport.port('left'), 'go\n')))![1]);
+  t.teardown(() => isAlive(job) && process.kill(job, 'SIGKILL'));
+  await wakeport.waitForLog((r) => r.subject === 'left' && r.message.startsWith('end pid'));
+  const staying = net.connect({ port: wakeport.port('busy'), host: '127.0.0.1' }).on('error', () => {});
+  t.teardown(() => staying.destroy());
+  staying.write('stay\n');
+  await new Promise((resolve) => staying.once('data', resolve));
+  reload(wakeport, table('two'));
+  await wakeport.waitForLog((r) => /^nowait host pid \d+ draining$/.test(r.message));
+  await new Promise((resolve) => setTimeout(resolve, 300)); // Its service "left" has drained; "busy" still serves.
+  const stopAt = Date.now();
+  t.same(await wakeport.stop(), { code: 0, signal: null });
+  const took = Date.now() - stopAt;
+  // One exit-timeout, then up to a second for the killed processes to go; one after the other would be two (7 s).
+  t.ok(took >= 2900 && took < 6000, `wakeport stopped in ${took} ms: one exit-timeout (3 s) for the program and the job together`);
+  t.ok(!isAlive(job) || isZombie(job), 'the job was killed');
+});
+
+// Service "c" (cat), held by a client, beside one whose word a reload changes: the pool is replaced, "c" unchanged.
+const catAndEcho = (word: string) => `127.0.0.1:0 stream tcp nowait - /bin/cat cat\n    label = c\n127.0.0.1:0 stream tcp nowait - /bin/echo echo ${word}\n    label = o\n`;
+
+t.test('a new nowait host that dies after a reload does not take over the programs of an old host still draining', async (t) => {
+  const wakeport = await startWakeport(t, catAndEcho('one'));
+  const { held, host: oldHost } = await holdCatClient(t, wakeport);
   const hosts = Number(/^started (\d+) nowait hosts$/.exec((await wakeport.waitForLog((r) => /^started \d+ nowait hosts$/.test(r.message))).message)![1]);
-  writeFileSync(`${wakeport.dir}/services.conf`, table('two'));
-  wakeport.process.kill('SIGHUP');
+  reload(wakeport, catAndEcho('two'));
   // The old hosts stop accepting once they hear of it; until then they may take a new client.
   await until(() => wakeport.logs.filter((r) => /^nowait host pid \d+ draining$/.test(r.message)).length >= hosts, 5000);
   t.equal(String(await exchange(wakeport.port('c'), 'new')), 'new', 'the new hosts serve');
@@ -142,6 +156,27 @@ t.test('a new nowait host that dies after a reload does not take over the progra
   t.notMatch(ended.message, /program/, `the old host's program is not counted: ${ended.message}`);
   held.write('still ');
   t.equal(String(await new Promise((resolve) => held.once('data', resolve))), 'still ', 'and still serves its client under the old host');
+});
+
+t.test('a program taken over from an old nowait host that died while draining is not taken over again when a new host dies', async (t) => {
+  const wakeport = await startWakeport(t, catAndEcho('one'));
+  const { held, program, host: oldHost } = await holdCatClient(t, wakeport);
+  reload(wakeport, catAndEcho('two'));
+  await wakeport.waitForLog((r) => r.message === `nowait host pid ${oldHost} draining`);
+  t.equal(String(await exchange(wakeport.port('c'), 'new')), 'new', 'new hosts serve');
+  process.kill(oldHost, 'SIGKILL');
+  const oldEnded = await wakeport.waitForLog((r) => r.severity === 'error' && r.message.startsWith(`nowait host pid ${oldHost} ended`));
+  t.match(oldEnded.message, /its 1 program runs on/, 'the old pool takes the program over');
+  await new Promise((resolve) => setTimeout(resolve, 1200)); // Past the new hosts' first second.
+  const newHosts = childrenOf(wakeport.supervisorPid).filter(({ pid }) => commandOf(pid).includes('nowait-host'));
+  t.ok(newHosts.length > 0, 'new hosts run');
+  for (const { pid } of newHosts) process.kill(pid, 'SIGKILL');
+  const newEnded = await wakeport.waitForLog((r) => r.severity === 'error' && /^nowait host pid \d+ ended/.test(r.message) && !r.message.includes(`pid ${oldHost} `));
+  t.notMatch(newEnded.message, /program/, `the new pool does not take it over again: ${newEnded.message}`);
+  held.write('still ');
+  t.equal(String(await new Promise((resolve) => held.once('data', resolve))), 'still ', 'the program still serves its client');
+  t.same(await wakeport.stop(), { code: 0, signal: null });
+  t.ok(!isAlive(program) || isZombie(program), 'and is stopped with wakeport');
 });
 
 t.test("a changed wait service starts again at once, not after what its old worker left (holding none of its sockets) has stopped", async (t) => {
@@ -169,8 +204,7 @@ t.test("a changed wait service starts again at once, not after what its old work
 t.test('SIGHUP with a table that has errors: under --strict the table stays as it was', async (t) => {
   const wakeport = await startWakeport(t, '127.0.0.1:0 stream tcp nowait - /bin/echo echo one\n    label = greet', { args: ['--strict'] });
   const port = wakeport.port('greet');
-  writeFileSync(`${wakeport.dir}/services.conf`, '127.0.0.1:0 stream tcp nowait - /bin/echo echo two\n    label = greet\nbroken line\n');
-  wakeport.process.kill('SIGHUP');
+  reload(wakeport, '127.0.0.1:0 stream tcp nowait - /bin/echo echo two\n    label = greet\nbroken line\n');
   const refused = await wakeport.waitForLog((r) => r.message.includes('has errors and --strict is set'));
   t.match(refused.message, /^SIGHUP: .*services\.conf has errors and --strict is set; the table stays as it was$/);
   t.equal(String(await exchange(port)), 'one\n');
@@ -198,8 +232,7 @@ t.test("a shutdown during a reload's stop of a wait worker waits for that stop: 
   const wakeport = await startWakeport(t, before);
   const started = await wakeport.waitForLog((r) => r.subject === 'slow' && /^start worker pid \d+/.test(r.message));
   const worker = Number(/pid (\d+)/.exec(started.message)![1]);
-  writeFileSync(`${wakeport.dir}/services.conf`, '127.0.0.1:0 stream tcp nowait - /bin/echo echo one\n    label = greet\n');
-  wakeport.process.kill('SIGHUP');
+  reload(wakeport, '127.0.0.1:0 stream tcp nowait - /bin/echo echo one\n    label = greet\n');
   await wakeport.waitForLog((r) => r.message.startsWith('reloaded the table'));
   const stopAt = Date.now();
   const stopped = wakeport.stop('SIGTERM');
@@ -214,8 +247,7 @@ t.test('a service whose socket changes on the same address is bound again once i
   const port = await freePort();
   const wakeport = await startWakeport(t, web(100));
   t.equal((await get(port, '/')).status, 200, 'a worker holds the socket');
-  writeFileSync(`${wakeport.dir}/services.conf`, web(200));
-  wakeport.process.kill('SIGHUP');
+  reload(wakeport, web(200));
   const bound = await wakeport.waitForLog((r) => r.subject === 'web' && r.message.startsWith('bound '));
   t.equal(bound.message, `bound 127.0.0.1:${port} on try 1`, 'at the first try: the old worker had exited');
   t.equal((await get(port, '/')).status, 200);
@@ -227,8 +259,7 @@ t.test('a changed nowait service whose outputs cannot be opened is closed and lo
     `127.0.0.1:0 stream tcp nowait - /bin/echo echo one\n    label = greet\n${stderr}127.0.0.1:0 stream tcp nowait - /bin/echo echo two\n    label = partner\n`;
   const wakeport = await startWakeport(t, table(''));
   const [greet, partner] = [wakeport.port('greet'), wakeport.port('partner')];
-  writeFileSync(`${wakeport.dir}/services.conf`, table('    stderr = /no/such/folder/err.log\n'));
-  wakeport.process.kill('SIGHUP');
+  reload(wakeport, table('    stderr = /no/such/folder/err.log\n'));
   const failed = await wakeport.waitForLog((r) => r.subject === 'greet' && r.severity === 'error');
   t.match(failed.message, /^cannot start: cannot open stderr file \/no\/such\/folder\/err\.log: ENOENT; closed 127\.0\.0\.1:\d+, so its clients are refused; the other services go on$/);
   // Once the copies the pool's client watch held are closed too.
@@ -252,8 +283,7 @@ t.test("a service bound while a reload waits for a moved service's old worker is
     label = late
 `;
   const wakeport = await startWakeport(t, table(100));
-  writeFileSync(`${wakeport.dir}/services.conf`, table(200));
-  wakeport.process.kill('SIGHUP');
+  reload(wakeport, table(200));
   await wakeport.waitForLog((r) => r.message.startsWith('reloaded the table'));
   await new Promise((resolve) => squatter.close(resolve));
   await wakeport.waitForLog((r) => r.subject === 'late' && r.message.startsWith('bound '), 10_000);
@@ -282,4 +312,26 @@ function connectOutcome(port: number): Promise<string> {
     client.on('connect', () => (client.destroy(), resolve('connected')));
     client.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
   });
+}
+
+/** Writes `table` over wakeport's and has it reloaded. */
+function reload(wakeport: Wakeport, table: string): void {
+  writeFileSync(`${wakeport.dir}/services.conf`, table);
+  wakeport.process.kill('SIGHUP');
+}
+
+/**
+ * A client held on service "c" (/bin/cat): its connection, its program, and
+ * the host that started it, once the host has reported the program and
+ * lasted its first second.
+ */
+async function holdCatClient(t: Test, wakeport: Wakeport): Promise<{ held: net.Socket; program: number; host: number }> {
+  const held = net.connect({ port: wakeport.port('c'), host: '127.0.0.1' }).on('error', () => {});
+  t.teardown(() => held.destroy());
+  const accept = await wakeport.waitForLog((r) => r.subject === 'c' && r.message.startsWith('accept client'));
+  const program = Number(/pid (\d+)$/.exec(accept.message)![1]);
+  t.teardown(() => isAlive(program) && process.kill(program, 'SIGKILL'));
+  const host = Number(readFileSync(`/proc/${program}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+  await new Promise((resolve) => setTimeout(resolve, 1200));
+  return { held, program, host };
 }

@@ -343,6 +343,35 @@ t.test('a second SIGTERM kills at once what hosts that died left, though no host
   t.ok(!isAlive(program) || isZombie(program), 'the program was killed');
 });
 
+t.test('a second SIGTERM kills at once the programs taken over from a host killed for not stopping, those it had not reported too', async (t) => {
+  const table = [`127.0.0.1:0 stream tcp nowait - ${fixtures}/stubborn.sh stubborn`, '    label = stubborn', '    max-connections = 8', '    exit-timeout = 10s'].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const port = wakeport.port('stubborn');
+  const clients: net.Socket[] = [];
+  t.teardown(() => clients.forEach((client) => client.destroy()));
+  const connect = () => clients.push(net.connect({ port, host: '127.0.0.1' }).on('error', () => {}));
+  connect();
+  await wakeport.waitForLog((r) => r.subject === 'stubborn' && r.message.startsWith('accept client'));
+  await sleep(1200); // Reported, and past the hosts' first second.
+  const [host] = childrenOf(wakeport.supervisorPid).filter(({ pid }) => holdsListener(pid, port));
+  for (let i = 0; i < 7; i++) connect();
+  // Stopped as soon as the programs have started: the last of them, at least, not reported yet.
+  for (const start = Date.now(); childrenOf(host!.pid).length < 8 && Date.now() - start < 5000; ) await sleep(1);
+  process.kill(host!.pid, 'SIGSTOP');
+  const programs = childrenOf(host!.pid).map(({ pid }) => pid);
+  t.teardown(() => programs.forEach((pid) => isAlive(pid) && process.kill(pid, 'SIGKILL')));
+  t.teardown(() => isAlive(host!.pid) && process.kill(host!.pid, 'SIGKILL'));
+  t.equal(programs.length, 8, 'the host started 8 programs');
+  const stopped = wakeport.stop('SIGTERM');
+  await sleep(300);
+  const secondAt = Date.now();
+  wakeport.process.kill('SIGTERM');
+  await stopped;
+  // A second for the host to kill its programs, then its SIGKILL; then its programs are taken over, and killed.
+  t.ok(Date.now() - secondAt < 6000, `wakeport ended ${Date.now() - secondAt} ms after the second SIGTERM, not after exit-timeout (10 s)`);
+  t.same(programs.filter((pid) => isAlive(pid) && !isZombie(pid)), [], 'every program was killed');
+});
+
 // A service with limits of its own is served by one host; the other serves the rest.
 const soloAndMany = `127.0.0.1:0 stream tcp nowait - /bin/echo echo solo
     label = solo
