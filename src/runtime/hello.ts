@@ -60,13 +60,15 @@ export interface Stoppable {
 
 /**
  * Nowait host → supervisor, when it changes (at most ten times a second):
- * the programs it runs, by pid and service label, and how many
- * clients wait in its queues. Should the host die, the supervisor still
- * knows what to stop (services/left-programs.ts).
+ * the programs it runs and the process groups ended programs left running,
+ * by pid (or group id) and service label, and how many clients wait in its
+ * queues. Should the host die, the supervisor still knows what to stop
+ * (services/left-programs.ts).
  */
 export interface ProgramsReport {
   readonly type: 'programs';
   readonly running: readonly (readonly [pid: number, label: string])[];
+  readonly left: readonly (readonly [pgid: number, label: string])[];
   readonly waiting: number;
 }
 

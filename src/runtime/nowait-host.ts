@@ -69,7 +69,7 @@ function reportPrograms(services: readonly NowaitService[]): void {
   let last = '';
   setInterval(() => {
     const report = programsReport(services);
-    const summary = `${report.running.map(([pid]) => pid).join(',')}/${report.waiting}`;
+    const summary = `${report.running.map(([pid]) => pid).join(',')}/${report.left.map(([pgid]) => pgid).join(',')}/${report.waiting}`;
     if (summary === last) return;
     last = summary;
     process.send?.(report, () => {});
@@ -77,9 +77,10 @@ function reportPrograms(services: readonly NowaitService[]): void {
 }
 
 function programsReport(services: readonly NowaitService[]): ProgramsReport {
-  const running = services.flatMap((service) => service.runningGroups().map((pid) => [pid, service.label] as const));
+  const running = services.flatMap((service) => service.runningPrograms().map((pid) => [pid, service.label] as const));
+  const left = services.flatMap((service) => service.leftGroups().map((pgid) => [pgid, service.label] as const));
   const waiting = services.reduce((sum, service) => sum + service.waiting, 0);
-  return { type: 'programs', running, waiting };
+  return { type: 'programs', running, left, waiting };
 }
 
 /**

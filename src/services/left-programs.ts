@@ -1,9 +1,11 @@
 // Programs a nowait host left running when it died (a crash, the OOM killer,
-// a kill -9). Each runs in a process group of its own and serves its client
-// on: the supervisor takes them over from the host's last report (hello.ts,
-// ProgramsReport), notes when each ends (polled: they are not its children),
-// and stops them (SIGTERM, SIGKILL after the service's exit-timeout) when
-// the pool stops, as their host would have.
+// a kill -9), and the process groups its ended programs left running (their
+// background jobs) when it died or drained. Each is a process group of its
+// own, and a program serves its client on: the supervisor takes them over
+// from the host's last report (hello.ts, ProgramsReport), notes when each
+// ends (polled: they are not its children), and stops them (SIGTERM, SIGKILL
+// after the service's exit-timeout) when the pool stops, as their host
+// would have.
 
 import type { ServiceEntry } from '../config/entry.js';
 import type { Logger } from '../log.js';
@@ -14,7 +16,11 @@ const pollMs = 1000;
 /** The programs taken over, by any pool: a reload starts new pools beside draining ones, on the same sockets. */
 const takenOver = new Set<number>();
 
+/** A program still running, or the group of one that ended. */
+export type LeftKind = 'program' | 'group';
+
 interface LeftProgram {
+  readonly kind: LeftKind;
   readonly label: string;
   readonly host: number;
   readonly graceMs: number;
@@ -38,14 +44,14 @@ export class LeftPrograms {
     this.#onTakenOver = onTakenOver;
   }
 
-  /** Takes over the programs host `host` reported, those still running and not taken over already; returns how many. */
-  adopt(host: number, running: readonly (readonly [number, string])[], entries: ReadonlyMap<string, ServiceEntry>): number {
+  /** Takes over what host `host` left of `kind`, still running and not taken over already; returns how many. */
+  adopt(host: number, kind: LeftKind, running: readonly (readonly [number, string])[], entries: ReadonlyMap<string, ServiceEntry>): number {
     let adopted = 0;
     for (const [pid, label] of running) {
       if (takenOver.has(pid) || !signalGroup(pid, 0)) continue;
       takenOver.add(pid);
       const graceMs = entries.get(label)?.exitTimeoutMs ?? 0;
-      this.#programs.set(pid, { label, host, graceMs });
+      this.#programs.set(pid, { kind, label, host, graceMs });
       this.#onTakenOver(pid, true, graceMs);
       this.#stops?.push(stopGroup(pid, this.#killed ? 0 : graceMs));
       adopted++;
@@ -73,12 +79,13 @@ export class LeftPrograms {
   }
 
   #forgetEnded(): void {
-    for (const [pid, { label, host, graceMs }] of this.#programs) {
+    for (const [pid, { kind, label, host, graceMs }] of this.#programs) {
       if (signalGroup(pid, 0)) continue;
       this.#programs.delete(pid);
       takenOver.delete(pid);
       this.#onTakenOver(pid, false, graceMs);
-      this.#log.info(label, `end pid ${pid} (left by nowait host pid ${host})`, { pid });
+      const what = kind === 'program' ? `pid ${pid} (left by` : `process group ${pid}, left by program pid ${pid} (of`;
+      this.#log.info(label, `end ${what} nowait host pid ${host})`, { pid });
     }
     if (this.#programs.size > 0) return;
     if (this.#poll) clearInterval(this.#poll);

@@ -204,7 +204,8 @@ export class NowaitPool {
   #killHosts(): void {
     for (const host of this.#hosts.keys()) {
       if (host.pid !== undefined) signalGroup(host.pid, 'SIGKILL');
-      for (const [pid] of this.#reports.get(host)?.running ?? []) signalGroup(pid, 'SIGKILL');
+      const report = this.#reports.get(host);
+      for (const [pid] of [...(report?.running ?? []), ...(report?.left ?? [])]) signalGroup(pid, 'SIGKILL');
     }
   }
 
@@ -337,13 +338,11 @@ export class NowaitPool {
   /** A host died: its programs run on, taken over (left-programs.ts); its waiting clients are lost with it. Says so. */
   #takeOverPrograms(host: ChildProcess, ended: RunningHost): string {
     if (host.pid === undefined) return '';
-    const reported = this.#reports.get(host)?.running ?? [];
-    const adopted = this.#left.adopt(host.pid, [...reported, ...this.#unreportedPrograms(host, ended)], this.#entries);
-    const waiting = this.#reports.get(host)?.waiting ?? 0;
-    const programs = adopted === 1 ? '1 program runs' : `${adopted} programs run`;
-    const running = adopted > 0 ? `; its ${programs} on, and will be stopped when wakeport stops` : '';
+    const report = this.#reports.get(host);
+    const runsOn = this.#takeOver(host.pid, [...(report?.running ?? []), ...this.#unreportedPrograms(host, ended)], report?.left ?? []);
+    const waiting = report?.waiting ?? 0;
     const lost = waiting > 0 ? `; ${counted(waiting, 'client')} waiting in its queue closed with it` : '';
-    return `${running}${lost}`;
+    return `${runsOn === null ? '' : `; ${runsOn}`}${lost}`;
   }
 
   /**
@@ -354,10 +353,18 @@ export class NowaitPool {
    */
   #takeOverLeftGroups(host: ChildProcess): void {
     if ((this.#state !== 'draining' && this.#state !== 'stopping') || host.pid === undefined) return;
-    const adopted = this.#left.adopt(host.pid, this.#reports.get(host)?.running ?? [], this.#entries);
-    if (adopted === 0 || this.#state !== 'draining') return;
-    const groups = adopted === 1 ? '1 process group its programs left runs' : `${adopted} process groups its programs left run`;
-    this.#log.info(subject, `nowait host pid ${host.pid} has drained; ${groups} on, and will be stopped when wakeport stops`);
+    const report = this.#reports.get(host);
+    const runsOn = this.#takeOver(host.pid, report?.running ?? [], report?.left ?? []);
+    if (runsOn !== null && this.#state === 'draining') this.#log.info(subject, `nowait host pid ${host.pid} has drained; ${runsOn}`);
+  }
+
+  /** Takes over the programs and the groups ended programs left, of host `pid`; says what runs on, or null for nothing. */
+  #takeOver(pid: number, programs: ProgramsReport['running'], groups: ProgramsReport['left']): string | null {
+    const running = this.#left.adopt(pid, 'program', programs, this.#entries);
+    const left = this.#left.adopt(pid, 'group', groups, this.#entries);
+    const what = [running > 0 ? `its ${counted(running, 'program')}` : '', left > 0 ? `${counted(left, 'process group')} its programs left` : ''];
+    if (running + left === 0) return null;
+    return `${what.filter(Boolean).join(' and ')} ${running + left === 1 ? 'runs' : 'run'} on, and will be stopped when wakeport stops`;
   }
 
   /**

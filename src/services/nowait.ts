@@ -148,9 +148,14 @@ export class NowaitService implements BudgetHolder {
     return this.#entry.label;
   }
 
-  /** The process groups of its programs: of those running, and of those that ended leaving processes in theirs. */
-  runningGroups(): number[] {
-    return [...[...this.#runs].map(({ pid }) => pid), ...this.#left.groups()];
+  /** The pids of its programs running. */
+  runningPrograms(): number[] {
+    return [...this.#runs].map(({ pid }) => pid);
+  }
+
+  /** The process groups its ended programs left running. */
+  leftGroups(): number[] {
+    return this.#left.groups();
   }
 
   /** How many of its clients wait in the queue. */

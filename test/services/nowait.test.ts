@@ -293,6 +293,27 @@ t.test("a nowait program's background job runs on after the program ends, and is
   t.ok(!isAlive(job) || isZombie(job), 'and it was stopped with wakeport');
 });
 
+t.test("a host that dies while a program's background job runs: its crash line counts the job as a group its programs left, and the job's end names its program", async (t) => {
+  const table = [`127.0.0.1:0 stream tcp nowait - ${fixtures}/leave-transfer.sh leave-transfer`, '    label = bg', '    max-connections = 2', '    exit-timeout = 1s'].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const port = wakeport.port('bg');
+  await exchange(port);
+  const said = await wakeport.waitForLog((r) => r.subject === 'bg' && r.severity === 'output' && r.message.startsWith('left '));
+  const job = Number(said.message.slice('left '.length));
+  t.teardown(() => isAlive(job) && process.kill(job, 'SIGKILL'));
+  const end = await wakeport.waitForLog((r) => r.subject === 'bg' && r.message.startsWith('end pid'));
+  const program = Number(/^end pid (\d+)/.exec(end.message)![1]);
+  await sleep(1200); // Reported, and past the hosts' first second.
+  const [host] = childrenOf(wakeport.supervisorPid).filter(({ pid }) => holdsListener(pid, port));
+  process.kill(host!.pid, 'SIGKILL');
+  const line = await wakeport.waitForLog((r) => r.severity === 'error' && r.message.startsWith(`nowait host pid ${host!.pid} ended`));
+  t.match(line.message, /\(SIGKILL\); 1 process group its programs left runs on, and will be stopped when wakeport stops;/);
+  process.kill(job, 'SIGKILL');
+  const gone = `end process group ${program}, left by program pid ${program} (of nowait host pid ${host!.pid})`;
+  t.ok(await wakeport.waitForLog((r) => r.subject === 'bg' && r.message === gone, 5000), gone);
+  t.same(await wakeport.stop(), { code: 0, signal: null });
+});
+
 t.test("stopping wakeport, a running program's child that ignores SIGTERM is killed after exit-timeout, not left behind", async (t) => {
   const wakeport = await startWakeport(t, [`127.0.0.1:0 stream tcp nowait - ${fixtures}/leave-child.sh leave-child stay`, '    label = stay', '    exit-timeout = 500ms'].join('\n'));
   const client = net.connect({ port: wakeport.port('stay'), host: '127.0.0.1' }).on('error', () => {});
