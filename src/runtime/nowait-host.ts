@@ -43,7 +43,9 @@ export async function host(): Promise<void> {
     return [];
   });
   log.debug('wakeport', `nowait host pid ${process.pid} serving ${services.length} services`);
-  handleStopRequests(() => services, log, 'the supervisor is gone', 'debug');
+  // A stop during a drain ends the host once every service has stopped, what drained services' programs left included.
+  let stopping = false;
+  handleStopRequests(() => services, log, 'the supervisor is gone', 'debug', () => void (stopping = true));
   watchIdleness(services, hello.idleExitMs ?? 0, log);
   reportPrograms(services);
   drain = () => {
@@ -53,7 +55,11 @@ export async function host(): Promise<void> {
     const started: DrainStarted = { type: 'drain-started' };
     process.send?.(started, () => {});
     // What programs left in their groups runs on: the supervisor takes it over from this last report.
-    void drained.then(() => (process.send ? process.send(programsReport(services), () => process.exit(0)) : process.exit(0)));
+    void drained.then(() => {
+      if (stopping) return;
+      if (process.send) process.send(programsReport(services), () => process.exit(0));
+      else process.exit(0);
+    });
   };
   if (drainAsked) drain();
 }

@@ -102,6 +102,12 @@ interface RunningHost {
 
 /** The nowait hosts running, of every pool: a reload starts new pools beside draining ones. */
 const runningHostPids = new Set<number>();
+/**
+ * Each host's last report of its programs, for when it dies; of every pool,
+ * so that a scan for one dead host's unreported programs can leave out
+ * those another (dead too, or draining) reported.
+ */
+const reports = new Map<ChildProcess, ProgramsReport>();
 
 export class NowaitPool {
   #state: State = 'watching';
@@ -128,8 +134,6 @@ export class NowaitPool {
   readonly #stopWaiters = new StopWaiters();
   readonly #spawnFailures: SpawnFailureLog;
   readonly #entries: ReadonlyMap<string, ServiceEntry>;
-  /** Each host's last report of its programs, for when it dies. */
-  readonly #reports = new Map<ChildProcess, ProgramsReport>();
   readonly #left: LeftPrograms;
   readonly #probeFailed = (error: Error): void => this.#log.error(subject, `nowait client probe failed: ${error.message}`);
 
@@ -204,8 +208,8 @@ export class NowaitPool {
   #killHosts(): void {
     for (const host of this.#hosts.keys()) {
       if (host.pid !== undefined) signalGroup(host.pid, 'SIGKILL');
-      const report = this.#reports.get(host);
-      for (const [pid] of [...(report?.running ?? []), ...(report?.left ?? [])]) signalGroup(pid, 'SIGKILL');
+      const report = reports.get(host);
+      for (const pid of report ? reportedPids(report) : []) signalGroup(pid, 'SIGKILL');
     }
   }
 
@@ -297,7 +301,7 @@ export class NowaitPool {
     host.send(hello);
     host.on('message', (message) => {
       if (isSpawnFailure(message)) this.#spawnFailures.add(message);
-      else if (hasType<ProgramsReport>(message, 'programs')) this.#reports.set(host, message);
+      else if (hasType<ProgramsReport>(message, 'programs')) reports.set(host, message);
     });
   }
 
@@ -308,7 +312,7 @@ export class NowaitPool {
     this.#hosts.delete(host);
     const failure = died === null ? null : `${died}${this.#takeOverPrograms(host, ended)}`;
     if (died === null) this.#takeOverLeftGroups(host);
-    this.#reports.delete(host);
+    reports.delete(host);
     if (this.#state === 'stopping' || this.#state === 'draining') {
       // One that dies while stopping may have been killed by a second stop; one that dies while draining is news.
       if (failure !== null && this.#state === 'draining') this.#report(`nowait host ${failure}`);
@@ -338,7 +342,7 @@ export class NowaitPool {
   /** A host died: its programs run on, taken over (left-programs.ts); its waiting clients are lost with it. Says so. */
   #takeOverPrograms(host: ChildProcess, ended: RunningHost): string {
     if (host.pid === undefined) return '';
-    const report = this.#reports.get(host);
+    const report = reports.get(host);
     const runsOn = this.#takeOver(host.pid, [...(report?.running ?? []), ...this.#unreportedPrograms(host, ended)], report?.left ?? []);
     const waiting = report?.waiting ?? 0;
     const lost = waiting > 0 ? `; ${counted(waiting, 'client')} waiting in its queue closed with it` : '';
@@ -353,7 +357,7 @@ export class NowaitPool {
    */
   #takeOverLeftGroups(host: ChildProcess): void {
     if ((this.#state !== 'draining' && this.#state !== 'stopping') || host.pid === undefined) return;
-    const report = this.#reports.get(host);
+    const report = reports.get(host);
     const runsOn = this.#takeOver(host.pid, report?.running ?? [], report?.left ?? []);
     if (runsOn !== null && this.#state === 'draining') this.#log.info(subject, `nowait host pid ${host.pid} has drained; ${runsOn}`);
   }
@@ -372,9 +376,11 @@ export class NowaitPool {
    * tenth of a second before it died): /proc shows them as session leaders
    * holding a connection accepted from its services' sockets, whose parent
    * is no host still running, of any pool (the dead host's children now
-   * have another; a reload leaves old hosts draining on the same sockets).
-   * Those it reported, or a pool took over already (an old pool, from its
-   * own host that died), are among them: LeftPrograms.adopt skips them.
+   * have another; a reload leaves old hosts draining on the same sockets),
+   * and which another host did not report (one that died with it: its
+   * programs have lost their parent too). Those it reported, or a pool took
+   * over already (an old pool, from its own host that died), are among
+   * them: LeftPrograms.adopt skips them.
    * One that has let go of its connection, or whose /proc wakeport may not
    * read (another user's, or one not dumpable), is not found.
    */
@@ -385,8 +391,9 @@ export class NowaitPool {
     }
     if (labels.size === 0) return [];
     const hosts = new Set([host.pid, ...runningHostPids]);
+    const othersPrograms = new Set([...reports].filter(([other]) => other !== host).flatMap(([, report]) => reportedPids(report)));
     return sessionLeadersHolding(new Set(labels.keys()))
-      .filter(({ pid, ppid }) => !hosts.has(pid) && !hosts.has(ppid))
+      .filter(({ pid, ppid }) => !hosts.has(pid) && !hosts.has(ppid) && !othersPrograms.has(pid))
       .map(({ pid, file }) => [pid, labels.get(file)!]);
   }
 
@@ -496,6 +503,11 @@ function channelClosed(host: ChildProcess): Promise<void> {
       resolve();
     });
   });
+}
+
+/** The programs and groups a host reported. */
+function reportedPids({ running, left }: ProgramsReport): number[] {
+  return [...running, ...left].map(([pid]) => pid);
 }
 
 /** Whether a service sets limits of its own: then one host serves it, so that they are exact. */

@@ -409,6 +409,37 @@ function soloHosts(wakeport: Wakeport): { solo: number; other: number | undefine
   return { solo, other: hosts.find(({ pid }) => pid !== solo)?.pid };
 }
 
+t.test("two nowait hosts killed at once: the crash line counts only its own programs, and each program's end names its own host", { skip: oneHost }, async (t) => {
+  const wakeport = await startWakeport(t, soloAndMany.replace('/bin/echo echo solo', '/bin/cat cat'));
+  const clients: net.Socket[] = [];
+  t.teardown(() => clients.forEach((client) => client.destroy()));
+  const hold = async (label: string) => {
+    const client = net.connect({ port: wakeport.port(label), host: '127.0.0.1' }).on('error', () => {});
+    clients.push(client);
+    client.write('up');
+    await new Promise((resolve) => client.once('data', resolve));
+  };
+  await hold('solo');
+  const { solo, other } = soloHosts(wakeport);
+  // Clients of "many" until the other host runs one of their programs too.
+  for (let i = 0; i < 32 && childrenOf(other!).length === 0; i++) await hold('many');
+  const programsOf = new Map([solo, other!].map((host) => [host, childrenOf(host).map(({ pid }) => pid)]));
+  t.ok(programsOf.get(other!)!.length > 0, `both hosts run programs: ${JSON.stringify([...programsOf])}`);
+  t.teardown(() => [...programsOf.values()].flat().forEach((pid) => isAlive(pid) && process.kill(pid, 'SIGKILL')));
+  await sleep(1200); // Reported, and past the hosts' first second.
+  process.kill(solo, 'SIGKILL');
+  process.kill(other!, 'SIGKILL');
+  // The pool's first problem is logged; the second, within a minute, is counted.
+  const line = await wakeport.waitForLog((r) => r.severity === 'error' && /^nowait host pid \d+ ended/.test(r.message));
+  const host = Number(/^nowait host pid (\d+)/.exec(line.message)![1]);
+  const own = programsOf.get(host)!.length;
+  t.match(line.message, own === 1 ? /; its 1 program runs on,/ : new RegExp(`; its ${own} programs run on,`), `its own ${own} programs: ${line.message}`);
+  t.same(await wakeport.stop(), { code: 0, signal: null });
+  for (const [host, programs] of programsOf) {
+    for (const pid of programs) t.ok(wakeport.logs.some((r) => r.message === `end pid ${pid} (left by nowait host pid ${host})`), `program ${pid} ended, credited to host ${host}`);
+  }
+});
+
 t.test('a service without limits of its own, served by every host: a host at its part stops accepting, and the others serve the 64', { skip: oneHost }, async (t) => {
   const wakeport = await startWakeport(t, '127.0.0.1:0 stream tcp nowait - /bin/cat cat\n    label = many');
   const port = wakeport.port('many');
