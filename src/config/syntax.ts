@@ -18,10 +18,16 @@
 //   argv0 args…  the program's argv, starting with argv[0]. For "internal",
 //                the name of the built-in when the service field is not one.
 //
+// A field may be quoted, in part or whole, with '…' or "…" to keep blanks
+// in it, as FreeBSD's and GNU's inetd allow (`sh -c "echo hello"`); the
+// quotes are removed, nothing inside them is special, and a quote left open
+// is an error.
+//
 // Extended options: `key = value` lines, indented, directly under their
 // service line (see options.ts for the keys). An indented line that is not
 // one, before any option, continues the service line's fields, as in BSD
-// inetd.
+// inetd; so does one that starts with an upper-case NAME=value word (an
+// env(1) argument: option keys are lower case).
 //
 // A line "host:" alone sets the host for the service lines after it (inetd's
 // sticky host); "*:" sets it back to every address. A line whose first
@@ -84,11 +90,14 @@ export function splitTable(file: string, text: string): SplitResult {
       return;
     }
     if (indented) {
-      const words = trimmed.split(/\s+/);
-      // `LANG=C /bin/date` under `/usr/bin/env env` continues the argv: an option has one value.
-      const match = words.length > 1 && environmentWord.test(words[0]!) ? null : optionLine.exec(trimmed);
+      // `LANG=C /bin/date` under `/usr/bin/env env` continues the argv.
+      const match = environmentWord.test(trimmed.split(/\s/, 1)[0]!) ? null : optionLine.exec(trimmed);
       if (!match && current !== null && current.options.length === 0) {
-        current.fields.push(...words);
+        const words = splitWords(trimmed);
+        if (words !== null) return void current.fields.push(...words);
+        problem(line, unclosedQuote(trimmed));
+        // The service goes; its options still come to it, not to the line above.
+        services.splice(services.indexOf(current), 1);
       } else if (!match) {
         problem(line, `indented line is not an option of the form "key = value": ${JSON.stringify(trimmed)}`);
       } else if (current === null) {
@@ -107,8 +116,35 @@ export function splitTable(file: string, text: string): SplitResult {
       if (wrong !== null) problem(line, wrong);
       return;
     }
-    current = { file, line, fields: trimmed.split(/\s+/), stickyHost, options: [] };
-    services.push(current);
+    const fields = splitWords(trimmed);
+    current = { file, line, fields: fields ?? [], stickyHost, options: [] };
+    if (fields !== null) services.push(current);
+    else problem(line, unclosedQuote(trimmed));
   });
   return { services, problems };
+}
+
+/** The words of a line, split at blanks outside quotes (see the top of this file); null when a quote is left open. */
+function splitWords(text: string): string[] | null {
+  const words: string[] = [];
+  let word: string | null = null;
+  let quote: string | null = null;
+  for (const char of text) {
+    if (quote !== null) {
+      if (char === quote) quote = null;
+      else word += char;
+    } else if (char === '"' || char === "'") {
+      quote = char;
+      word ??= '';
+    } else if (/\s/.test(char)) {
+      if (word !== null) words.push(word);
+      word = null;
+    } else word = (word ?? '') + char;
+  }
+  if (word !== null) words.push(word);
+  return quote === null ? words : null;
+}
+
+function unclosedQuote(text: string): string {
+  return `a quote is left open in ${JSON.stringify(text)} (quotes keep blanks in a word; put a lone ' inside "…", and a lone " inside '…')`;
 }

@@ -278,6 +278,35 @@ t.test('a continuation line that starts with NAME=value (for env) continues the 
   t.match(table.entries[0], { label: 'date', program: { argv0: 'env', args: ['LANG=C', '/bin/date', '-u'] }, env: [['GREETING', 'hello world']] });
 });
 
+t.test('quotes keep blanks in a word, as in FreeBSD and GNU inetd; a quote left open is an error naming the line', async (t) => {
+  const table = await parse(
+    [
+      `8080 stream tcp nowait - /bin/sh sh -c "echo 'hello  world'" ''`,
+      '8081 stream tcp nowait - /usr/bin/printf printf',
+      '\t"%s|%s" a\'b c\'d',
+      '8082 stream tcp nowait - /usr/bin/env env',
+      '\tLANG=C',
+      '\t/bin/date',
+      "8083 stream tcp nowait - /bin/echo echo it's",
+      '    label = open',
+      '8084 stream tcp nowait - /bin/echo echo',
+      '\t"hello',
+      '    label = open-too',
+    ].join('\n'),
+  );
+  const hint = `(quotes keep blanks in a word; put a lone ' inside "…", and a lone " inside '…')`;
+  t.same(table.problems.map(formatProblem), [
+    `services.conf:7: a quote is left open in "8083 stream tcp nowait - /bin/echo echo it's" ${hint}`,
+    `services.conf:10: a quote is left open in "\\"hello" ${hint}`,
+  ]);
+  t.match(table.entries, [
+    { program: { path: '/bin/sh', argv0: 'sh', args: ['-c', "echo 'hello  world'", ''] } },
+    { program: { argv0: 'printf', args: ['%s|%s', 'ab cd'] } },
+    { program: { argv0: 'env', args: ['LANG=C', '/bin/date'] } },
+  ]);
+  t.equal(table.entries.length, 3, 'the lines with an open quote are left out, and their options with them');
+});
+
 t.test('an internal service ignores its user field: it runs inside wakeport', async (t) => {
   const table = await parse('127.0.0.1:7 stream tcp nowait nosuchuser internal echo\n127.0.0.1:9 stream tcp nowait root internal discard');
   t.same(table.problems, []);
