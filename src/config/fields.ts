@@ -54,6 +54,10 @@ export function parseProtocol(field: string, socketType: SocketType): Protocol {
     throw new LineProblem(`socket buffer sizes ("${field}") are not supported: write ${base} alone`);
   }
   const protocol = Object.hasOwn(protocols, field) ? protocols[field] : undefined;
+  if (field === 'tcp46' || field === 'udp46') {
+    const base = field.slice(0, 3);
+    throw new LineProblem(`"${field}" (FreeBSD: IPv4 and IPv6 on one socket) is not supported: write two lines, one ${base} and one ${base}6`);
+  }
   if (!protocol) {
     throw new LineProblem(`unknown protocol "${field}" (expected one of ${Object.keys(protocols).join(', ')})`);
   }
@@ -71,22 +75,42 @@ export function parseProtocol(field: string, socketType: SocketType): Protocol {
 
 export interface WaitField {
   readonly mode: 'wait' | 'nowait';
+  /** Spawns per rate window (`nowait.max`). */
   readonly max: number | null;
+  /** FreeBSD's `nowait/max-child/…/max-child-per-ip`: max-connections and max-per-source. */
+  readonly maxConnections: number | null;
+  readonly maxPerSource: number | null;
 }
+
+const connectionLimitMax = 16384;
 
 export function parseWait(field: string): WaitField {
   const match = /^(wait|nowait)(?:\.(\d+))?$/.exec(field);
   if (match) {
     const max = match[2] === undefined ? null : Number(match[2]);
     if (max === 0) throw new LineProblem(`"${field}": the spawn limit after the dot must be at least 1`);
-    return { mode: match[1] as 'wait' | 'nowait', max };
+    return { mode: match[1] as 'wait' | 'nowait', max, maxConnections: null, maxPerSource: null };
   }
-  if (/^(wait|nowait)\//.test(field)) {
-    throw new LineProblem(
-      `"${field}": FreeBSD's wait/max-child/… form is not supported; write nowait.max and use the max-connections and max-per-source options`,
-    );
+  const freebsd = /^(wait|nowait)\/(\d+)(?:\/(\d+)(?:\/(\d+))?)?$/.exec(field);
+  if (freebsd) return parseFreeBsdLimits(field, freebsd[1] as 'wait' | 'nowait', freebsd.slice(2).map((n) => Number(n ?? 0)));
+  throw new LineProblem(`"${field}" is neither wait nor nowait (optionally with .max, as in nowait.100, or FreeBSD's nowait/max-child[/per-minute[/per-ip]])`);
+}
+
+/**
+ * FreeBSD's wait/max-child/max-connections-per-ip-per-minute/max-child-per-ip
+ * (0: no limit): max-child is max-connections, max-child-per-ip is
+ * max-per-source. A per-minute limit per address wakeport has not: rather
+ * than serve without it, the line is refused.
+ */
+function parseFreeBsdLimits(field: string, mode: 'wait' | 'nowait', [child, perMinute, childPerIp]: number[]): WaitField {
+  if (perMinute !== 0) {
+    throw new LineProblem(`"${field}": a limit of connections per minute from one address (the second number) has no equivalent in wakeport: write 0 there`);
   }
-  throw new LineProblem(`"${field}" is neither wait nor nowait (optionally with .max, as in nowait.100)`);
+  const limit = (value: number, what: string): number | null => {
+    if (value > connectionLimitMax) throw new LineProblem(`"${field}": ${what} ${value} is more than ${connectionLimitMax}`);
+    return value === 0 ? null : value;
+  };
+  return { mode, max: null, maxConnections: limit(child!, 'max-child'), maxPerSource: limit(childPerIp!, 'max-child-per-ip') };
 }
 
 export interface UserField {
@@ -97,7 +121,12 @@ export interface UserField {
 
 export function parseUserField(field: string): UserField {
   if (field === '-') return { user: null, group: null };
-  const [user, group, extra] = field.split(/[:.]/);
+  const slash = field.indexOf('/');
+  if (slash >= 0) {
+    throw new LineProblem(`"${field}": login classes ("${field.slice(slash)}") are a BSD feature Linux has not: write ${field.slice(0, slash)}`);
+  }
+  // With a colon, a dot is part of a name (first.last:staff), as in GNU and FreeBSD inetd.
+  const [user, group, extra] = field.split(field.includes(':') ? ':' : '.');
   if (!user || group === '' || extra !== undefined) {
     throw new LineProblem(`"${field}" is not a user field (expected user, user:group, user.group or -)`);
   }
@@ -113,7 +142,10 @@ export function parseProgram(fields: readonly string[], baseDir: string): Progra
   const [program, ...argv] = fields;
   if (program === undefined) throw new LineProblem('missing fields: a service line needs at least 6');
   if (program === 'internal') {
-    if (argv.length > 1) throw new LineProblem(`internal services take at most one argument, got ${argv.length}`);
+    if (argv.length > 1) {
+      internalName(argv[0]!, ''); // Says first if it is no built-in here (FreeBSD's `internal auth -r`).
+      throw new LineProblem(`internal services take at most one argument, got ${argv.length}`);
+    }
     return { kind: 'internal', name: argv[0] ?? null };
   }
   let resolved: string;
@@ -128,11 +160,33 @@ export function parseProgram(fields: readonly string[], baseDir: string): Progra
   return { kind: 'exec', path: resolved, argv0, args };
 }
 
-/** Which built-in an internal service is: named by its argument, or else by its service field. */
+/** Other names of the built-ins: their ports, and their aliases in /etc/services. */
+const internalAliases: Record<string, InternalName> = {
+  '7': 'echo',
+  '9': 'discard',
+  sink: 'discard',
+  null: 'discard',
+  '13': 'daytime',
+  '19': 'chargen',
+  ttytst: 'chargen',
+  source: 'chargen',
+  '37': 'time',
+};
+
+/** Built-ins other inetds have and wakeport has not. */
+const missingBuiltins: Record<string, string> = {
+  tcpmux: 'TCPMUX (RFC 1078) is not provided',
+  auth: 'the ident (auth) built-in is not provided',
+  ident: 'the ident (auth) built-in is not provided',
+};
+
+/** Which built-in an internal service is: named by its argument, or else by its service field (a name, alias or port). */
 export function internalName(argument: string | null, service: string): InternalName {
   const name = argument ?? service;
   if ((internalNames as readonly string[]).includes(name)) return name as InternalName;
+  if (Object.hasOwn(internalAliases, name)) return internalAliases[name]!;
   const list = internalNames.join(', ');
+  if (Object.hasOwn(missingBuiltins, name)) throw new LineProblem(`"${name}": ${missingBuiltins[name]} (internal services: ${list})`);
   if (argument === null) {
     throw new LineProblem(`"${service}" is not an internal service (${list}); name one after "internal"`);
   }
@@ -151,6 +205,7 @@ export interface ServiceField {
  * may be a comma-separated list, one socket each (GNU inetd's service node).
  */
 export function parseServiceField(field: string, stickyHost: string | null): ServiceField {
+  if (/(^|:)tcpmux\//.test(field)) throw new LineProblem(`"${field}": ${missingBuiltins.tcpmux}: TCPMUX services cannot be served`);
   const split = /^(.*):([^:\]]*)$/.exec(field);
   if (!split) {
     if (field.startsWith('[')) throw new LineProblem(`"${field}" is not of the form [v6addr]:service`);

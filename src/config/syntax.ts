@@ -31,7 +31,8 @@
 //
 // A line "host:" alone sets the host for the service lines after it (inetd's
 // sticky host); "*:" sets it back to every address. A line whose first
-// non-blank character is "#" is a comment; blank lines are ignored. A blank
+// non-blank character is "#" is a comment (FreeBSD's "#@" IPsec policy
+// lines get a warning: wakeport sets no policy); blank lines are ignored. A blank
 // line or a comment at the start of a line ends a service's options (a
 // commented-out service's options must not drift to the one above it); an
 // indented comment does not (a commented-out option).
@@ -87,6 +88,9 @@ export function splitTable(file: string, text: string): SplitResult {
     const indented = /^\s/.test(content);
     if (trimmed === '' || trimmed.startsWith('#')) {
       if (!indented || trimmed === '') current = null;
+      if (trimmed.startsWith('#@')) {
+        problems.push({ file, line, severity: 'warning', message: 'IPsec policy lines ("#@ …", FreeBSD and NetBSD inetd) are not supported: the services after it get no IPsec policy' });
+      }
       return;
     }
     if (indented) {
@@ -99,7 +103,8 @@ export function splitTable(file: string, text: string): SplitResult {
         // The service goes; its options still come to it, not to the line above.
         services.splice(services.indexOf(current), 1);
       } else if (!match) {
-        problem(line, `indented line is not an option of the form "key = value": ${JSON.stringify(trimmed)}`);
+        const serviceLine = /^\S+\s+(stream|dgram)\s/.test(trimmed) ? ' (a service line starts at the beginning of its line)' : '';
+        problem(line, `indented line is not an option of the form "key = value": ${JSON.stringify(trimmed)}${serviceLine}`);
       } else if (current === null) {
         problem(line, `option "${match[1]}" is not directly under a service line`);
       } else {

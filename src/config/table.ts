@@ -27,6 +27,7 @@ import {
   parseUserField,
   parseWait,
   type Protocol,
+  type WaitField,
 } from './fields.js';
 import { parseOptions, scopeOf, type KeyScope, type Options } from './options.js';
 import { lookupPort, readPortTable, type PortTable } from './ports.js';
@@ -146,6 +147,15 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
       throw new LineProblem('listen-pid applies to handoff = listen-fds only', options.keyLines.get('listen-pid'));
     }
   }
+  const limits = connectionLimits(wait, options, waitField!);
+  if (wait.mode === 'wait' && (wait.maxConnections !== null || wait.maxPerSource !== null)) {
+    context.warnings.push({
+      file: raw.file,
+      line: raw.line,
+      severity: 'warning',
+      message: `"${waitField}": the connection limits are ignored, as a wait service is handed its socket (its worker takes every connection)`,
+    });
+  }
   if (wait.max !== null && !spawnsPerConnection) {
     // OpenBSD's inetd.conf allows wait.max, and internal lines may carry one: the line stays, and the user learns the limit does nothing here.
     const instead = program.kind === 'internal' ? 'limit an internal service with max-connections' : "a wait service's restarts are limited by start-limit-burst";
@@ -176,13 +186,24 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
     stdout: options.stdout,
     stderr: options.stderr,
     backlog: options.backlog,
-    maxConnections: options.maxConnections,
-    maxPerSource: options.maxPerSource,
+    maxConnections: limits.maxConnections,
+    maxPerSource: limits.maxPerSource,
     exitTimeoutMs: options.exitTimeoutMs,
     worker,
   };
   const oneWorkerPerAddress = program.kind === 'exec' && wait.mode === 'wait' && options.handoff === 'stdio' && sockets.length > 1;
   return oneWorkerPerAddress ? perAddress(entry, raw, options) : [entry];
+}
+
+/** max-connections and max-per-source, from the options or FreeBSD's wait field (not both). */
+function connectionLimits(wait: WaitField, options: Options, waitField: string): { maxConnections: number | null; maxPerSource: number | null } {
+  if (wait.mode === 'wait') return { maxConnections: null, maxPerSource: null };
+  for (const [key, fromField] of [['max-connections', wait.maxConnections], ['max-per-source', wait.maxPerSource]] as const) {
+    if (fromField !== null && options.keyLines.has(key)) {
+      throw new LineProblem(`option "${key}" is set on the service line already ("${waitField}"): keep one`, options.keyLines.get(key));
+    }
+  }
+  return { maxConnections: options.maxConnections ?? wait.maxConnections, maxPerSource: options.maxPerSource ?? wait.maxPerSource };
 }
 
 /**
@@ -306,6 +327,12 @@ async function resolveSocket(
   context: Context,
 ): Promise<SocketSpec[]> {
   if (protocol.transport === 'unix') {
+    const owned = /^:([^:]*):([^:]*):([^:]*):(.+)$/.exec(field);
+    if (owned) {
+      throw new LineProblem(
+        `"${field}": FreeBSD's owner, group and mode of a unix socket are not supported: write ${owned[4]} (the socket file gets wakeport's user and umask)`,
+      );
+    }
     const socketPath = path.resolve(context.baseDir, field);
     if (Buffer.byteLength(socketPath) > maxUnixPath) {
       throw new LineProblem(`unix socket path ${socketPath} is longer than ${maxUnixPath} bytes`);

@@ -85,9 +85,18 @@ const broken: [string, string][] = [
   ['echo stream udp nowait - internal', 'services.conf:1: socket type stream needs protocol tcp, tcp4, tcp6 or unix, not udp'],
   ['echo dgram tcp wait - internal', 'services.conf:1: socket type dgram needs protocol udp, udp4 or udp6, not tcp'],
   ['/tmp/x.sock dgram unix wait - internal echo', 'services.conf:1: unix dgram sockets are not supported (Node has no AF_UNIX datagram sockets)'],
-  ['echo stream tcp sometimes - internal', 'services.conf:1: "sometimes" is neither wait nor nowait (optionally with .max, as in nowait.100)'],
+  ['echo stream tcp sometimes - internal', 'services.conf:1: "sometimes" is neither wait nor nowait (optionally with .max, as in nowait.100, or FreeBSD\'s nowait/max-child[/per-minute[/per-ip]])'],
   ['echo stream tcp nowait.0 - internal', 'services.conf:1: "nowait.0": the spawn limit after the dot must be at least 1'],
-  ['echo stream tcp nowait/10/5 - internal', 'services.conf:1: "nowait/10/5": FreeBSD\'s wait/max-child/… form is not supported; write nowait.max and use the max-connections and max-per-source options'],
+  ['echo stream tcp nowait/10/5 - internal', 'services.conf:1: "nowait/10/5": a limit of connections per minute from one address (the second number) has no equivalent in wakeport: write 0 there'],
+  ['echo stream tcp nowait/20000 - internal', 'services.conf:1: "nowait/20000": max-child 20000 is more than 16384'],
+  ['8080 stream tcp nowait/10 - /bin/cat\n    max-connections = 5', 'services.conf:2: option "max-connections" is set on the service line already ("nowait/10"): keep one'],
+  ['8080 stream tcp nowait nobody/daemon /bin/cat', 'services.conf:1: "nobody/daemon": login classes ("/daemon") are a BSD feature Linux has not: write nobody'],
+  ['127.0.0.1:1 stream tcp nowait root internal tcpmux', 'services.conf:1: "tcpmux": TCPMUX (RFC 1078) is not provided (internal services: echo, discard, chargen, daytime, time)'],
+  ['127.0.0.1:113 stream tcp nowait root internal auth -r', 'services.conf:1: "auth": the ident (auth) built-in is not provided (internal services: echo, discard, chargen, daytime, time)'],
+  ['tcpmux/+date stream tcp nowait root /bin/date date', 'services.conf:1: "tcpmux/+date": TCPMUX (RFC 1078) is not provided: TCPMUX services cannot be served'],
+  [':nobody:nogroup:0660:/tmp/x.sock stream unix nowait - internal echo', 'services.conf:1: ":nobody:nogroup:0660:/tmp/x.sock": FreeBSD\'s owner, group and mode of a unix socket are not supported: write /tmp/x.sock (the socket file gets wakeport\'s user and umask)'],
+  ['8080 stream tcp46 nowait - /bin/cat', 'services.conf:1: "tcp46" (FreeBSD: IPv4 and IPv6 on one socket) is not supported: write two lines, one tcp and one tcp6'],
+  ['8080 stream tcp nowait - /bin/cat\n    backlog = 5\n    8081 stream tcp nowait - /bin/cat', 'services.conf:3: indented line is not an option of the form "key = value": "8081 stream tcp nowait - /bin/cat" (a service line starts at the beginning of its line)'],
   ['nosuchservice stream tcp nowait - internal echo', 'services.conf:1: unknown service "nosuchservice" for tcp (not in /etc/services; write a port number)'],
   ['70000 stream tcp nowait - internal echo', 'services.conf:1: port 70000 is out of range (0–65535)'],
   ['8080 stream tcp nowait - internal', 'services.conf:1: "8080" is not an internal service (echo, discard, chargen, daytime, time); name one after "internal"'],
@@ -305,6 +314,35 @@ t.test('quotes keep blanks in a word, as in FreeBSD and GNU inetd; a quote left 
     { program: { argv0: 'env', args: ['LANG=C', '/bin/date'] } },
   ]);
   t.equal(table.entries.length, 3, 'the lines with an open quote are left out, and their options with them');
+});
+
+t.test("FreeBSD's and GNU's forms: nowait/max-child/0/max-child-per-ip, first.last:group, a built-in named by its port or alias, an IPsec line warned of", async (t) => {
+  const table = await parse(
+    [
+      '127.0.0.1:8080 stream tcp nowait/10/0/2 - /bin/cat cat',
+      '127.0.0.1:8081 stream tcp nowait/0 - /bin/cat cat',
+      '127.0.0.1:8082 stream tcp wait/5 - /bin/cat cat',
+      '#@ ipsec esp/transport//require',
+      '127.0.0.1:7 stream tcp nowait root internal',
+      '127.0.0.1:9000 stream tcp nowait root internal sink',
+      '127.0.0.1:9001 stream tcp nowait root internal 19',
+    ].join('\n'),
+  );
+  t.same(table.problems.map(formatProblem), [
+    'services.conf:3: warning: "wait/5": the connection limits are ignored, as a wait service is handed its socket (its worker takes every connection)',
+    'services.conf:4: warning: IPsec policy lines ("#@ …", FreeBSD and NetBSD inetd) are not supported: the services after it get no IPsec policy',
+  ]);
+  t.match(table.entries, [
+    { maxConnections: 10, maxPerSource: 2, maxSpawns: null },
+    { maxConnections: null, maxPerSource: null },
+    { mode: 'wait', maxConnections: null },
+    { program: { kind: 'internal', name: 'echo' } },
+    { program: { kind: 'internal', name: 'discard' } },
+    { program: { kind: 'internal', name: 'chargen' } },
+  ]);
+  const { parseUserField } = await import('../../src/config/fields.js');
+  t.same(parseUserField('first.last:staff'), { user: 'first.last', group: 'staff' }, 'with a colon, a dot is part of the user name');
+  t.same(parseUserField('nobody.nogroup'), { user: 'nobody', group: 'nogroup' });
 });
 
 t.test('an internal service ignores its user field: it runs inside wakeport', async (t) => {
