@@ -17,6 +17,10 @@ export type SocketSpec =
   | {
       readonly transport: 'unix';
       readonly path: string;
+      /** The socket file's owner, group and mode when the table sets them (FreeBSD's `:user:group:mode:/path`). */
+      readonly uid?: number;
+      readonly gid?: number;
+      readonly mode?: number;
     };
 
 export const internalNames = ['echo', 'discard', 'chargen', 'daytime', 'time'] as const;

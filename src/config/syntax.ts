@@ -6,7 +6,9 @@
 //
 //   service      a name from /etc/services, a port number, host:service,
 //                [v6addr]:service or *:service (the host may be a
-//                comma-separated list); for protocol unix, the socket's path.
+//                comma-separated list); for protocol unix, the socket's path,
+//                or :user:group:mode:/path (FreeBSD) to set its file's owner,
+//                group and mode.
 //   socket-type  stream | dgram
 //   protocol     tcp tcp4 tcp6 udp udp4 udp6 unix
 //   wait         nowait: one process per connection; wait: one worker is

@@ -32,7 +32,7 @@ import {
 import { parseOptions, scopeOf, type KeyScope, type Options } from './options.js';
 import { lookupPort, readPortTable, type PortTable } from './ports.js';
 import { splitTable, type RawService } from './syntax.js';
-import { readUserDatabase, resolveUser, type UserDatabase } from './users.js';
+import { readUserDatabase, resolveSocketOwner, resolveUser, type UserDatabase } from './users.js';
 
 export interface Table {
   readonly file: string;
@@ -312,8 +312,15 @@ function workerPolicy(options: Options, socketType: 'stream' | 'dgram', program:
 
 /** `echo/tcp`, `127.0.0.1:8080/tcp`: the service field as written (with any sticky host) and the protocol. */
 function defaultLabel(serviceField: string, stickyHost: string | null, protocol: string): string {
-  const withHost = stickyHost !== null && !serviceField.includes(':') && protocol !== 'unix';
+  if (protocol === 'unix') return `${unixSocketField(serviceField)?.path ?? serviceField}/unix`;
+  const withHost = stickyHost !== null && !serviceField.includes(':');
   return `${withHost ? `${stickyHost}:` : ''}${serviceField}/${protocol}`;
+}
+
+/** FreeBSD's `:user:group:mode:/path`, which gives a unix socket file an owner, a group and a mode (each may be empty); null for a plain path. */
+function unixSocketField(field: string): { user: string; group: string; mode: string; path: string } | null {
+  const match = /^:([^:]*):([^:]*):([^:]*):(.+)$/.exec(field);
+  return match ? { user: match[1]!, group: match[2]!, mode: match[3]!, path: match[4]! } : null;
 }
 
 // sun_path holds 108 bytes, one of them the terminating NUL.
@@ -327,17 +334,15 @@ async function resolveSocket(
   context: Context,
 ): Promise<SocketSpec[]> {
   if (protocol.transport === 'unix') {
-    const owned = /^:([^:]*):([^:]*):([^:]*):(.+)$/.exec(field);
-    if (owned) {
-      throw new LineProblem(
-        `"${field}": FreeBSD's owner, group and mode of a unix socket are not supported: write ${owned[4]} (the socket file gets wakeport's user and umask)`,
-      );
-    }
-    const socketPath = path.resolve(context.baseDir, field);
+    const owned = unixSocketField(field);
+    const socketPath = path.resolve(context.baseDir, owned?.path ?? field);
     if (Buffer.byteLength(socketPath) > maxUnixPath) {
       throw new LineProblem(`unix socket path ${socketPath} is longer than ${maxUnixPath} bytes`);
     }
-    return [{ transport: 'unix', path: socketPath }];
+    if (!owned) return [{ transport: 'unix', path: socketPath }];
+    if (!/^(0?[0-7]{3})?$/.test(owned.mode)) throw new LineProblem(`"${field}": mode "${owned.mode}" is not a file mode (three octal digits, as 660)`);
+    const mode = owned.mode === '' ? {} : { mode: parseInt(owned.mode, 8) };
+    return [{ transport: 'unix', path: socketPath, ...resolveSocketOwner(owned.user, owned.group, context.users), ...mode }];
   }
   const { hosts, service } = parseServiceField(field, stickyHost);
   const port = lookupPort(context.ports, service, protocol.transport);

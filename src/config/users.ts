@@ -53,6 +53,23 @@ export function resolveUser(field: UserField, db: UserDatabase): RunAs | null {
   return user.uid === db.self.uid && gid === db.self.gid ? null : { ...user, gid };
 }
 
+/**
+ * The owner and group a unix socket file is given (FreeBSD's
+ * `:user:group:mode:/path`; an empty part leaves it as created). Not root,
+ * wakeport can give a file only to itself, and to a group of its own.
+ */
+export function resolveSocketOwner(user: string, group: string, db: UserDatabase): { uid?: number; gid?: number } {
+  const uid = user === '' ? undefined : lookupUser(user, db)?.uid;
+  if (user !== '' && uid === undefined) throw new LineProblem(`unknown user "${user}"`);
+  const gid = group === '' ? undefined : lookupGroup(group, db);
+  if (group !== '' && gid === undefined) throw new LineProblem(`unknown group "${group}"`);
+  const ownGroups = [db.self.gid, ...(process.getgroups?.() ?? [])];
+  if (db.self.uid !== 0 && ((uid !== undefined && uid !== db.self.uid) || (gid !== undefined && !ownGroups.includes(gid)))) {
+    throw new LineProblem(`wakeport runs as ${db.self.name} (uid ${db.self.uid}), so it can give a socket file only to itself and its own groups; run wakeport as root`);
+  }
+  return { ...(uid === undefined ? {} : { uid }), ...(gid === undefined ? {} : { gid }) };
+}
+
 function lookupUser(name: string, db: UserDatabase): RunAs | undefined {
   if (name === db.self.name) return db.self;
   if (/^\d+$/.test(name)) {

@@ -4,7 +4,7 @@
 // event loop in between).
 
 import dgram from 'node:dgram';
-import { existsSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { formatSocket, type ServiceEntry, type SocketSpec } from '../config/entry.js';
@@ -80,6 +80,9 @@ async function bindStream(spec: SocketSpec, entry: ServiceEntry, onStray: StrayT
     const temporary = path.join(path.dirname(spec.path), `.wp${process.pid}.${++temporaryCount}`);
     await listen(server, { path: temporary, backlog: entry.backlog });
     try {
+      // Before the rename: under its real name, the file never has other rights than the table's.
+      if (spec.mode !== undefined) chmodSync(temporary, spec.mode);
+      if (spec.uid !== undefined || spec.gid !== undefined) chownSync(temporary, spec.uid ?? -1, spec.gid ?? -1);
       renameSync(temporary, spec.path);
     } catch (error) {
       server.close();

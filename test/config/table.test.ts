@@ -94,7 +94,8 @@ const broken: [string, string][] = [
   ['127.0.0.1:1 stream tcp nowait root internal tcpmux', 'services.conf:1: "tcpmux": TCPMUX (RFC 1078) is not provided (internal services: echo, discard, chargen, daytime, time)'],
   ['127.0.0.1:113 stream tcp nowait root internal auth -r', 'services.conf:1: "auth": the ident (auth) built-in is not provided (internal services: echo, discard, chargen, daytime, time)'],
   ['tcpmux/+date stream tcp nowait root /bin/date date', 'services.conf:1: "tcpmux/+date": TCPMUX (RFC 1078) is not provided: TCPMUX services cannot be served'],
-  [':nobody:nogroup:0660:/tmp/x.sock stream unix nowait - internal echo', 'services.conf:1: ":nobody:nogroup:0660:/tmp/x.sock": FreeBSD\'s owner, group and mode of a unix socket are not supported: write /tmp/x.sock (the socket file gets wakeport\'s user and umask)'],
+  [':::9:/tmp/x.sock stream unix nowait - internal echo', 'services.conf:1: ":::9:/tmp/x.sock": mode "9" is not a file mode (three octal digits, as 660)'],
+  [':nosuchuser::660:/tmp/x.sock stream unix nowait - internal echo', 'services.conf:1: unknown user "nosuchuser"'],
   ['8080 stream tcp46 nowait - /bin/cat', 'services.conf:1: "tcp46" (FreeBSD: IPv4 and IPv6 on one socket) is not supported: write two lines, one tcp and one tcp6'],
   ['8080 stream tcp nowait - /bin/cat\n    backlog = 5\n    8081 stream tcp nowait - /bin/cat', 'services.conf:3: indented line is not an option of the form "key = value": "8081 stream tcp nowait - /bin/cat" (a service line starts at the beginning of its line)'],
   ['nosuchservice stream tcp nowait - internal echo', 'services.conf:1: unknown service "nosuchservice" for tcp (not in /etc/services; write a port number)'],
@@ -316,7 +317,7 @@ t.test('quotes keep blanks in a word, as in FreeBSD and GNU inetd; a quote left 
   t.equal(table.entries.length, 3, 'the lines with an open quote are left out, and their options with them');
 });
 
-t.test("FreeBSD's and GNU's forms: nowait/max-child/0/max-child-per-ip, first.last:group, a built-in named by its port or alias, an IPsec line warned of", async (t) => {
+t.test("FreeBSD's and GNU's forms: nowait/max-child/0/max-child-per-ip, first.last:group, a built-in named by its port or alias, an IPsec line warned of, :user:group:mode:/path", async (t) => {
   const table = await parse(
     [
       '127.0.0.1:8080 stream tcp nowait/10/0/2 - /bin/cat cat',
@@ -326,6 +327,7 @@ t.test("FreeBSD's and GNU's forms: nowait/max-child/0/max-child-per-ip, first.la
       '127.0.0.1:7 stream tcp nowait root internal',
       '127.0.0.1:9000 stream tcp nowait root internal sink',
       '127.0.0.1:9001 stream tcp nowait root internal 19',
+      ':::0600:/tmp/wakeport-test.sock stream unix nowait - internal echo',
     ].join('\n'),
   );
   t.same(table.problems.map(formatProblem), [
@@ -339,6 +341,7 @@ t.test("FreeBSD's and GNU's forms: nowait/max-child/0/max-child-per-ip, first.la
     { program: { kind: 'internal', name: 'echo' } },
     { program: { kind: 'internal', name: 'discard' } },
     { program: { kind: 'internal', name: 'chargen' } },
+    { label: '/tmp/wakeport-test.sock/unix', sockets: [{ spec: { transport: 'unix', path: '/tmp/wakeport-test.sock', mode: 0o600 } }] },
   ]);
   const { parseUserField } = await import('../../src/config/fields.js');
   t.same(parseUserField('first.last:staff'), { user: 'first.last', group: 'staff' }, 'with a colon, a dot is part of the user name');

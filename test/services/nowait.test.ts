@@ -3,7 +3,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -608,6 +608,22 @@ t.test('a unix stream socket serves a nowait program too', async (t) => {
   t.match(await wakeport.waitForLog((r) => r.message.startsWith('end pid')), { message: /client local exitcode 0/ });
   await wakeport.stop();
   t.notOk(existsSync(`${dir}/cat.sock`), 'the socket file is removed when wakeport stops');
+});
+
+t.test("a unix socket written :user:group:mode:/path (FreeBSD) gets that mode, and as root that owner", async (t) => {
+  const dir = mkdtempSync('/tmp/wakeport-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const root = process.getuid?.() === 0;
+  const nobody = readFileSync('/etc/passwd', 'utf8').split('\n').find((line) => line.startsWith('nobody:'))?.split(':')[2];
+  const owner = root && nobody !== undefined ? 'nobody' : '';
+  const wakeport = await startWakeport(t, `:${owner}::640:${dir}/cat.sock stream unix nowait - /bin/cat cat\n    label = owned`);
+  const file = statSync(`${dir}/cat.sock`);
+  t.ok(file.isSocket(), 'the socket file is in place');
+  t.equal((file.mode & 0o777).toString(8), '640', 'with the mode the table gives it');
+  if (owner) t.equal(file.uid, Number(nobody), 'and the owner');
+  const client = net.connect(`${dir}/cat.sock`, () => client.end('still served'));
+  t.equal(await readToEnd(client), 'still served');
+  await wakeport.stop();
 });
 
 t.test('nowait hosts exit after --host-idle without work, and the next client starts them again', async (t) => {
