@@ -143,7 +143,7 @@ export function parseProgram(fields: readonly string[], baseDir: string): Progra
   if (program === undefined) throw new LineProblem('missing fields: a service line needs at least 6');
   if (program === 'internal') {
     if (argv.length > 1) {
-      internalName(argv[0]!, ''); // Says first if it is no built-in here (FreeBSD's `internal auth -r`).
+      internalName(argv[0]!, '', null); // Says first if it is no built-in here (FreeBSD's `internal auth -r`).
       throw new LineProblem(`internal services take at most one argument, got ${argv.length}`);
     }
     return { kind: 'internal', name: argv[0] ?? null };
@@ -160,18 +160,14 @@ export function parseProgram(fields: readonly string[], baseDir: string): Progra
   return { kind: 'exec', path: resolved, argv0, args };
 }
 
-/** Other names of the built-ins: their ports, and their aliases in /etc/services. */
-const internalAliases: Record<string, InternalName> = {
-  '7': 'echo',
-  '9': 'discard',
-  sink: 'discard',
-  null: 'discard',
-  '13': 'daytime',
-  '19': 'chargen',
-  ttytst: 'chargen',
-  source: 'chargen',
-  '37': 'time',
-};
+/** The built-ins' well-known ports. */
+const internalPorts: ReadonlyMap<number, InternalName> = new Map([
+  [7, 'echo'],
+  [9, 'discard'],
+  [13, 'daytime'],
+  [19, 'chargen'],
+  [37, 'time'],
+]);
 
 /** Built-ins other inetds have and wakeport has not. */
 const missingBuiltins: Record<string, string> = {
@@ -180,11 +176,16 @@ const missingBuiltins: Record<string, string> = {
   ident: 'the ident (auth) built-in is not provided',
 };
 
-/** Which built-in an internal service is: named by its argument, or else by its service field (a name, alias or port). */
-export function internalName(argument: string | null, service: string): InternalName {
+/**
+ * Which built-in an internal service is: named by its argument, or else by
+ * its service field, whose port (`port`, found in /etc/services for a name)
+ * tells it too: `127.0.0.1:7`, or an alias such as sink (GNU inetd).
+ */
+export function internalName(argument: string | null, service: string, port: number | null): InternalName {
   const name = argument ?? service;
   if ((internalNames as readonly string[]).includes(name)) return name as InternalName;
-  if (Object.hasOwn(internalAliases, name)) return internalAliases[name]!;
+  const byPort = argument === null && port !== null ? internalPorts.get(port) : undefined;
+  if (byPort !== undefined) return byPort;
   const list = internalNames.join(', ');
   if (Object.hasOwn(missingBuiltins, name)) throw new LineProblem(`"${name}": ${missingBuiltins[name]} (internal services: ${list})`);
   if (argument === null) {

@@ -22,8 +22,9 @@
 //
 // A field may be quoted, in part or whole, with '…' or "…" to keep blanks
 // in it, as FreeBSD's and GNU's inetd allow (`sh -c "echo hello"`); the
-// quotes are removed, nothing inside them is special, and a quote left open
-// is an error.
+// quotes are removed and nothing inside them is special. A line with a
+// quote left open (`echo it's`) is split at blanks with its quotes kept, as
+// OpenBSD's inetd, which has no quoting, reads every line; with a warning.
 //
 // Extended options: `key = value` lines, indented, directly under their
 // service line (see options.ts for the keys). An indented line that is not
@@ -99,11 +100,7 @@ export function splitTable(file: string, text: string): SplitResult {
       // `LANG=C /bin/date` under `/usr/bin/env env` continues the argv.
       const match = environmentWord.test(trimmed.split(/\s/, 1)[0]!) ? null : optionLine.exec(trimmed);
       if (!match && current !== null && current.options.length === 0) {
-        const words = splitWords(trimmed);
-        if (words !== null) return void current.fields.push(...words);
-        problem(line, unclosedQuote(trimmed));
-        // The service goes; its options still come to it, not to the line above.
-        services.splice(services.indexOf(current), 1);
+        current.fields.push(...words(line, trimmed));
       } else if (!match) {
         const serviceLine = /^\S+\s+(stream|dgram)\s/.test(trimmed) ? ' (a service line starts at the beginning of its line)' : '';
         problem(line, `indented line is not an option of the form "key = value": ${JSON.stringify(trimmed)}${serviceLine}`);
@@ -123,16 +120,27 @@ export function splitTable(file: string, text: string): SplitResult {
       if (wrong !== null) problem(line, wrong);
       return;
     }
-    const fields = splitWords(trimmed);
-    current = { file, line, fields: fields ?? [], stickyHost, options: [] };
-    if (fields !== null) services.push(current);
-    else problem(line, unclosedQuote(trimmed));
+    current = { file, line, fields: words(line, trimmed), stickyHost, options: [] };
+    services.push(current);
   });
   return { services, problems };
+
+  /** The words of a service line or of its continuation (see the top of this file). */
+  function words(line: number, text: string): string[] {
+    const quoted = splitQuoted(text);
+    if (quoted !== null) return quoted;
+    problems.push({
+      file,
+      line,
+      severity: 'warning',
+      message: `a quote is left open: read as words split at blanks, quotes kept (as OpenBSD inetd does); to keep blanks in a word, close it, and to pass a lone ' write it inside "…"`,
+    });
+    return text.split(/\s+/);
+  }
 }
 
-/** The words of a line, split at blanks outside quotes (see the top of this file); null when a quote is left open. */
-function splitWords(text: string): string[] | null {
+/** The words of a line, split at blanks outside quotes; null when a quote is left open. */
+function splitQuoted(text: string): string[] | null {
   const words: string[] = [];
   let word: string | null = null;
   let quote: string | null = null;
@@ -152,6 +160,3 @@ function splitWords(text: string): string[] | null {
   return quote === null ? words : null;
 }
 
-function unclosedQuote(text: string): string {
-  return `a quote is left open in ${JSON.stringify(text)} (quotes keep blanks in a word; put a lone ' inside "…", and a lone " inside '…')`;
-}

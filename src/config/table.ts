@@ -123,7 +123,8 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
   let program: Program;
   if (programField.kind === 'internal') {
     const service = protocol.transport === 'unix' ? '' : parseServiceField(serviceField!, null).service;
-    program = { kind: 'internal', name: internalName(programField.name, service) };
+    const spec = sockets[0]!.spec;
+    program = { kind: 'internal', name: internalName(programField.name, service, spec.transport === 'unix' ? null : spec.port) };
   } else {
     program = programField;
   }
@@ -147,8 +148,10 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
       throw new LineProblem('listen-pid applies to handoff = listen-fds only', options.keyLines.get('listen-pid'));
     }
   }
-  const limits = connectionLimits(wait, options, waitField!);
-  if (wait.mode === 'wait' && (wait.maxConnections !== null || wait.maxPerSource !== null)) {
+  // A wait worker takes every connection itself; an internal service ignores wait and nowait.
+  const workerTakesConnections = program.kind === 'exec' && wait.mode === 'wait';
+  const limits = connectionLimits(wait, options, waitField!, workerTakesConnections);
+  if (workerTakesConnections && (wait.maxConnections !== null || wait.maxPerSource !== null)) {
     context.warnings.push({
       file: raw.file,
       line: raw.line,
@@ -195,9 +198,14 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
   return oneWorkerPerAddress ? perAddress(entry, raw, options) : [entry];
 }
 
-/** max-connections and max-per-source, from the options or FreeBSD's wait field (not both). */
-function connectionLimits(wait: WaitField, options: Options, waitField: string): { maxConnections: number | null; maxPerSource: number | null } {
-  if (wait.mode === 'wait') return { maxConnections: null, maxPerSource: null };
+/** max-connections and max-per-source, from the options or FreeBSD's wait field (not both); none for a wait worker. */
+function connectionLimits(
+  wait: WaitField,
+  options: Options,
+  waitField: string,
+  workerTakesConnections: boolean,
+): { maxConnections: number | null; maxPerSource: number | null } {
+  if (workerTakesConnections) return { maxConnections: null, maxPerSource: null };
   for (const [key, fromField] of [['max-connections', wait.maxConnections], ['max-per-source', wait.maxPerSource]] as const) {
     if (fromField !== null && options.keyLines.has(key)) {
       throw new LineProblem(`option "${key}" is set on the service line already ("${waitField}"): keep one`, options.keyLines.get(key));

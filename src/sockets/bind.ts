@@ -4,7 +4,7 @@
 // event loop in between).
 
 import dgram from 'node:dgram';
-import { chmodSync, chownSync, existsSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
+import { existsSync, lchownSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { formatSocket, type ServiceEntry, type SocketSpec } from '../config/entry.js';
@@ -78,11 +78,10 @@ async function bindStream(spec: SocketSpec, entry: ServiceEntry, onStray: StrayT
     // replaces a stale socket file atomically, and libuv's close() then
     // unlinks only the temporary name, leaving the supervisor's socket file.
     const temporary = path.join(path.dirname(spec.path), `.wp${process.pid}.${++temporaryCount}`);
-    await listen(server, { path: temporary, backlog: entry.backlog });
+    await withUmask(spec.mode, () => listen(server, { path: temporary, backlog: entry.backlog }));
     try {
-      // Before the rename: under its real name, the file never has other rights than the table's.
-      if (spec.mode !== undefined) chmodSync(temporary, spec.mode);
-      if (spec.uid !== undefined || spec.gid !== undefined) chownSync(temporary, spec.uid ?? -1, spec.gid ?? -1);
+      // The folder may be another user's, who could put a symlink in the socket's place by now: nothing here follows one.
+      if (spec.uid !== undefined || spec.gid !== undefined) lchownSync(temporary, spec.uid ?? -1, spec.gid ?? -1);
       renameSync(temporary, spec.path);
     } catch (error) {
       server.close();
@@ -92,6 +91,22 @@ async function bindStream(spec: SocketSpec, entry: ServiceEntry, onStray: StrayT
     await listen(server, { host: spec.host, port: spec.port, backlog: entry.backlog, ipv6Only: spec.family === 6, exclusive: true });
   }
   return server;
+}
+
+/**
+ * Runs `bind` (which binds at once: Node's listen() on a path calls bind()
+ * before it returns) under the umask that gives a new socket file `mode`:
+ * the file is created with it, where a chmod afterwards would follow a
+ * symlink put in its place. The launcher runs no other code meanwhile.
+ */
+function withUmask<T>(mode: number | undefined, bind: () => T): T {
+  if (mode === undefined) return bind();
+  const before = process.umask(0o777 & ~mode);
+  try {
+    return bind();
+  } finally {
+    process.umask(before);
+  }
 }
 
 function listen(server: net.Server, options: net.ListenOptions): Promise<void> {
