@@ -53,11 +53,11 @@ export function parseProtocol(field: string, socketType: SocketType): Protocol {
   if (buffers.length > 0 && Object.hasOwn(protocols, base!) && buffers.every((b) => /^(sndbuf|rcvbuf)=/.test(b))) {
     throw new LineProblem(`socket buffer sizes ("${field}") are not supported: write ${base} alone`);
   }
-  const protocol = Object.hasOwn(protocols, field) ? protocols[field] : undefined;
   if (field === 'tcp46' || field === 'udp46') {
-    const base = field.slice(0, 3);
-    throw new LineProblem(`"${field}" (FreeBSD: IPv4 and IPv6 on one socket) is not supported: write two lines, one ${base} and one ${base}6`);
+    const v4 = field.slice(0, 3);
+    throw new LineProblem(`"${field}" (FreeBSD: IPv4 and IPv6 on one socket) is not supported: write two lines, one ${v4} and one ${v4}6`);
   }
+  const protocol = Object.hasOwn(protocols, field) ? protocols[field] : undefined;
   if (!protocol) {
     throw new LineProblem(`unknown protocol "${field}" (expected one of ${Object.keys(protocols).join(', ')})`);
   }

@@ -159,4 +159,3 @@ function splitQuoted(text: string): string[] | null {
   if (word !== null) words.push(word);
   return quote === null ? words : null;
 }
-
