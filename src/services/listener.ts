@@ -42,6 +42,17 @@ export async function acceptConnectionsOn(
   return server;
 }
 
+const acceptFailureReportMs = 60_000;
+
+/** Logs a service's failed accepts (EMFILE, …): the first at once, the rest at most once a minute, with a count. */
+export function acceptFailureReporter(label: string, log: Logger): (code: string) => void {
+  const throttle = new ReportThrottle(acceptFailureReportMs);
+  return (code) => {
+    const more = throttle.heldBackNote();
+    if (more !== null) log.error(label, `accept failed: ${code}${more}`);
+  };
+}
+
 /** The address a client connected from, for per-source limits and logs. */
 export function clientOf(socket: net.Socket): string {
   return clientName(socket.remoteAddress === undefined ? null : { address: socket.remoteAddress, family: socket.remoteFamily!, port: socket.remotePort! });
@@ -51,10 +62,6 @@ export function clientOf(socket: net.Socket): string {
 export function clientName(peer: Address | null): string {
   if (peer === null) return 'local';
   return peer.family === 'IPv6' ? `[${peer.address}]:${peer.port}` : `${peer.address}:${peer.port}`;
-}
-
-export function sourceOf(socket: net.Socket): string {
-  return socket.remoteAddress ?? 'local';
 }
 
 // How long a refused client has to hang up before its connection is cut.

@@ -37,7 +37,7 @@ import { LeftGroups } from './left-groups.js';
 import { Admission } from './admission.js';
 import { connectionBudget, type BudgetHolder } from './connection-budget.js';
 import type { SpawnFailure } from './spawn-failures.js';
-import { acceptConnectionsOn, clientName, closeGently, QueueOverflow } from './listener.js';
+import { acceptConnectionsOn, acceptFailureReporter, clientName, closeGently, QueueOverflow } from './listener.js';
 
 type State = 'serving' | 'throttled' | 'draining' | 'drained' | 'stopping' | 'stopped';
 
@@ -63,7 +63,7 @@ interface Waiting {
   readonly source: string;
 }
 
-const acceptFailureReportMs = 60_000;
+const overBudgetReportMs = 60_000;
 
 export class NowaitService implements BudgetHolder {
   #state: State = 'serving';
@@ -81,8 +81,7 @@ export class NowaitService implements BudgetHolder {
   #leftStopping: Promise<void> | null = null;
   /** Start times of the spawns inside the current rate window, oldest first. */
   readonly #spawnTimes: number[] = [];
-  readonly #acceptFailures = new ReportThrottle(acceptFailureReportMs);
-  readonly #overBudget = new ReportThrottle(acceptFailureReportMs);
+  readonly #overBudget = new ReportThrottle(overBudgetReportMs);
   #servers: net.Server[] = [];
   /** Served by other hosts too (see #shareAccepts). */
   readonly #shared: boolean;
@@ -127,7 +126,7 @@ export class NowaitService implements BudgetHolder {
       const waiting = { connection, client: clientName(peer), source: peer?.address ?? 'local' };
       service.#dispatch({ type: 'connection', connection: waiting });
     };
-    const onError = (code: string) => service.#reportAcceptFailure(code);
+    const onError = acceptFailureReporter(entry.label, log);
     for (const fd of fds) service.#servers.push(await acceptConnectionsOn(fd, entry.backlog, onConnection, onError));
     return service;
   }
@@ -385,12 +384,6 @@ export class NowaitService implements BudgetHolder {
       this.#stopWaiters.release();
       this.#drainWaiters.release();
     });
-  }
-
-  #reportAcceptFailure(code: string): void {
-    const more = this.#acceptFailures.heldBackNote();
-    if (more === null) return;
-    this.#log.error(this.#entry.label, `accept failed: ${code}${more}`);
   }
 
   // The transition table: every state, every event. Each handler carries out

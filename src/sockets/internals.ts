@@ -127,9 +127,13 @@ export class AcceptedConnection {
     return this.#address('getsockname');
   }
 
-  /** The connection as a net.Socket, for the rare paths that talk to the client (refusals). */
-  toSocket(): net.Socket {
-    return new net.Socket({ handle: this.#handle, allowHalfOpen: true } as net.SocketConstructorOpts);
+  /**
+   * The connection as a net.Socket: for refusals, and for internal services.
+   * `onread` is net.Socket's option of that name (reads go into the caller's
+   * buffer and to its callback, not through the stream).
+   */
+  toSocket(onread?: net.OnReadOpts): net.Socket {
+    return new net.Socket({ handle: this.#handle, allowHalfOpen: true, onread } as net.SocketConstructorOpts);
   }
 
   close(): void {

@@ -2,6 +2,7 @@
 // through a real wakeport.
 
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -32,6 +33,12 @@ t.test('internal services', async (t) => {
   t.test('echo (RFC 862) over TCP returns every byte, after a half-close too', async (t) => {
     const payload = Buffer.from(Array.from({ length: 300_000 }, (_, i) => i % 251));
     t.same(await exchange(wakeport.port('echo-tcp'), payload), payload);
+  });
+
+  t.test('echo returns every byte to clients at once that read slowly, so that its writes wait', async (t) => {
+    const port = wakeport.port('echo-tcp');
+    const results = await Promise.all([0, 1, 2, 3].map((n) => echoSlowly(port, randomBytes(8_000_000 + n * 4_099))));
+    results.forEach(({ sent, received }, n) => t.ok(received.equals(sent), `client ${n}: ${received.length} of ${sent.length} bytes back, in order`));
   });
 
   t.test('echo over UDP answers with the same datagram', async (t) => {
@@ -137,6 +144,33 @@ t.test('limits: a client that hangs up while waiting gives back its place, and o
   await wakeport.waitForLog((r) => r.subject === 'limited' && /reject client 127\.0\.0\.1:/.test(r.message));
   for (const socket of [next, other, ...waiting]) socket.destroy();
 });
+
+/**
+ * Sends `data` to an echo server in writes of random sizes, then ends; reads
+ * the echo with pauses (so the server's writes back cannot all complete at
+ * once), and resolves with what came back before the server ended.
+ */
+async function echoSlowly(port: number, data: Buffer): Promise<{ sent: Buffer; received: Buffer }> {
+  const socket = net.connect(port, '127.0.0.1');
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => {
+    chunks.push(chunk);
+    if (chunks.length % 10 === 0) {
+      socket.pause();
+      setTimeout(() => socket.resume(), 20);
+    }
+  });
+  const ended = new Promise<void>((resolve) => socket.on('end', resolve).on('close', resolve));
+  for (let offset = 0; offset < data.length; ) {
+    const length = 1 + Math.floor(Math.random() * 100_000);
+    if (!socket.write(data.subarray(offset, offset + length))) await new Promise((resolve) => socket.once('drain', resolve));
+    offset += length;
+  }
+  socket.end();
+  await ended;
+  socket.destroy();
+  return { sent: data, received: Buffer.concat(chunks) };
+}
 
 /** Writes `text` and resolves with what comes back, or null when the connection closes or 3 s pass first. */
 function echoOnce(socket: net.Socket, text: string): Promise<string | null> {

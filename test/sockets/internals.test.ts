@@ -153,6 +153,26 @@ t.test('an IPv6 connection, and one made a net.Socket again to answer it', { ski
   t.equal(await readToEnd(client), 'bye\n');
 });
 
+t.test("a connection made a net.Socket that reads into the caller's buffer (onread), and still ends", async (t) => {
+  const { client, connection } = await acceptedPair(t);
+  const buffer = Buffer.alloc(8);
+  const reads: string[] = [];
+  const socket = connection.toSocket({
+    buffer,
+    callback: (length, filled) => {
+      t.equal(filled.buffer, buffer.buffer, 'the bytes are in the buffer given');
+      reads.push(filled.toString('latin1', 0, length));
+      return true;
+    },
+  });
+  socket.on('end', () => socket.end('bye\n'));
+  socket.on('data', () => t.fail('no data event: the stream gets nothing'));
+  client.end('0123456789');
+  t.equal(await readToEnd(client), 'bye\n', "the socket ended after the client's end");
+  t.equal(reads.join(''), '0123456789', 'every byte went to the callback');
+  t.ok(reads.every((read) => read.length <= 8), 'no read is longer than the buffer');
+});
+
 /**
  * A TCP and then a unix listening socket, each held by a child running
  * `fixture` with it at fd 3 (this process's copy closed), and how to

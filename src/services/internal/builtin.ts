@@ -1,9 +1,16 @@
 import type net from 'node:net';
 
+/**
+ * Makes the net.Socket of the connection a builtin serves, with net.Socket's
+ * `onread` option for a builtin that reads into a buffer of its own. The
+ * caller handles the socket's errors.
+ */
+export type OpenSocket = (onread?: net.OnReadOpts) => net.Socket;
+
 /** One of inetd's internal services: how it serves a connection, and how it answers a datagram. */
 export interface Builtin {
-  /** Serves one connection. The caller handles socket errors. */
-  stream(socket: net.Socket): void;
+  /** Serves one connection: calls `open` once, at once. */
+  stream(open: OpenSocket): void;
   /** The answer to one datagram, or null for none. */
   datagram(message: Buffer): Buffer | null;
 }

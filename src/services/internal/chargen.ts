@@ -26,7 +26,8 @@ export function chargenLine(n: number): string {
 const maxDatagram = 512;
 
 export const chargen: Builtin = {
-  stream(socket) {
+  stream(open) {
+    const socket = open();
     const fill = (): void => {
       while (socket.writable && socket.write(pattern));
     };

@@ -16,8 +16,8 @@ function ctime(date: Date): string {
 const now = (): Buffer => Buffer.from(`${ctime(new Date())}\r\n`);
 
 export const daytime: Builtin = {
-  stream(socket) {
-    answerAndClose(socket, now());
+  stream(open) {
+    answerAndClose(open(), now());
   },
   datagram: now,
 };

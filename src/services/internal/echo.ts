@@ -1,12 +1,40 @@
-// RFC 862: send back whatever arrives. pipe() keeps to the client's pace
-// (backpressure), and ends our side once the client has ended its own and
-// every echoed byte is written.
+// RFC 862: send back whatever arrives, and end our side once the client has
+// ended its own and every echoed byte is written.
+//
+// Each read lands in a buffer of the connection's own (net.Socket's onread)
+// and is written back from there: no Buffer and no stream events per read,
+// which doubles throughput against socket.pipe(socket) (bench: echo).
+// A write the kernel cannot take at once still holds that buffer, so
+// reading stops until the write is done: the client's pace sets ours. The
+// buffer is small for a client that types and grows for one that streams.
 
 import type { Builtin } from './builtin.js';
 
+const smallBuffer = 4 * 1024;
+const largeBuffer = 64 * 1024;
+
+/** The buffer for the next read, after one of `length` bytes filled `buffer` that far. */
+function nextBuffer(buffer: Buffer, length: number): Buffer {
+  if (length === buffer.length && buffer.length < largeBuffer) return Buffer.allocUnsafeSlow(largeBuffer);
+  if (length <= smallBuffer && buffer.length > smallBuffer) return Buffer.allocUnsafeSlow(smallBuffer);
+  return buffer;
+}
+
 export const echo: Builtin = {
-  stream(socket) {
-    socket.pipe(socket);
+  stream(open) {
+    let buffer: Buffer = Buffer.allocUnsafeSlow(smallBuffer);
+    const resume = () => socket.resume();
+    const socket = open({
+      buffer: () => buffer,
+      callback(length, filled) {
+        socket.write(filled.subarray(0, length), resume);
+        buffer = nextBuffer(buffer, length);
+        if (socket.writableLength === 0) return true;
+        socket.pause(); // Until the write's callback.
+        return false;
+      },
+    });
+    socket.on('end', () => socket.end());
   },
   datagram: (message) => message,
 };

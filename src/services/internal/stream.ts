@@ -1,25 +1,35 @@
 // An internal service over a stream socket (TCP or unix), served inside the
-// supervisor. With max-connections or max-per-source set, clients beyond
-// them wait in a queue, as for a nowait service.
+// supervisor. Connections are accepted bare and become net.Sockets only
+// when served, so that each builtin chooses how its socket reads (echo reads
+// into a buffer of its own). With max-connections or max-per-source set,
+// clients beyond them wait in a queue, unread, as for a nowait service.
 //
 // States: serving → stopped (stop closes the listener and every connection).
 
 import type net from 'node:net';
 import type { ServiceEntry } from '../../config/entry.js';
 import { ReportThrottle, type Logger } from '../../log.js';
+import type { AcceptedConnection } from '../../sockets/internals.js';
 import { Admission } from '../admission.js';
 import { connectionBudget, type BudgetHolder } from '../connection-budget.js';
-import { acceptOn, clientOf, QueueOverflow, sourceOf } from '../listener.js';
+import { acceptConnectionsOn, acceptFailureReporter, clientName, clientOf, QueueOverflow } from '../listener.js';
+import type { Builtin } from './builtin.js';
 import { builtins } from './index.js';
 
 const reportEveryMs = 60_000;
 
+interface Waiting {
+  readonly connection: AcceptedConnection;
+  readonly client: string;
+  readonly source: string;
+}
+
 export class InternalStreamService implements BudgetHolder {
   #state: 'serving' | 'stopped' = 'serving';
-  readonly #serve: (socket: net.Socket) => void;
+  readonly #builtin: Builtin;
+  readonly #entry: ServiceEntry;
   readonly #log: Logger;
-  readonly #label: string;
-  readonly #admission: Admission<net.Socket>;
+  readonly #admission: Admission<Waiting>;
   readonly #overflow: QueueOverflow;
   readonly #open = new Set<net.Socket>();
   readonly #servers: net.Server[] = [];
@@ -29,10 +39,9 @@ export class InternalStreamService implements BudgetHolder {
 
   private constructor(entry: ServiceEntry, log: Logger) {
     if (entry.program.kind !== 'internal') throw new Error(`internal: ${entry.label} is not an internal service`);
-    const builtin = builtins[entry.program.name];
-    this.#serve = (socket) => builtin.stream(socket);
+    this.#builtin = builtins[entry.program.name];
+    this.#entry = entry;
     this.#log = log;
-    this.#label = entry.label;
     const limits = { maxConnections: entry.maxConnections, maxPerSource: entry.maxPerSource, queueLimit: entry.backlog };
     this.#admission = new Admission(limits);
     this.#overflow = new QueueOverflow(entry.label, log, entry.backlog);
@@ -40,11 +49,9 @@ export class InternalStreamService implements BudgetHolder {
 
   static async start(entry: ServiceEntry, fds: readonly number[], log: Logger): Promise<InternalStreamService> {
     const service = new InternalStreamService(entry, log);
-    for (const fd of fds) {
-      const server = await acceptOn(fd, { pauseOnConnect: false, allowHalfOpen: true, backlog: entry.backlog }, (socket) => service.#onConnection(socket));
-      server.on('error', (error) => log.error(entry.label, `accept failed: ${error.message}`));
-      service.#servers.push(server);
-    }
+    const onConnection = (connection: AcceptedConnection) => service.#onConnection(connection);
+    const onError = acceptFailureReporter(entry.label, log);
+    for (const fd of fds) service.#servers.push(await acceptConnectionsOn(fd, entry.backlog, onConnection, onError));
     return service;
   }
 
@@ -52,47 +59,80 @@ export class InternalStreamService implements BudgetHolder {
     if (this.#state === 'serving') {
       this.#state = 'stopped';
       for (const server of this.#servers) server.close();
-      for (const socket of [...this.#admission.takeQueue(), ...this.#open]) socket.destroy();
+      for (const { connection } of this.#admission.takeQueue()) this.#closeUnserved(connection);
+      for (const socket of this.#open) socket.destroy();
     }
     return Promise.resolve();
   }
 
-  #onConnection(socket: net.Socket): void {
-    if (this.#state === 'stopped') return void socket.destroy();
-    socket.on('error', (error) => this.#log.debug(this.#label, `client error: ${error.message}`));
-    if (!connectionBudget.take(this)) return this.#refuseOverBudget(socket);
-    const source = sourceOf(socket);
-    socket.once('close', () => {
-      if (!this.#evicted.has(socket)) connectionBudget.give(this);
-      this.#closed(socket, source);
-    });
-    const refused = this.#admission.offer(socket, source);
-    if (refused) this.#overflow.refuse(refused);
+  #onConnection(connection: AcceptedConnection): void {
+    if (this.#state === 'stopped') return connection.close();
+    const peer = connection.peer();
+    if (!connectionBudget.take(this)) return this.#refuseOverBudget(connection, clientName(peer));
+    if (peer === null && this.#entry.transport === 'tcp') return this.#closeUnserved(connection); // Gone before it was accepted.
+    const source = peer?.address ?? 'local';
+    const refused = this.#admission.offer({ connection, client: clientName(peer), source }, source);
+    if (refused) this.#overflow.refuse(this.#letGo(refused.connection));
     this.#serveQueue();
   }
 
+  /** Serves every client the limits admit; a TCP client that has gone while it waited is closed instead. */
   #serveQueue(): void {
     for (let admitted = this.#admission.admit(); admitted; admitted = this.#admission.admit()) {
-      this.#open.add(admitted.client);
-      this.#serve(admitted.client);
+      const { connection, source } = admitted.client;
+      if (this.#entry.transport === 'tcp' && connection.isGone()) {
+        this.#admission.release(source);
+        this.#closeUnserved(connection);
+      } else this.#builtin.stream((onread) => this.#openSocket(connection, source, onread));
     }
   }
 
-  /** Closed at once, not gently: the point is to free its fd. */
-  #refuseOverBudget(socket: net.Socket): void {
-    const client = clientOf(socket);
-    socket.destroy();
+  /** The socket of an admitted connection, counted in the budget and the limits until it closes. */
+  #openSocket(connection: AcceptedConnection, source: string, onread?: net.OnReadOpts): net.Socket {
+    const socket = connection.toSocket(onread);
+    this.#open.add(socket);
+    socket.on('error', (error) => this.#log.debug(this.#entry.label, `client error: ${error.message}`));
+    socket.once('close', () => {
+      if (!this.#evicted.has(socket)) connectionBudget.give(this);
+      this.#open.delete(socket);
+      this.#admission.release(source);
+      if (this.#state === 'serving') this.#serveQueue();
+    });
+    return socket;
+  }
+
+  #closeUnserved(connection: AcceptedConnection): void {
+    connection.close();
+    connectionBudget.give(this);
+  }
+
+  /** The connection as a socket to close gently, its fd counted in the budget until it is closed. */
+  #letGo(connection: AcceptedConnection): net.Socket {
+    const socket = connection.toSocket();
+    socket.once('close', () => connectionBudget.give(this));
+    return socket;
+  }
+
+  /** Closed at once, not gently and never counted: the point is to free its fd. */
+  #refuseOverBudget(connection: AcceptedConnection, client: string): void {
+    connection.close();
     this.#reportOverBudget(client);
   }
 
   /** The budget needs room for another service's client: this service's newest client goes, a waiting one first. */
   evictNewest(): boolean {
-    const newest = this.#admission.takeNewest() ?? [...this.#open].filter((socket) => !socket.destroyed).pop();
+    const waiting = this.#admission.takeNewest();
+    if (waiting !== undefined) {
+      this.#closeUnserved(waiting.connection);
+      this.#reportOverBudget(waiting.client);
+      return true;
+    }
+    const newest = [...this.#open].filter((socket) => !socket.destroyed).pop();
     if (newest === undefined) return false;
-    const client = clientOf(newest);
     // Given back now: a burst of other clients, accepted in one go, must see the count go down.
     this.#evicted.add(newest);
     connectionBudget.give(this);
+    const client = clientOf(newest);
     newest.destroy();
     this.#reportOverBudget(client);
     return true;
@@ -102,19 +142,9 @@ export class InternalStreamService implements BudgetHolder {
     const more = this.#overBudget.heldBackNote();
     if (more === null) return;
     this.#log.warn(
-      this.#label,
+      this.#entry.label,
       `reject client ${client}: internal services already hold ${connectionBudget.limit} connections, ` +
         `all that the supervisor's open-file limit (ulimit -n) leaves room for; closed its connection${more}`,
     );
-  }
-
-  /** A client hung up: its slot goes to the next in the queue, or, if it was still waiting, its place in the queue. */
-  #closed(socket: net.Socket, source: string): void {
-    if (!this.#open.delete(socket)) {
-      this.#admission.withdraw(socket);
-      return;
-    }
-    this.#admission.release(source);
-    if (this.#state === 'serving') this.#serveQueue();
   }
 }

@@ -13,8 +13,8 @@ function rfc868Time(date: Date): Buffer {
 }
 
 export const time: Builtin = {
-  stream(socket) {
-    answerAndClose(socket, rfc868Time(new Date()));
+  stream(open) {
+    answerAndClose(open(), rfc868Time(new Date()));
   },
   datagram: () => rfc868Time(new Date()),
 };
