@@ -33,6 +33,11 @@ export class Admission<T> {
     return this.#queue.length;
   }
 
+  /** Whether the queue holds as many clients as it may: the next one offered refuses someone. */
+  get queueFull(): boolean {
+    return this.#queue.length >= this.limits.queueLimit;
+  }
+
   /** Whether max-connections clients are being served. */
   get full(): boolean {
     return this.limits.maxConnections !== null && this.#active >= this.limits.maxConnections;
@@ -46,7 +51,7 @@ export class Admission<T> {
    */
   offer(client: T, source: string): T | null {
     let refused: T | null = null;
-    if (this.#queue.length >= this.limits.queueLimit) {
+    if (this.queueFull) {
       const crowded = this.#mostWaiting();
       if (crowded === null || crowded.count <= (this.#queuedPerSource.get(source) ?? 0)) return client;
       let newest = this.#queue.length - 1;
@@ -77,12 +82,13 @@ export class Admission<T> {
     if (this.limits.maxPerSource !== null) count(this.#perSource, source, -1);
   }
 
-  /** Removes a client that hung up while it waited; false when it was not waiting. */
-  withdraw(client: T): boolean {
-    const index = this.#queue.findIndex((waiting) => waiting.client === client);
-    if (index === -1) return false;
-    this.#take(index);
-    return true;
+  /** Takes out of the queue, and returns, the waiting clients `gone` says have gone. */
+  withdrawWhere(gone: (client: T) => boolean): T[] {
+    const withdrawn: T[] = [];
+    for (let index = this.#queue.length - 1; index >= 0; index--) {
+      if (gone(this.#queue[index]!.client)) withdrawn.push(this.#take(index).client);
+    }
+    return withdrawn;
   }
 
   /** Takes the newest waiting client out of the queue, if any. */

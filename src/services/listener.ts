@@ -1,45 +1,62 @@
-// Serving connections on an inherited listening fd — as net.Sockets, or as
-// bare accepted connections for a process to be given — and the one sentence
-// for refusing a client when a service's waiting queue is full.
+// Accepting connections on an inherited listening fd as bare connections
+// (no net.Socket until one is needed), the queue's sweep of clients that
+// went while they waited, and the one sentence for refusing a client when a
+// service's waiting queue is full.
 
 import net from 'node:net';
 import { ReportThrottle, type Logger } from '../log.js';
 import { takeAccepts, type AcceptedConnection, type Address } from '../sockets/internals.js';
 import { listenOnFd } from '../sockets/listen-fds.js';
-
-export interface AcceptOptions {
-  /** Accept without reading, so that a spawned program gets every byte. */
-  readonly pauseOnConnect: boolean;
-  readonly allowHalfOpen: boolean;
-  /** The service's backlog (see listenOnFd in sockets/listen-fds.ts). */
-  readonly backlog: number;
-}
-
-/** Starts accepting on `fd`; resolves once the server is listening. */
-export function acceptOn(fd: number, options: AcceptOptions, onConnection: (socket: net.Socket) => void): Promise<net.Server> {
-  const server = net.createServer(options, onConnection);
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    listenOnFd(server, fd, options.backlog, () => {
-      server.off('error', reject);
-      resolve(server);
-    });
-  });
-}
+import type { Admission } from './admission.js';
 
 /**
  * Starts accepting on `fd` without making a net.Socket of each connection
- * (sockets/internals.ts): for connections that go straight to a process.
+ * (sockets/internals.ts), and without reading from it: a program started for
+ * it gets every byte. Resolves once the server is listening.
  */
-export async function acceptConnectionsOn(
+export function acceptConnectionsOn(
   fd: number,
   backlog: number,
   onConnection: (connection: AcceptedConnection) => void,
   onError: (code: string) => void,
 ): Promise<net.Server> {
-  const server = await acceptOn(fd, { pauseOnConnect: true, allowHalfOpen: true, backlog }, () => {});
-  takeAccepts(server, onConnection, onError);
-  return server;
+  const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    listenOnFd(server, fd, backlog, () => {
+      server.off('error', reject);
+      takeAccepts(server, onConnection, onError);
+      resolve(server);
+    });
+  });
+}
+
+/** A client accepted and waiting for its turn. */
+export interface WaitingConnection {
+  readonly connection: AcceptedConnection;
+  readonly client: string;
+  readonly source: string;
+}
+
+const goneSweepEveryMs = 1000;
+
+/**
+ * Before a full queue refuses anyone, the TCP clients in it that went while
+ * they waited (reset: the kernel knows no peer for them any more) leave it.
+ * Nothing reads a waiting client, so nothing else would notice before its
+ * turn. At most once a second: a sweep asks the kernel about every client
+ * in the queue.
+ */
+export class GoneSweep {
+  #nextAt = 0;
+
+  /** The gone clients taken out of `admission`'s queue if it is full, for the caller to close. */
+  sweep(admission: Admission<WaitingConnection>): WaitingConnection[] {
+    const now = performance.now();
+    if (!admission.queueFull || now < this.#nextAt) return [];
+    this.#nextAt = now + goneSweepEveryMs;
+    return admission.withdrawWhere(({ connection }) => connection.isGone());
+  }
 }
 
 const acceptFailureReportMs = 60_000;

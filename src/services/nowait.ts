@@ -37,7 +37,15 @@ import { LeftGroups } from './left-groups.js';
 import { Admission } from './admission.js';
 import { connectionBudget, type BudgetHolder } from './connection-budget.js';
 import type { SpawnFailure } from './spawn-failures.js';
-import { acceptConnectionsOn, acceptFailureReporter, clientName, closeGently, QueueOverflow } from './listener.js';
+import {
+  acceptConnectionsOn,
+  acceptFailureReporter,
+  clientName,
+  closeGently,
+  GoneSweep,
+  QueueOverflow,
+  type WaitingConnection,
+} from './listener.js';
 
 type State = 'serving' | 'throttled' | 'draining' | 'drained' | 'stopping' | 'stopped';
 
@@ -50,19 +58,13 @@ interface Run {
 }
 
 type Event =
-  | { readonly type: 'connection'; readonly connection: Waiting }
+  | { readonly type: 'connection'; readonly connection: WaitingConnection }
   | { readonly type: 'exit'; readonly run: Run; readonly code: number | null; readonly signal: NodeJS.Signals | null }
   | { readonly type: 'window' }
   | { readonly type: 'drain' }
   | { readonly type: 'stop' };
 
 /** An accepted connection, with who it is from (read once, at accept). */
-interface Waiting {
-  readonly connection: AcceptedConnection;
-  readonly client: string;
-  readonly source: string;
-}
-
 const overBudgetReportMs = 60_000;
 
 export class NowaitService implements BudgetHolder {
@@ -70,7 +72,7 @@ export class NowaitService implements BudgetHolder {
   readonly #entry: ServiceEntry;
   readonly #log: Logger;
   readonly #recipe: ProgramRecipe;
-  readonly #admission: Admission<Waiting>;
+  readonly #admission: Admission<WaitingConnection>;
   readonly #overflow: QueueOverflow;
   readonly #runs = new Set<Run>();
   /** Groups its ended programs left running. */
@@ -82,6 +84,7 @@ export class NowaitService implements BudgetHolder {
   /** Start times of the spawns inside the current rate window, oldest first. */
   readonly #spawnTimes: number[] = [];
   readonly #overBudget = new ReportThrottle(overBudgetReportMs);
+  readonly #goneSweep = new GoneSweep();
   #servers: net.Server[] = [];
   /** Served by other hosts too (see #shareAccepts). */
   readonly #shared: boolean;
@@ -186,7 +189,10 @@ export class NowaitService implements BudgetHolder {
 
   // ---- effects, called from the transition table ----
 
-  #queue(waiting: Waiting): void {
+  #queue(waiting: WaitingConnection): void {
+    if (this.#entry.transport === 'tcp') {
+      for (const gone of this.#goneSweep.sweep(this.#admission)) this.#dropGone(gone.connection, 'while it waited');
+    }
     const refused = this.#admission.offer(waiting, waiting.source);
     if (refused) this.#overflow.refuse(this.#letGo(refused.connection));
   }
@@ -197,7 +203,7 @@ export class NowaitService implements BudgetHolder {
    * one that has gone meanwhile gets no process, nor a place under the
    * limits (`arrived`, the connection being offered now, has not waited).
    */
-  #serveQueue(arrived?: Waiting): 'serving' | 'throttled' {
+  #serveQueue(arrived?: WaitingConnection): 'serving' | 'throttled' {
     for (;;) {
       if (this.#spawnLimitReached()) return 'throttled';
       const admitted = this.#admission.admit();
@@ -217,7 +223,7 @@ export class NowaitService implements BudgetHolder {
     this.#log.debug(this.#entry.label, `a client went ${when}: no process started for it`);
   }
 
-  #spawn({ connection, client, source }: Waiting): void {
+  #spawn({ connection, client, source }: WaitingConnection): void {
     if (this.#entry.maxSpawns !== null) this.#spawnTimes.push(Date.now());
     const child = this.#recipe.spawnForConnection(connection);
     if ('errno' in child) {
@@ -331,7 +337,7 @@ export class NowaitService implements BudgetHolder {
     this.#left.kill();
   }
 
-  #refuseWhileStopping({ connection, client }: Waiting): void {
+  #refuseWhileStopping({ connection, client }: WaitingConnection): void {
     this.#log.info(this.#entry.label, `reject client ${client}: the service is stopping`);
     closeGently(this.#letGo(connection));
   }

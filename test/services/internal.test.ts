@@ -172,6 +172,31 @@ async function echoSlowly(port: number, data: Buffer): Promise<{ sent: Buffer; r
   return { sent: data, received: Buffer.concat(chunks) };
 }
 
+t.test('limits: clients that reset while they wait leave a full queue to the next client', async (t) => {
+  const wakeport = await startWakeport(
+    t,
+    ['127.0.0.1:0 stream tcp nowait - internal echo', '    label = one', '    max-connections = 1', '    backlog = 2'].join('\n'),
+  );
+  const port = wakeport.port('one');
+  const first = await connectFrom('127.0.0.1', port);
+  t.equal(await echoOnce(first, 'a'), 'a', 'the first client is served');
+  const resets = [await connectFrom('127.0.0.1', port), await connectFrom('127.0.0.1', port)];
+  await sleep(200); // Both waiting in the full queue.
+  for (const socket of resets) socket.resetAndDestroy();
+  await sleep(100);
+  const next = await connectFrom('127.0.0.1', port);
+  next.on('error', () => {});
+  await sleep(200);
+  t.notOk(next.closed, 'the next client waits: it is not refused');
+  first.destroy();
+  t.equal(await echoOnce(next, 'b'), 'b', 'and is served in turn');
+  t.notOk(
+    wakeport.logs.some((r) => r.subject === 'one' && /reject client/.test(r.message)),
+    'nobody was refused',
+  );
+  next.destroy();
+});
+
 /** Writes `text` and resolves with what comes back, or null when the connection closes or 3 s pass first. */
 function echoOnce(socket: net.Socket, text: string): Promise<string | null> {
   return new Promise((resolve) => {

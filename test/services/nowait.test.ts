@@ -150,8 +150,9 @@ t.test('nowait.max holds across a quiet spell longer than --host-idle: the host 
   t.ok(wakeport.logs.some((r) => /2 processes started in the last 6s \(limit nowait\.2\): pausing new spawns/.test(r.message)));
 });
 
-t.test('clients that reset while they wait get no process, and take no place under the limits', async (t) => {
-  const wakeport = await startWakeport(t, ['127.0.0.1:0 stream tcp nowait - /bin/sleep sleep 1', '    label = one', '    max-connections = 1'].join('\n'));
+t.test('clients that reset while they wait get no process, and take no place under the limits nor in a full queue', async (t) => {
+  const table = ['127.0.0.1:0 stream tcp nowait - /bin/sleep sleep 1', '    label = one', '    max-connections = 1', '    backlog = 5'];
+  const wakeport = await startWakeport(t, table.join('\n'));
   const port = wakeport.port('one');
   const first = exchange(port);
   await wakeport.waitForLog((r) => r.subject === 'one' && r.message.startsWith('accept client'));

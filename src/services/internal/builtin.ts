@@ -3,7 +3,7 @@ import type net from 'node:net';
 /**
  * Makes the net.Socket of the connection a builtin serves, with net.Socket's
  * `onread` option for a builtin that reads into a buffer of its own. The
- * caller handles the socket's errors.
+ * socket's errors are already handled.
  */
 export type OpenSocket = (onread?: net.OnReadOpts) => net.Socket;
 

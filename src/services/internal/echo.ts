@@ -2,11 +2,15 @@
 // ended its own and every echoed byte is written.
 //
 // Each read lands in a buffer of the connection's own (net.Socket's onread)
-// and is written back from there: no Buffer and no stream events per read,
-// which doubles throughput against socket.pipe(socket) (bench: echo).
-// A write the kernel cannot take at once still holds that buffer, so
-// reading stops until the write is done: the client's pace sets ours. The
-// buffer is small for a client that types and grows for one that streams.
+// and is written back from there: no stream events, and no Buffer
+// allocated per read (only when the buffer changes size), which gives
+// 1.7× the throughput of socket.pipe(socket) in `npm run bench -- --only
+// echo`. A write the kernel cannot take at once still holds
+// that buffer, so reading stops until the write is done: the client's pace
+// sets ours. Nothing else may read the socket (a 'data' listener or read()
+// would start reading again). The buffer grows to 64 KB after a read that
+// fills it and goes back to 4 KB after one that does not: an idle
+// connection keeps 4 KB, or 64 KB if its last read filled the buffer.
 
 import type { Builtin } from './builtin.js';
 
@@ -16,14 +20,17 @@ const largeBuffer = 64 * 1024;
 /** The buffer for the next read, after one of `length` bytes filled `buffer` that far. */
 function nextBuffer(buffer: Buffer, length: number): Buffer {
   if (length === buffer.length && buffer.length < largeBuffer) return Buffer.allocUnsafeSlow(largeBuffer);
-  if (length <= smallBuffer && buffer.length > smallBuffer) return Buffer.allocUnsafeSlow(smallBuffer);
+  if (length < buffer.length && buffer.length > smallBuffer) return Buffer.allocUnsafeSlow(smallBuffer);
   return buffer;
 }
 
 export const echo: Builtin = {
   stream(open) {
     let buffer: Buffer = Buffer.allocUnsafeSlow(smallBuffer);
-    const resume = () => socket.resume();
+    // Called once a write is done; a write done at once needs nothing.
+    const resume = () => {
+      if (socket.writableLength === 0) socket.resume();
+    };
     const socket = open({
       buffer: () => buffer,
       callback(length, filled) {

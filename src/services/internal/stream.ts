@@ -1,8 +1,9 @@
 // An internal service over a stream socket (TCP or unix), served inside the
-// supervisor. Connections are accepted bare and become net.Sockets only
-// when served, so that each builtin chooses how its socket reads (echo reads
-// into a buffer of its own). With max-connections or max-per-source set,
-// clients beyond them wait in a queue, unread, as for a nowait service.
+// supervisor. Connections are accepted bare and made net.Sockets once
+// served (or refused), so that each builtin chooses how its socket reads
+// (echo reads into a buffer of its own). With max-connections or
+// max-per-source set, clients beyond them wait in a queue, unread, as for
+// a nowait service.
 //
 // States: serving → stopped (stop closes the listener and every connection).
 
@@ -12,28 +13,31 @@ import { ReportThrottle, type Logger } from '../../log.js';
 import type { AcceptedConnection } from '../../sockets/internals.js';
 import { Admission } from '../admission.js';
 import { connectionBudget, type BudgetHolder } from '../connection-budget.js';
-import { acceptConnectionsOn, acceptFailureReporter, clientName, clientOf, QueueOverflow } from '../listener.js';
+import {
+  acceptConnectionsOn,
+  acceptFailureReporter,
+  clientName,
+  clientOf,
+  GoneSweep,
+  QueueOverflow,
+  type WaitingConnection,
+} from '../listener.js';
 import type { Builtin } from './builtin.js';
 import { builtins } from './index.js';
 
 const reportEveryMs = 60_000;
-
-interface Waiting {
-  readonly connection: AcceptedConnection;
-  readonly client: string;
-  readonly source: string;
-}
 
 export class InternalStreamService implements BudgetHolder {
   #state: 'serving' | 'stopped' = 'serving';
   readonly #builtin: Builtin;
   readonly #entry: ServiceEntry;
   readonly #log: Logger;
-  readonly #admission: Admission<Waiting>;
+  readonly #admission: Admission<WaitingConnection>;
   readonly #overflow: QueueOverflow;
   readonly #open = new Set<net.Socket>();
   readonly #servers: net.Server[] = [];
   readonly #overBudget = new ReportThrottle(reportEveryMs);
+  readonly #goneSweep = new GoneSweep();
   /** Connections closed to make room for another service's client: their place is given back at once, not at 'close'. */
   readonly #evicted = new WeakSet<net.Socket>();
 
@@ -70,6 +74,9 @@ export class InternalStreamService implements BudgetHolder {
     const peer = connection.peer();
     if (!connectionBudget.take(this)) return this.#refuseOverBudget(connection, clientName(peer));
     if (peer === null && this.#entry.transport === 'tcp') return this.#closeUnserved(connection); // Gone before it was accepted.
+    if (this.#entry.transport === 'tcp') {
+      for (const gone of this.#goneSweep.sweep(this.#admission)) this.#closeUnserved(gone.connection);
+    }
     const source = peer?.address ?? 'local';
     const refused = this.#admission.offer({ connection, client: clientName(peer), source }, source);
     if (refused) this.#overflow.refuse(this.#letGo(refused.connection));
