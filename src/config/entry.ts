@@ -108,8 +108,27 @@ export interface ServiceEntry {
    */
   readonly maxConnections: number | null;
   readonly maxPerSource: number | null;
+  /** Which client addresses are served (xinetd's only_from and no_access). */
+  readonly access: ClientAccess;
   readonly exitTimeoutMs: number;
   readonly worker: WorkerPolicy;
+}
+
+/** An address or a network, as in `10.0.0.0/8`; a lone address has the whole length as its prefix. */
+export interface AddressRule {
+  readonly address: string;
+  readonly family: 4 | 6;
+  readonly prefix: number;
+}
+
+/**
+ * only-from: null serves every address, else only those it covers;
+ * no-access: addresses refused. Where both cover a client, the longer
+ * prefix decides, and no-access wins a tie (as in xinetd).
+ */
+export interface ClientAccess {
+  readonly onlyFrom: readonly AddressRule[] | null;
+  readonly noAccess: readonly AddressRule[];
 }
 
 /** `127.0.0.1:7`, `[::1]:7`, or a unix path: how an address is written in every message. */

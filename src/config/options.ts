@@ -24,6 +24,9 @@
 //                    no limit for internal services); more clients wait in a queue
 //   max-per-source   concurrent connections served per client address, 1–16384
 //   rate-window      the window of the spawn limit in nowait.max (default 60s)
+//   only-from        addresses or networks (10.0.0.0/8, ::1) whose clients are served;
+//                    the rest are refused (repeatable; default: every address)
+//   no-access        addresses or networks whose clients are refused (repeatable)
 // wait services
 //   run-at-load      yes: start the worker at startup, not at the first client (default no)
 //   keep-alive       yes: start at load and restart whenever it exits (launchd KeepAlive)
@@ -42,8 +45,9 @@
 //
 // Durations are a number with ms, s, m or h (a bare number is seconds).
 
+import net from 'node:net';
 import path from 'node:path';
-import type { OutputTarget, ServiceEntry, WorkerPolicy } from './entry.js';
+import type { AddressRule, OutputTarget, ServiceEntry, WorkerPolicy } from './entry.js';
 import { LineProblem } from './fields.js';
 import type { RawOption } from './syntax.js';
 
@@ -70,6 +74,8 @@ export interface Options extends WorkerPolicy {
   readonly maxPerSource: number | null;
   readonly exitTimeoutMs: number;
   readonly rateWindowMs: number;
+  readonly onlyFrom: readonly AddressRule[] | null;
+  readonly noAccess: readonly AddressRule[];
   /** launchd KeepAlive: implies run-at-load and restart = always (table.ts derives the worker policy). */
   readonly keepAlive: boolean;
   /** The line each key was set on. */
@@ -91,6 +97,8 @@ const defaultOptions: Omit<Options, 'keyLines'> = {
   maxPerSource: null,
   exitTimeoutMs: 20_000,
   rateWindowMs: 60_000,
+  onlyFrom: null,
+  noAccess: [],
   runAtLoad: false,
   keepAlive: false,
   restart: 'no',
@@ -125,6 +133,8 @@ const keys: Record<string, { scope: KeyScope; repeatable?: true; set: Setter }> 
   'max-connections': { scope: 'nowait', set: (o, v) => (o.maxConnections = parseInteger(v, 1, 16384)) },
   'max-per-source': { scope: 'nowait', set: (o, v) => (o.maxPerSource = parseInteger(v, 1, 16384)) },
   'rate-window': { scope: 'nowait', set: (o, v) => (o.rateWindowMs = parseNonZeroDuration(v)) },
+  'only-from': { scope: 'nowait', repeatable: true, set: (o, v) => (o.onlyFrom = [...(o.onlyFrom ?? []), ...parseAddressRules(v)]) },
+  'no-access': { scope: 'nowait', repeatable: true, set: (o, v) => (o.noAccess = [...o.noAccess, ...parseAddressRules(v)]) },
   'run-at-load': { scope: 'wait', set: (o, v) => (o.runAtLoad = parseYesNo(v)) },
   'keep-alive': { scope: 'wait', set: (o, v) => (o.keepAlive = parseYesNo(v)) },
   restart: { scope: 'wait', set: (o, v) => (o.restart = parseChoice(v, ['no', 'on-failure', 'always'])) },
@@ -230,6 +240,25 @@ function parseEnv(value: string): [string, string] {
 function parsePath(value: string, baseDir: string): string {
   if (value === '') throw new LineProblem('the path is empty');
   return path.resolve(baseDir, value);
+}
+
+/** `10.0.0.0/8 ::1, 192.0.2.7`: addresses and networks, separated by blanks or commas. */
+function parseAddressRules(value: string): AddressRule[] {
+  const words = value.split(/[\s,]+/).filter((word) => word !== '');
+  if (words.length === 0) throw new LineProblem('expected addresses or networks, as 10.0.0.0/8 or ::1');
+  return words.map(parseAddressRule);
+}
+
+function parseAddressRule(word: string): AddressRule {
+  const [address = '', prefix, ...rest] = word.split('/');
+  const family = net.isIP(address) as 0 | 4 | 6;
+  if (family === 0 || rest.length > 0) {
+    throw new LineProblem(`"${word}" is not an address or a network (as 10.0.0.0/8 or ::1; host names are not looked up)`);
+  }
+  const bits = family === 4 ? 32 : 128;
+  if (prefix === undefined) return { address, family, prefix: bits };
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > bits) throw new LineProblem(`"${word}": the prefix length of an IPv${family} network is 0 to ${bits}`);
+  return { address, family, prefix: Number(prefix) };
 }
 
 function parseInteger(value: string, min: number, max: number): number {

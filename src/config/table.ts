@@ -191,11 +191,21 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
     backlog: options.backlog,
     maxConnections: limits.maxConnections,
     maxPerSource: limits.maxPerSource,
+    access: clientAccess(options, protocol.transport),
     exitTimeoutMs: options.exitTimeoutMs,
     worker,
   };
   const oneWorkerPerAddress = program.kind === 'exec' && wait.mode === 'wait' && options.handoff === 'stdio' && sockets.length > 1;
   return oneWorkerPerAddress ? perAddress(entry, raw, options) : [entry];
+}
+
+/** only-from and no-access; a unix socket's clients have no address to check. */
+function clientAccess(options: Options, transport: ServiceEntry['transport']): ServiceEntry['access'] {
+  const key = ['only-from', 'no-access'].find((k) => options.keyLines.has(k));
+  if (key !== undefined && transport === 'unix') {
+    throw new LineProblem(`option "${key}" does not apply to a unix socket: its clients have no address (use the socket file's owner and mode)`, options.keyLines.get(key));
+  }
+  return { onlyFrom: options.onlyFrom, noAccess: options.noAccess };
 }
 
 /** max-connections and max-per-source, from the options or FreeBSD's wait field (not both); none for a wait worker. */

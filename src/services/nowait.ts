@@ -34,6 +34,7 @@ import { setAccepting, type AcceptedConnection } from '../sockets/internals.js';
 import { StopWaiters } from './stop-waiters.js';
 import { signalGroup, stopChild } from '../processes/stop.js';
 import { LeftGroups } from './left-groups.js';
+import { ClientFilter } from './access.js';
 import { Admission } from './admission.js';
 import { connectionBudget, type BudgetHolder } from './connection-budget.js';
 import type { SpawnFailure } from './spawn-failures.js';
@@ -85,6 +86,7 @@ export class NowaitService implements BudgetHolder {
   readonly #spawnTimes: number[] = [];
   readonly #overBudget = new ReportThrottle(overBudgetReportMs);
   readonly #goneSweep = new GoneSweep();
+  readonly #filter: ClientFilter;
   #servers: net.Server[] = [];
   /** Served by other hosts too (see #shareAccepts). */
   readonly #shared: boolean;
@@ -105,6 +107,7 @@ export class NowaitService implements BudgetHolder {
     const maxConnections = entry.maxConnections ?? defaultProgramConnections;
     this.#admission = new Admission({ maxConnections, maxPerSource: entry.maxPerSource, queueLimit });
     this.#overflow = new QueueOverflow(entry.label, log, queueLimit);
+    this.#filter = new ClientFilter(entry.access, entry.label, log, 'connection');
   }
 
   /**
@@ -126,7 +129,9 @@ export class NowaitService implements BudgetHolder {
       if (!connectionBudget.take(service)) return service.#refuseOverBudget(connection);
       const peer = connection.peer();
       if (peer === null && entry.transport === 'tcp') return service.#dropGone(connection, 'before it was accepted');
-      const waiting = { connection, client: clientName(peer), source: peer?.address ?? 'local' };
+      const client = clientName(peer);
+      if (!service.#filter.admits(peer, client)) return closeGently(service.#letGo(connection));
+      const waiting = { connection, client, source: peer?.address ?? 'local' };
       service.#dispatch({ type: 'connection', connection: waiting });
     };
     const onError = acceptFailureReporter(entry.label, log);

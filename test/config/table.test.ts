@@ -57,6 +57,9 @@ t.test('extended options', async (t) => {
       '    exit-timeout = 500ms',
       '    backlog      = 16',
       '    rate-window  = 2m',
+      '    only-from    = 127.0.0.0/8, ::1',
+      '    only-from    = 10.0.0.0/8',
+      '    no-access    = 127.0.0.2 fe80::/10',
     ].join('\n'),
   );
   t.same(table.problems, []);
@@ -71,12 +74,24 @@ t.test('extended options', async (t) => {
     exitTimeoutMs: 500,
     backlog: 16,
     rateWindowMs: 120_000,
+    access: {
+      onlyFrom: [
+        { address: '127.0.0.0', family: 4, prefix: 8 },
+        { address: '::1', family: 6, prefix: 128 },
+        { address: '10.0.0.0', family: 4, prefix: 8 },
+      ],
+      noAccess: [
+        { address: '127.0.0.2', family: 4, prefix: 32 },
+        { address: 'fe80::', family: 6, prefix: 10 },
+      ],
+    },
   });
+  t.same((await parse('8080 stream tcp nowait - /bin/cat')).entries[0]?.access, { onlyFrom: null, noAccess: [] }, 'by default every address is served');
 });
 
 // Each kind of broken line, and the exact error it gets.
 const knownOptions =
-  'label, listen, name, backlog, env, cwd, stdout, stderr, handoff, listen-pid, exit-timeout, max-connections, max-per-source, rate-window, ' +
+  'label, listen, name, backlog, env, cwd, stdout, stderr, handoff, listen-pid, exit-timeout, max-connections, max-per-source, rate-window, only-from, no-access, ' +
   'run-at-load, keep-alive, restart, ready, start-timeout, restart-delay, restart-max-delay, start-limit-burst, start-limit-interval, failed-cooldown, watch';
 const broken: [string, string][] = [
   ['echo stream tcp nowait', 'services.conf:1: a service line needs at least 6 fields (service socket-type protocol wait user program), found 4'],
@@ -125,6 +140,11 @@ const broken: [string, string][] = [
   ['8080 stream tcp nowait - /bin/cat\n# 8081 stream tcp nowait - /bin/cat\n    backlog = 5', 'services.conf:3: option "backlog" is not directly under a service line'],
   ['8080 stream tcp nowait 2147483648 /bin/cat', 'services.conf:1: uid 2147483648 is out of range (0 to 2147483647: Node cannot start a program as a larger one)'],
   ['8080 stream tcp nowait root:99999999999 /bin/cat', 'services.conf:1: gid 99999999999 is out of range (0 to 2147483647: Node cannot start a program as a larger one)'],
+  ['8080 stream tcp nowait - /bin/cat\n    only-from = example.com', 'services.conf:2: option "only-from": "example.com" is not an address or a network (as 10.0.0.0/8 or ::1; host names are not looked up)'],
+  ['8080 stream tcp nowait - /bin/cat\n    only-from = 10.0.0.0/33', 'services.conf:2: option "only-from": "10.0.0.0/33": the prefix length of an IPv4 network is 0 to 32'],
+  ['8080 stream tcp nowait - /bin/cat\n    no-access = 10.0.0.1/8/8', 'services.conf:2: option "no-access": "10.0.0.1/8/8" is not an address or a network (as 10.0.0.0/8 or ::1; host names are not looked up)'],
+  ['8080 stream tcp wait - /bin/cat\n    no-access = 10.0.0.1', 'services.conf:2: option "no-access" does not apply to wait services (only to nowait and internal services)'],
+  ['/tmp/x.sock stream unix nowait - internal echo\n    only-from = 127.0.0.1', 'services.conf:2: option "only-from" does not apply to a unix socket: its clients have no address (use the socket file\'s owner and mode)'],
   ['8080 stream tcp nowait - /bin/cat\n    rate-window = 0', 'services.conf:2: option "rate-window": "0" is no time at all (at least 1ms)'],
   ['8080 stream tcp nowait - /bin/cat\n    backlog = 5\n    backlog = 6', 'services.conf:3: option "backlog" is already set on line 2'],
   ['8080 stream tcp nowait - internal echo\n    env = A=b', 'services.conf:2: option "env" does not apply to internal services (only to services with a program)'],

@@ -20,11 +20,15 @@ export function readToEnd(socket: net.Socket): Promise<string> {
   });
 }
 
-/** Connects, writes `input` (then half-closes), and resolves with everything received until the server closes. */
-export function exchange(port: number, input: Buffer | string = '', host = '127.0.0.1', timeoutMs = 15_000): Promise<Buffer> {
+/**
+ * Connects (from `localAddress`, if given: any 127.x.y.z on Linux's
+ * loopback), writes `input` (then half-closes), and resolves with
+ * everything received until the server closes.
+ */
+export function exchange(port: number, input: Buffer | string = '', host = '127.0.0.1', timeoutMs = 15_000, localAddress?: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const socket = net.connect({ port, host }, () => socket.end(input));
+    const socket = net.connect({ port, host, ...(localAddress ? { localAddress } : {}) }, () => socket.end(input));
     socket.on('data', (chunk) => chunks.push(chunk));
     socket.on('end', () => resolve(Buffer.concat(chunks)));
     socket.on('error', reject);

@@ -45,7 +45,7 @@ t.test('check reports every error as FILE:LINE and exits 1', async (t) => {
   t.equal(
     result.stderr,
     'bad.conf:1: unknown socket type "strem" (expected stream or dgram)\n' +
-      'bad.conf:3: unknown option "colour" (known: label, listen, name, backlog, env, cwd, stdout, stderr, handoff, listen-pid, exit-timeout, max-connections, max-per-source, rate-window, run-at-load, keep-alive, restart, ready, start-timeout, restart-delay, restart-max-delay, start-limit-burst, start-limit-interval, failed-cooldown, watch)\n',
+      'bad.conf:3: unknown option "colour" (known: label, listen, name, backlog, env, cwd, stdout, stderr, handoff, listen-pid, exit-timeout, max-connections, max-per-source, rate-window, only-from, no-access, run-at-load, keep-alive, restart, ready, start-timeout, restart-delay, restart-max-delay, start-limit-burst, start-limit-interval, failed-cooldown, watch)\n',
   );
 });
 

@@ -145,6 +145,26 @@ t.test('limits: a client that hangs up while waiting gives back its place, and o
   for (const socket of [next, other, ...waiting]) socket.destroy();
 });
 
+t.test('only-from: internal services over TCP and UDP answer only the addresses it names', async (t) => {
+  const table = [
+    '127.0.0.1:0 stream tcp nowait - internal echo',
+    '    label = echo-guarded',
+    '    only-from = 127.0.0.1',
+    '127.0.0.1:0 dgram udp wait - internal echo',
+    '    label = udp-guarded',
+    '    only-from = 127.0.0.1',
+  ].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const tcp = wakeport.port('echo-guarded');
+  t.equal(String(await exchange(tcp, 'a', '127.0.0.1', 5000, '127.0.0.1')), 'a', 'a client from 127.0.0.1 is answered');
+  t.equal(String(await exchange(tcp, 'b', '127.0.0.1', 5000, '127.0.0.2')), '', 'one from 127.0.0.2 is closed without an answer');
+  await wakeport.waitForLog((r) => r.subject === 'echo-guarded' && /^reject client 127\.0\.0\.2:\d+: its address is not in only-from; closed its connection$/.test(r.message));
+  const udp = wakeport.port('udp-guarded');
+  t.same(await sendFrom('127.0.0.1', 0, udp, 'c'), Buffer.from('c'), 'a datagram from 127.0.0.1 is answered');
+  t.equal(await sendFrom('127.0.0.2', 0, udp, 'd'), null, 'one from 127.0.0.2 is not');
+  await wakeport.waitForLog((r) => r.subject === 'udp-guarded' && /^ignored a datagram from 127\.0\.0\.2:\d+: its address is not in only-from$/.test(r.message));
+});
+
 /**
  * Sends `data` to an echo server in writes of random sizes, then ends; reads
  * the echo with pauses (so the server's writes back cannot all complete at

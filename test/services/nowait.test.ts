@@ -150,6 +150,25 @@ t.test('nowait.max holds across a quiet spell longer than --host-idle: the host 
   t.ok(wakeport.logs.some((r) => /2 processes started in the last 6s \(limit nowait\.2\): pausing new spawns/.test(r.message)));
 });
 
+t.test('only-from and no-access: a client whose address is not served gets no program and is logged; the longer prefix decides', async (t) => {
+  const table = [
+    '127.0.0.1:0 stream tcp nowait - /bin/echo echo hi',
+    '    label = guarded',
+    '    only-from = 127.0.0.0/8',
+    '    no-access = 127.0.2.0/24',
+    '    only-from = 127.0.2.7',
+  ];
+  const wakeport = await startWakeport(t, table.join('\n'));
+  const port = wakeport.port('guarded');
+  const from = (address: string) => exchange(port, '', '127.0.0.1', 5000, address).then(String);
+  t.equal(await from('127.0.0.1'), 'hi\n', 'an address in only-from is served');
+  t.equal(await from('127.0.2.1'), '', 'an address in a no-access network inside only-from is closed without an answer');
+  t.equal(await from('127.0.2.7'), 'hi\n', 'an address only-from names alone, inside that no-access network, is served');
+  await wakeport.waitForLog((r) => r.subject === 'guarded' && /^reject client 127\.0\.2\.1:\d+: its address is in no-access \(127\.0\.2\.0\/24\); closed its connection$/.test(r.message));
+  const accepted = wakeport.logs.filter((r) => r.subject === 'guarded' && r.message.startsWith('accept client')).map((r) => r.message.split(':')[0]);
+  t.same(accepted, ['accept client 127.0.0.1', 'accept client 127.0.2.7'], 'a program for each client served, none for the one refused');
+});
+
 t.test('clients that reset while they wait get no process, and take no place under the limits nor in a full queue', async (t) => {
   const table = ['127.0.0.1:0 stream tcp nowait - /bin/sleep sleep 1', '    label = one', '    max-connections = 1', '    backlog = 5'];
   const wakeport = await startWakeport(t, table.join('\n'));

@@ -8,6 +8,8 @@
 import dgram from 'node:dgram';
 import type { ServiceEntry } from '../../config/entry.js';
 import { ReportThrottle, type Logger } from '../../log.js';
+import { ClientFilter } from '../access.js';
+import { clientName } from '../listener.js';
 import type { Builtin } from './builtin.js';
 import { builtins } from './index.js';
 
@@ -42,6 +44,7 @@ export class InternalDgramService {
     readonly builtin: Builtin,
     /** The ports internal services answer on. */
     readonly protectedPorts: ReadonlySet<number>,
+    readonly filter: ClientFilter,
   ) {}
 
   static async start(
@@ -51,7 +54,8 @@ export class InternalDgramService {
     protectedPorts: ReadonlySet<number>,
   ): Promise<InternalDgramService> {
     if (entry.program.kind !== 'internal') throw new Error(`internal: ${entry.label} is not an internal service`);
-    const service = new InternalDgramService(entry.label, log, builtins[entry.program.name], protectedPorts);
+    const filter = new ClientFilter(entry.access, entry.label, log, 'datagram');
+    const service = new InternalDgramService(entry.label, log, builtins[entry.program.name], protectedPorts, filter);
     for (const fd of fds) service.#sockets.push(await service.#serve(fd));
     return service;
   }
@@ -66,6 +70,7 @@ export class InternalDgramService {
     const socket = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
     const loops = new ReportThrottle(reportEveryMs);
     socket.on('message', (message, from) => {
+      if (!this.filter.admits(from, clientName(from))) return;
       if (isLoopRisk(from.address, from.port, this.protectedPorts)) {
         const more = loops.heldBackNote();
         if (more !== null) {

@@ -11,6 +11,7 @@ import type net from 'node:net';
 import type { ServiceEntry } from '../../config/entry.js';
 import { ReportThrottle, type Logger } from '../../log.js';
 import type { AcceptedConnection } from '../../sockets/internals.js';
+import { ClientFilter } from '../access.js';
 import { Admission } from '../admission.js';
 import { connectionBudget, type BudgetHolder } from '../connection-budget.js';
 import {
@@ -18,6 +19,7 @@ import {
   acceptFailureReporter,
   clientName,
   clientOf,
+  closeGently,
   GoneSweep,
   QueueOverflow,
   type WaitingConnection,
@@ -38,6 +40,7 @@ export class InternalStreamService implements BudgetHolder {
   readonly #servers: net.Server[] = [];
   readonly #overBudget = new ReportThrottle(reportEveryMs);
   readonly #goneSweep = new GoneSweep();
+  readonly #filter: ClientFilter;
   /** Connections closed to make room for another service's client: their place is given back at once, not at 'close'. */
   readonly #evicted = new WeakSet<net.Socket>();
 
@@ -49,6 +52,7 @@ export class InternalStreamService implements BudgetHolder {
     const limits = { maxConnections: entry.maxConnections, maxPerSource: entry.maxPerSource, queueLimit: entry.backlog };
     this.#admission = new Admission(limits);
     this.#overflow = new QueueOverflow(entry.label, log, entry.backlog);
+    this.#filter = new ClientFilter(entry.access, entry.label, log, 'connection');
   }
 
   static async start(entry: ServiceEntry, fds: readonly number[], log: Logger): Promise<InternalStreamService> {
@@ -74,11 +78,13 @@ export class InternalStreamService implements BudgetHolder {
     const peer = connection.peer();
     if (!connectionBudget.take(this)) return this.#refuseOverBudget(connection, clientName(peer));
     if (peer === null && this.#entry.transport === 'tcp') return this.#closeUnserved(connection); // Gone before it was accepted.
+    const client = clientName(peer);
+    if (!this.#filter.admits(peer, client)) return void closeGently(this.#letGo(connection));
     if (this.#entry.transport === 'tcp') {
       for (const gone of this.#goneSweep.sweep(this.#admission)) this.#closeUnserved(gone.connection);
     }
     const source = peer?.address ?? 'local';
-    const refused = this.#admission.offer({ connection, client: clientName(peer), source }, source);
+    const refused = this.#admission.offer({ connection, client, source }, source);
     if (refused) this.#overflow.refuse(this.#letGo(refused.connection));
     this.#serveQueue();
   }
