@@ -82,12 +82,18 @@ export class Admission<T> {
     if (this.limits.maxPerSource !== null) count(this.#perSource, source, -1);
   }
 
-  /** Takes out of the queue, and returns, the waiting clients `gone` says have gone. */
+  /** Takes out of the queue, and returns, the waiting clients `gone` says have gone. One pass: the queue may hold 65535. */
   withdrawWhere(gone: (client: T) => boolean): T[] {
     const withdrawn: T[] = [];
-    for (let index = this.#queue.length - 1; index >= 0; index--) {
-      if (gone(this.#queue[index]!.client)) withdrawn.push(this.#take(index).client);
+    const kept: Waiting<T>[] = [];
+    for (const waiting of this.#queue) {
+      if (!gone(waiting.client)) kept.push(waiting);
+      else {
+        withdrawn.push(waiting.client);
+        count(this.#queuedPerSource, waiting.source, -1);
+      }
     }
+    this.#queue = kept;
     return withdrawn;
   }
 

@@ -117,9 +117,13 @@ export class AcceptedConnection {
     return this.#peer;
   }
 
-  /** Whether a TCP client has gone (reset, or closed before it was accepted): the kernel then knows no peer. */
+  /**
+   * Whether a TCP client has gone (reset, or closed before it was accepted):
+   * the kernel then knows no peer. Always false for a unix socket, which
+   * has no peer address to ask for.
+   */
   isGone(): boolean {
-    return this.#address('getpeername') === null;
+    return typeof this.#handle.getpeername === 'function' && this.#address('getpeername') === null;
   }
 
   /** The address the client connected to; null for a unix socket. */

@@ -81,7 +81,10 @@ export class InternalStreamService implements BudgetHolder {
     const client = clientName(peer);
     if (!this.#filter.admits(peer, client)) return void closeGently(this.#letGo(connection));
     if (this.#entry.transport === 'tcp') {
-      for (const gone of this.#goneSweep.sweep(this.#admission)) this.#closeUnserved(gone.connection);
+      for (const gone of this.#goneSweep.sweep(this.#admission)) {
+        this.#closeUnserved(gone.connection);
+        this.#log.debug(this.#entry.label, `client ${gone.client} went while it waited`);
+      }
     }
     const source = peer?.address ?? 'local';
     const refused = this.#admission.offer({ connection, client, source }, source);
