@@ -255,10 +255,20 @@ function parseAddressRule(word: string): AddressRule {
   if (family === 0 || rest.length > 0) {
     throw new LineProblem(`"${word}" is not an address or a network (as 10.0.0.0/8 or ::1; host names are not looked up)`);
   }
+  if (address.includes('%')) throw new LineProblem(`"${word}": a rule cannot name a zone (${address.slice(address.indexOf('%'))})`);
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) throw new LineProblem(`"${word}": write the IPv4 address (${mapped[1]}): IPv4 rules cover IPv4 clients on dual-stack sockets too`);
   const bits = family === 4 ? 32 : 128;
-  if (prefix === undefined) return { address, family, prefix: bits };
+  if (prefix === undefined) return { address, family, prefix: family === 4 ? wildcardPrefix(address) : bits };
   if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > bits) throw new LineProblem(`"${word}": the prefix length of an IPv${family} network is 0 to ${bits}`);
   return { address, family, prefix: Number(prefix) };
+}
+
+/** As in xinetd, the zero octets that end a lone IPv4 address are wildcards: 10.1.0.0 is 10.1.0.0/16, 0.0.0.0 every address. */
+function wildcardPrefix(address: string): number {
+  const octets = address.split('.');
+  while (octets.length > 0 && Number(octets.at(-1)) === 0) octets.pop();
+  return octets.length * 8;
 }
 
 function parseInteger(value: string, min: number, max: number): number {

@@ -92,7 +92,9 @@ const closeGraceMs = 2000;
 export function closeGently(socket: net.Socket): void {
   socket.on('error', () => socket.destroy());
   socket.on('end', () => socket.destroy());
-  socket.setTimeout(closeGraceMs, () => socket.destroy());
+  // Not socket.setTimeout, which waits for closeGraceMs of silence: a client that keeps sending would never be cut.
+  const cut = setTimeout(() => socket.destroy(), closeGraceMs);
+  socket.once('close', () => clearTimeout(cut));
   socket.end();
   socket.resume();
 }

@@ -126,12 +126,12 @@ export class NowaitService implements BudgetHolder {
     const service = new NowaitService(entry, new ProgramRecipe(entry, entry.program, log, stderrFd), log, shared);
     service.#onSpawnFailure = onSpawnFailure;
     const onConnection = (connection: AcceptedConnection) => {
-      if (!connectionBudget.take(service)) return service.#refuseOverBudget(connection);
       const peer = connection.peer();
+      // Closed at once, as xinetd does: a refused client is not given time to hold a connection.
+      if (!service.#filter.admits(peer)) return connection.close();
+      if (!connectionBudget.take(service)) return service.#refuseOverBudget(connection);
       if (peer === null && entry.transport === 'tcp') return service.#dropGone(connection, 'before it was accepted');
-      const client = clientName(peer);
-      if (!service.#filter.admits(peer, client)) return closeGently(service.#letGo(connection));
-      const waiting = { connection, client, source: peer?.address ?? 'local' };
+      const waiting = { connection, client: clientName(peer), source: peer?.address ?? 'local' };
       service.#dispatch({ type: 'connection', connection: waiting });
     };
     const onError = acceptFailureReporter(entry.label, log);

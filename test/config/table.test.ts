@@ -59,7 +59,7 @@ t.test('extended options', async (t) => {
       '    rate-window  = 2m',
       '    only-from    = 127.0.0.0/8, ::1',
       '    only-from    = 10.0.0.0/8',
-      '    no-access    = 127.0.0.2 fe80::/10',
+      '    no-access    = 127.0.0.2 fe80::/10 10.1.0.0 0.0.0.0',
     ].join('\n'),
   );
   t.same(table.problems, []);
@@ -83,6 +83,8 @@ t.test('extended options', async (t) => {
       noAccess: [
         { address: '127.0.0.2', family: 4, prefix: 32 },
         { address: 'fe80::', family: 6, prefix: 10 },
+        { address: '10.1.0.0', family: 4, prefix: 16 },
+        { address: '0.0.0.0', family: 4, prefix: 0 },
       ],
     },
   });
@@ -143,6 +145,8 @@ const broken: [string, string][] = [
   ['8080 stream tcp nowait - /bin/cat\n    only-from = example.com', 'services.conf:2: option "only-from": "example.com" is not an address or a network (as 10.0.0.0/8 or ::1; host names are not looked up)'],
   ['8080 stream tcp nowait - /bin/cat\n    only-from = 10.0.0.0/33', 'services.conf:2: option "only-from": "10.0.0.0/33": the prefix length of an IPv4 network is 0 to 32'],
   ['8080 stream tcp nowait - /bin/cat\n    no-access = 10.0.0.1/8/8', 'services.conf:2: option "no-access": "10.0.0.1/8/8" is not an address or a network (as 10.0.0.0/8 or ::1; host names are not looked up)'],
+  ['8080 stream tcp nowait - /bin/cat\n    no-access = fe80::1%eth0', 'services.conf:2: option "no-access": "fe80::1%eth0": a rule cannot name a zone (%eth0)'],
+  ['8080 stream tcp nowait - /bin/cat\n    only-from = ::ffff:10.0.0.1', 'services.conf:2: option "only-from": "::ffff:10.0.0.1": write the IPv4 address (10.0.0.1): IPv4 rules cover IPv4 clients on dual-stack sockets too'],
   ['8080 stream tcp wait - /bin/cat\n    no-access = 10.0.0.1', 'services.conf:2: option "no-access" does not apply to wait services (only to nowait and internal services)'],
   ['/tmp/x.sock stream unix nowait - internal echo\n    only-from = 127.0.0.1', 'services.conf:2: option "only-from" does not apply to a unix socket: its clients have no address (use the socket file\'s owner and mode)'],
   ['8080 stream tcp nowait - /bin/cat\n    rate-window = 0', 'services.conf:2: option "rate-window": "0" is no time at all (at least 1ms)'],

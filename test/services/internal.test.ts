@@ -145,11 +145,11 @@ t.test('limits: a client that hangs up while waiting gives back its place, and o
   for (const socket of [next, other, ...waiting]) socket.destroy();
 });
 
-t.test('only-from: internal services over TCP and UDP answer only the addresses it names', async (t) => {
+t.test('only-from: internal services over TCP and UDP answer only the addresses it names, and close a refused client at once', async (t) => {
   const table = [
     '127.0.0.1:0 stream tcp nowait - internal echo',
     '    label = echo-guarded',
-    '    only-from = 127.0.0.1',
+    '    only-from = 127.0.0.1 ::/0',
     '127.0.0.1:0 dgram udp wait - internal echo',
     '    label = udp-guarded',
     '    only-from = 127.0.0.1',
@@ -157,8 +157,15 @@ t.test('only-from: internal services over TCP and UDP answer only the addresses 
   const wakeport = await startWakeport(t, table);
   const tcp = wakeport.port('echo-guarded');
   t.equal(String(await exchange(tcp, 'a', '127.0.0.1', 5000, '127.0.0.1')), 'a', 'a client from 127.0.0.1 is answered');
-  t.equal(String(await exchange(tcp, 'b', '127.0.0.1', 5000, '127.0.0.2')), '', 'one from 127.0.0.2 is closed without an answer');
+  t.equal(String(await exchange(tcp, '', '127.0.0.1', 5000, '127.0.0.2')), '', 'one from 127.0.0.2 is closed without an answer (an IPv6 rule covers no IPv4 client)');
   await wakeport.waitForLog((r) => r.subject === 'echo-guarded' && /^reject client 127\.0\.0\.2:\d+: its address is not in only-from; closed its connection$/.test(r.message));
+  // A client that ignores our FIN (allowHalfOpen) and keeps sending, as a hostile one would.
+  const trickler = net.connect({ port: tcp, host: '127.0.0.1', localAddress: '127.0.0.3', allowHalfOpen: true });
+  trickler.on('error', () => {});
+  const drip = setInterval(() => trickler.writable && trickler.write('.'), 100);
+  await until(() => trickler.closed, 1000);
+  clearInterval(drip);
+  t.ok(trickler.closed, 'a refused client that keeps sending is closed all the same, within 1 s');
   const udp = wakeport.port('udp-guarded');
   t.same(await sendFrom('127.0.0.1', 0, udp, 'c'), Buffer.from('c'), 'a datagram from 127.0.0.1 is answered');
   t.equal(await sendFrom('127.0.0.2', 0, udp, 'd'), null, 'one from 127.0.0.2 is not');

@@ -155,7 +155,7 @@ t.test('only-from and no-access: a client whose address is not served gets no pr
     '127.0.0.1:0 stream tcp nowait - /bin/echo echo hi',
     '    label = guarded',
     '    only-from = 127.0.0.0/8',
-    '    no-access = 127.0.2.0/24',
+    '    no-access = 127.0.2.0', // xinetd's wildcard: 127.0.2.0/24
     '    only-from = 127.0.2.7',
   ];
   const wakeport = await startWakeport(t, table.join('\n'));

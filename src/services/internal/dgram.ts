@@ -9,7 +9,6 @@ import dgram from 'node:dgram';
 import type { ServiceEntry } from '../../config/entry.js';
 import { ReportThrottle, type Logger } from '../../log.js';
 import { ClientFilter } from '../access.js';
-import { clientName } from '../listener.js';
 import type { Builtin } from './builtin.js';
 import { builtins } from './index.js';
 
@@ -70,7 +69,7 @@ export class InternalDgramService {
     const socket = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
     const loops = new ReportThrottle(reportEveryMs);
     socket.on('message', (message, from) => {
-      if (!this.filter.admits(from, clientName(from))) return;
+      if (!this.filter.admits(from)) return;
       if (isLoopRisk(from.address, from.port, this.protectedPorts)) {
         const more = loops.heldBackNote();
         if (more !== null) {

@@ -19,7 +19,6 @@ import {
   acceptFailureReporter,
   clientName,
   clientOf,
-  closeGently,
   GoneSweep,
   QueueOverflow,
   type WaitingConnection,
@@ -76,10 +75,11 @@ export class InternalStreamService implements BudgetHolder {
   #onConnection(connection: AcceptedConnection): void {
     if (this.#state === 'stopped') return connection.close();
     const peer = connection.peer();
-    if (!connectionBudget.take(this)) return this.#refuseOverBudget(connection, clientName(peer));
-    if (peer === null && this.#entry.transport === 'tcp') return this.#closeUnserved(connection); // Gone before it was accepted.
+    // Closed at once, as xinetd does: a refused client is not given time to hold a connection.
+    if (!this.#filter.admits(peer)) return connection.close();
     const client = clientName(peer);
-    if (!this.#filter.admits(peer, client)) return void closeGently(this.#letGo(connection));
+    if (!connectionBudget.take(this)) return this.#refuseOverBudget(connection, client);
+    if (peer === null && this.#entry.transport === 'tcp') return this.#closeUnserved(connection); // Gone before it was accepted.
     if (this.#entry.transport === 'tcp') {
       for (const gone of this.#goneSweep.sweep(this.#admission)) {
         this.#closeUnserved(gone.connection);
