@@ -242,6 +242,9 @@ function parsePath(value: string, baseDir: string): string {
   return path.resolve(baseDir, value);
 }
 
+const ipv4Mapped = new net.BlockList();
+ipv4Mapped.addSubnet('::ffff:0:0', 96, 'ipv6');
+
 /** `10.0.0.0/8 ::1, 192.0.2.7`: addresses and networks, separated by blanks or commas. */
 function parseAddressRules(value: string): AddressRule[] {
   const words = value.split(/[\s,]+/).filter((word) => word !== '');
@@ -256,9 +259,11 @@ function parseAddressRule(word: string): AddressRule {
     throw new LineProblem(`"${word}" is not an address or a network (as 10.0.0.0/8 or ::1; host names are not looked up)`);
   }
   if (address.includes('%')) throw new LineProblem(`"${word}": a rule cannot name a zone (${address.slice(address.indexOf('%'))})`);
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) throw new LineProblem(`"${word}": write the IPv4 address (${mapped[1]}): IPv4 rules cover IPv4 clients on dual-stack sockets too`);
   const bits = family === 4 ? 32 : 128;
+  // Judged by value, whatever the spelling (::ffff:10.0.0.1, ::ffff:a00:1, 0:0:0:0:0:ffff:…): such a rule would cover nobody.
+  if (family === 6 && Number(prefix ?? bits) >= 96 && ipv4Mapped.check(address, 'ipv6')) {
+    throw new LineProblem(`"${word}" is an IPv4-mapped address: write the IPv4 address or network (IPv4 rules cover IPv4 clients on dual-stack sockets too)`);
+  }
   if (prefix === undefined) return { address, family, prefix: family === 4 ? wildcardPrefix(address) : bits };
   if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > bits) throw new LineProblem(`"${word}": the prefix length of an IPv${family} network is 0 to ${bits}`);
   return { address, family, prefix: Number(prefix) };
