@@ -8,6 +8,7 @@ import { ReportThrottle, type Logger } from '../log.js';
 import { takeAccepts, type AcceptedConnection, type Address } from '../sockets/internals.js';
 import { listenOnFd } from '../sockets/listen-fds.js';
 import type { Admission } from './admission.js';
+import { connectionBudget, type BudgetHolder } from './connection-budget.js';
 
 /**
  * Starts accepting on `fd` without making a net.Socket of each connection
@@ -31,18 +32,30 @@ export function acceptConnectionsOn(
   });
 }
 
-/** A client accepted and waiting for its turn. */
+/** A client accepted and waiting for its turn, with who it is from (read once, at accept). */
 export interface WaitingConnection {
   readonly connection: AcceptedConnection;
   readonly client: string;
   readonly source: string;
 }
 
+export function waitingConnection(connection: AcceptedConnection, peer: Address | null): WaitingConnection {
+  return { connection, client: clientName(peer), source: peer?.address ?? 'local' };
+}
+
+/** The connection as a socket to close gently, its fd counted in `holder`'s budget until it is closed. */
+export function letGo(connection: AcceptedConnection, holder: BudgetHolder): net.Socket {
+  const socket = connection.toSocket();
+  socket.once('close', () => connectionBudget.give(holder));
+  return socket;
+}
+
 const goneSweepEveryMs = 1000;
 
 /**
  * Before a full queue refuses anyone, the TCP clients in it that went while
- * they waited (reset: the kernel knows no peer for them any more) leave it.
+ * they waited (reset: the kernel knows no peer for them any more) leave it;
+ * a unix socket's clients never count as gone (see isGone).
  * Nothing reads a waiting client, so nothing else would notice before its
  * turn. At most once a second: a sweep asks the kernel about every client
  * in the queue.

@@ -44,7 +44,9 @@ import {
   clientName,
   closeGently,
   GoneSweep,
+  letGo,
   QueueOverflow,
+  waitingConnection,
   type WaitingConnection,
 } from './listener.js';
 
@@ -65,7 +67,6 @@ type Event =
   | { readonly type: 'drain' }
   | { readonly type: 'stop' };
 
-/** An accepted connection, with who it is from (read once, at accept). */
 const overBudgetReportMs = 60_000;
 
 export class NowaitService implements BudgetHolder {
@@ -131,8 +132,7 @@ export class NowaitService implements BudgetHolder {
       if (!service.#filter.admits(peer)) return connection.close();
       if (!connectionBudget.take(service)) return service.#refuseOverBudget(connection);
       if (peer === null && entry.transport === 'tcp') return service.#dropGone(connection, 'before it was accepted');
-      const waiting = { connection, client: clientName(peer), source: peer?.address ?? 'local' };
-      service.#dispatch({ type: 'connection', connection: waiting });
+      service.#dispatch({ type: 'connection', connection: waitingConnection(connection, peer) });
     };
     const onError = acceptFailureReporter(entry.label, log);
     for (const fd of fds) service.#servers.push(await acceptConnectionsOn(fd, entry.backlog, onConnection, onError));
@@ -195,11 +195,9 @@ export class NowaitService implements BudgetHolder {
   // ---- effects, called from the transition table ----
 
   #queue(waiting: WaitingConnection): void {
-    if (this.#entry.transport === 'tcp') {
-      for (const gone of this.#goneSweep.sweep(this.#admission)) this.#dropGone(gone.connection, 'while it waited');
-    }
+    for (const gone of this.#goneSweep.sweep(this.#admission)) this.#dropGone(gone.connection, 'while it waited');
     const refused = this.#admission.offer(waiting, waiting.source);
-    if (refused) this.#overflow.refuse(this.#letGo(refused.connection));
+    if (refused) this.#overflow.refuse(letGo(refused.connection, this));
   }
 
   /**
@@ -214,7 +212,7 @@ export class NowaitService implements BudgetHolder {
       const admitted = this.#admission.admit();
       if (!admitted) return 'serving';
       const waiting = admitted.client;
-      if (waiting !== arrived && this.#entry.transport === 'tcp' && waiting.connection.isGone()) {
+      if (waiting !== arrived && waiting.connection.isGone()) {
         this.#admission.release(waiting.source);
         this.#dropGone(waiting.connection, 'while it waited');
       } else this.#spawn(waiting);
@@ -232,7 +230,7 @@ export class NowaitService implements BudgetHolder {
     if (this.#entry.maxSpawns !== null) this.#spawnTimes.push(Date.now());
     const child = this.#recipe.spawnForConnection(connection);
     if ('errno' in child) {
-      closeGently(this.#letGo(connection));
+      closeGently(letGo(connection, this));
       this.#admission.release(source);
       const message = `spawn ${this.#recipe.path} ${child.errno}`;
       this.#onSpawnFailure({ type: 'spawn-failure', label: this.#entry.label, errno: child.errno, message, client });
@@ -344,14 +342,7 @@ export class NowaitService implements BudgetHolder {
 
   #refuseWhileStopping({ connection, client }: WaitingConnection): void {
     this.#log.info(this.#entry.label, `reject client ${client}: the service is stopping`);
-    closeGently(this.#letGo(connection));
-  }
-
-  /** The connection as a socket to close, its fd counted in the budget until it is closed. */
-  #letGo(connection: AcceptedConnection): net.Socket {
-    const socket = connection.toSocket();
-    socket.once('close', () => connectionBudget.give(this));
-    return socket;
+    closeGently(letGo(connection, this));
   }
 
   /** Closed at once, not gently and never counted: the point is to keep fds for the host's other work. */

@@ -184,6 +184,7 @@ function readUnixSockets(wanted: ReadonlySet<string>, found: Map<string, Inspect
     found.set(inode, { socket: { transport: 'unix', path: fields[7] ?? '' }, listening });
   }
 }
+
 /** The rows of a /proc/net table, split into fields: all of them, or only those that may name one of `inodes`. */
 function readTable(file: string, inodes?: ReadonlySet<string>): string[][] {
   const text = readFileSync(file, 'utf8');

@@ -20,7 +20,9 @@ import {
   clientName,
   clientOf,
   GoneSweep,
+  letGo,
   QueueOverflow,
+  waitingConnection,
   type WaitingConnection,
 } from '../listener.js';
 import type { Builtin } from './builtin.js';
@@ -77,28 +79,26 @@ export class InternalStreamService implements BudgetHolder {
     const peer = connection.peer();
     // Closed at once, as xinetd does: a refused client is not given time to hold a connection.
     if (!this.#filter.admits(peer)) return connection.close();
-    const client = clientName(peer);
-    if (!connectionBudget.take(this)) return this.#refuseOverBudget(connection, client);
-    if (peer === null && this.#entry.transport === 'tcp') return this.#closeUnserved(connection); // Gone before it was accepted.
-    if (this.#entry.transport === 'tcp') {
-      for (const gone of this.#goneSweep.sweep(this.#admission)) {
-        this.#closeUnserved(gone.connection);
-        this.#log.debug(this.#entry.label, `client ${gone.client} went while it waited`);
-      }
-    }
-    const source = peer?.address ?? 'local';
-    const refused = this.#admission.offer({ connection, client, source }, source);
-    if (refused) this.#overflow.refuse(this.#letGo(refused.connection));
-    this.#serveQueue();
+    if (!connectionBudget.take(this)) return this.#refuseOverBudget(connection, clientName(peer));
+    if (peer === null && this.#entry.transport === 'tcp') return this.#dropGone(connection, 'before it was accepted');
+    for (const gone of this.#goneSweep.sweep(this.#admission)) this.#dropGone(gone.connection, 'while it waited');
+    const waiting = waitingConnection(connection, peer);
+    const refused = this.#admission.offer(waiting, waiting.source);
+    if (refused) this.#overflow.refuse(letGo(refused.connection, this));
+    this.#serveQueue(waiting);
   }
 
-  /** Serves every client the limits admit; a TCP client that has gone while it waited is closed instead. */
-  #serveQueue(): void {
+  /**
+   * Serves every client the limits admit; a TCP client that has gone while
+   * it waited is closed instead (`arrived`, the connection being offered
+   * now, has not waited: its peer was just read).
+   */
+  #serveQueue(arrived?: WaitingConnection): void {
     for (let admitted = this.#admission.admit(); admitted; admitted = this.#admission.admit()) {
       const { connection, source } = admitted.client;
-      if (this.#entry.transport === 'tcp' && connection.isGone()) {
+      if (admitted.client !== arrived && connection.isGone()) {
         this.#admission.release(source);
-        this.#closeUnserved(connection);
+        this.#dropGone(connection, 'while it waited');
       } else this.#builtin.stream((onread) => this.#openSocket(connection, source, onread));
     }
   }
@@ -122,11 +122,9 @@ export class InternalStreamService implements BudgetHolder {
     connectionBudget.give(this);
   }
 
-  /** The connection as a socket to close gently, its fd counted in the budget until it is closed. */
-  #letGo(connection: AcceptedConnection): net.Socket {
-    const socket = connection.toSocket();
-    socket.once('close', () => connectionBudget.give(this));
-    return socket;
+  #dropGone(connection: AcceptedConnection, when: string): void {
+    this.#closeUnserved(connection);
+    this.#log.debug(this.#entry.label, `a client went ${when}`);
   }
 
   /** Closed at once, not gently and never counted: the point is to free its fd. */
