@@ -23,19 +23,20 @@ interface Waiting<T> {
 export class Admission<T> {
   #active = 0;
   readonly #perSource = new Map<string, number>();
-  /** How many clients each address has in the queue. */
-  readonly #queuedPerSource = new Map<string, number>();
+  readonly #queuedPerSource = new WaitingCounts();
+  /** The queue is #queue from #head on: taking the first client moves #head instead of shifting 65535 entries. */
   #queue: Waiting<T>[] = [];
+  #head = 0;
 
   constructor(readonly limits: AdmissionLimits) {}
 
   get waiting(): number {
-    return this.#queue.length;
+    return this.#queue.length - this.#head;
   }
 
   /** Whether the queue holds as many clients as it may: the next one offered refuses someone. */
   get queueFull(): boolean {
-    return this.#queue.length >= this.limits.queueLimit;
+    return this.waiting >= this.limits.queueLimit;
   }
 
   /** Whether max-connections clients are being served. */
@@ -45,31 +46,34 @@ export class Admission<T> {
 
   /**
    * Queues a client. When the queue is full, returns the client to refuse
-   * (the caller closes it and says why): this one, or the newest waiting
-   * client of the address with the most waiting, if that address has more
-   * waiting than this one's. Otherwise returns null.
+   * (the caller closes it and says why): the newest waiting client of the
+   * address with the most waiting, if that address would still have at
+   * least as many waiting as this one's after the swap; otherwise this one
+   * (a swap that only moves the surplus from one address to the other
+   * would refuse a client that waited longer, for nothing). Otherwise
+   * returns null.
    */
   offer(client: T, source: string): T | null {
     let refused: T | null = null;
     if (this.queueFull) {
-      const crowded = this.#mostWaiting();
-      if (crowded === null || crowded.count <= (this.#queuedPerSource.get(source) ?? 0)) return client;
+      const crowded = this.#queuedPerSource.most();
+      if (crowded === null || crowded.count <= this.#queuedPerSource.of(source) + 1) return client;
       let newest = this.#queue.length - 1;
       while (this.#queue[newest]!.source !== crowded.source) newest--;
       refused = this.#take(newest).client;
     }
     this.#queue.push({ client, source });
-    count(this.#queuedPerSource, source, +1);
+    this.#queuedPerSource.add(source, +1);
     return refused;
   }
 
   /** Takes the first queued client the limits let in now, counting it as active. */
   admit(): Waiting<T> | undefined {
-    if (this.full) return undefined;
+    if (this.full || this.waiting === 0) return undefined;
     // Without a per-source limit the first in the queue goes, and nobody needs counting by source.
     const max = this.limits.maxPerSource;
-    const index = max === null ? 0 : this.#queue.findIndex(({ source }) => (this.#perSource.get(source) ?? 0) < max);
-    if (index === -1 || this.#queue.length === 0) return undefined;
+    const index = max === null ? this.#head : this.#firstIndexWhere(({ source }) => (this.#perSource.get(source) ?? 0) < max);
+    if (index === -1) return undefined;
     const admitted = this.#take(index);
     this.#active++;
     if (max !== null) count(this.#perSource, admitted.source, +1);
@@ -86,40 +90,92 @@ export class Admission<T> {
   withdrawWhere(gone: (client: T) => boolean): T[] {
     const withdrawn: T[] = [];
     const kept: Waiting<T>[] = [];
-    for (const waiting of this.#queue) {
+    for (let index = this.#head; index < this.#queue.length; index++) {
+      const waiting = this.#queue[index]!;
       if (!gone(waiting.client)) kept.push(waiting);
       else {
         withdrawn.push(waiting.client);
-        count(this.#queuedPerSource, waiting.source, -1);
+        this.#queuedPerSource.add(waiting.source, -1);
       }
     }
     this.#queue = kept;
+    this.#head = 0;
     return withdrawn;
   }
 
   /** Takes the newest waiting client out of the queue, if any. */
   takeNewest(): T | undefined {
-    return this.#queue.length === 0 ? undefined : this.#take(this.#queue.length - 1).client;
+    return this.waiting === 0 ? undefined : this.#take(this.#queue.length - 1).client;
   }
 
   /** Empties the queue, returning who was waiting. */
   takeQueue(): T[] {
-    const clients = this.#queue.map(({ client }) => client);
+    const clients = this.#queue.slice(this.#head).map(({ client }) => client);
     this.#queue = [];
+    this.#head = 0;
     this.#queuedPerSource.clear();
     return clients;
   }
 
-  #take(index: number): Waiting<T> {
-    const [taken] = this.#queue.splice(index, 1);
-    count(this.#queuedPerSource, taken!.source, -1);
-    return taken!;
+  #firstIndexWhere(test: (waiting: Waiting<T>) => boolean): number {
+    for (let index = this.#head; index < this.#queue.length; index++) if (test(this.#queue[index]!)) return index;
+    return -1;
   }
 
-  #mostWaiting(): { source: string; count: number } | null {
-    let most: { source: string; count: number } | null = null;
-    for (const [source, waiting] of this.#queuedPerSource) if (!most || waiting > most.count) most = { source, count: waiting };
-    return most;
+  /** Takes out the entry at `index` of #queue (an index at or past #head). */
+  #take(index: number): Waiting<T> {
+    const taken = this.#queue[index]!;
+    if (index === this.#head) this.#advanceHead();
+    else this.#queue.splice(index, 1);
+    this.#queuedPerSource.add(taken.source, -1);
+    return taken;
+  }
+
+  #advanceHead(): void {
+    this.#head++;
+    // Let go of the taken entries once they are half the array: each is copied at most once.
+    if (this.#head * 2 >= this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+}
+
+/**
+ * How many clients each address has waiting, and an address with the most,
+ * found without looking at every address: a full queue may hold 65535
+ * clients from as many addresses, and a flood offers one at each arrival.
+ */
+class WaitingCounts {
+  readonly #counts = new Map<string, number>();
+  /** The addresses with each count, from 1 up to the highest. */
+  readonly #withCount: Set<string>[] = [];
+
+  of(source: string): number {
+    return this.#counts.get(source) ?? 0;
+  }
+
+  add(source: string, delta: 1 | -1): void {
+    const before = this.of(source);
+    const after = before + delta;
+    if (before > 0) this.#withCount[before - 1]!.delete(source);
+    if (after > 0) {
+      (this.#withCount[after - 1] ??= new Set()).add(source);
+      this.#counts.set(source, after);
+    } else this.#counts.delete(source);
+    while (this.#withCount.length > 0 && this.#withCount.at(-1)!.size === 0) this.#withCount.pop();
+  }
+
+  most(): { source: string; count: number } | null {
+    const top = this.#withCount.at(-1);
+    if (top === undefined) return null;
+    const [source] = top;
+    return { source: source!, count: this.#withCount.length };
+  }
+
+  clear(): void {
+    this.#counts.clear();
+    this.#withCount.length = 0;
   }
 }
 
