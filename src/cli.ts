@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatSocket, type ServiceEntry } from './config/entry.js';
+import { formatAddressRule } from './config/address-rules.js';
+import { formatSocket, type AddressRule, type ServiceEntry } from './config/entry.js';
 import { parseDuration } from './config/options.js';
 import { loadTable } from './config/table.js';
 import { formatProblem, isWakeportError, WakeportError } from './errors.js';
@@ -70,16 +71,17 @@ async function check(file: string): Promise<number> {
   return errors > 0 ? exitCodes.checkFailed : exitCodes.ok;
 }
 
-/** One row per service: label, address, protocol, mode, user, program. */
+/** One row per service: label, address, protocol, mode, user, the clients it serves, program. */
 function formatTable(entries: readonly ServiceEntry[]): string {
   const rows = [
-    ['LABEL', 'ADDRESS', 'PROTO', 'MODE', 'USER', 'PROGRAM'],
+    ['LABEL', 'ADDRESS', 'PROTO', 'MODE', 'USER', 'CLIENTS', 'PROGRAM'],
     ...entries.map((entry) => [
       entry.label,
       entry.sockets.map(({ spec }) => formatSocket(spec)).join(','),
       entry.transport,
       describeMode(entry),
       entry.runAs ? `${entry.runAs.name} (${entry.runAs.uid}:${entry.runAs.gid})` : '-',
+      describeAccess(entry.access),
       describeProgram(entry.program),
     ]),
   ];
@@ -95,6 +97,16 @@ function describeProgram(program: ServiceEntry['program']): string {
   if (program.kind === 'internal') return `internal ${program.name}`;
   const argv0 = program.argv0 === path.basename(program.path) ? [] : [`(argv0 ${program.argv0})`];
   return [program.path, ...argv0, ...program.args].join(' ');
+}
+
+/**
+ * `all`, or the rules with each network's prefix resolved (xinetd's
+ * 10.1.0.0 shows as 10.1.0.0/16): `only 127.0.0.0/8,::1 not 127.0.0.2`.
+ */
+function describeAccess({ onlyFrom, noAccess }: ServiceEntry['access']): string {
+  const list = (rules: readonly AddressRule[]) => rules.map(formatAddressRule).join(',');
+  const parts = [...(onlyFrom === null ? [] : [`only ${list(onlyFrom)}`]), ...(noAccess.length === 0 ? [] : [`not ${list(noAccess)}`])];
+  return parts.length === 0 ? 'all' : parts.join(' ');
 }
 
 /** `nowait.10`, `wait (lazy)`, `wait (kept alive)`: how the service is run. */

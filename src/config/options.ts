@@ -45,8 +45,8 @@
 //
 // Durations are a number with ms, s, m or h (a bare number is seconds).
 
-import net from 'node:net';
 import path from 'node:path';
+import { parseAddressRules } from './address-rules.js';
 import type { AddressRule, OutputTarget, ServiceEntry, WorkerPolicy } from './entry.js';
 import { LineProblem } from './fields.js';
 import type { RawOption } from './syntax.js';
@@ -240,40 +240,6 @@ function parseEnv(value: string): [string, string] {
 function parsePath(value: string, baseDir: string): string {
   if (value === '') throw new LineProblem('the path is empty');
   return path.resolve(baseDir, value);
-}
-
-const ipv4Mapped = new net.BlockList();
-ipv4Mapped.addSubnet('::ffff:0:0', 96, 'ipv6');
-
-/** `10.0.0.0/8 ::1, 192.0.2.7`: addresses and networks, separated by blanks or commas. */
-function parseAddressRules(value: string): AddressRule[] {
-  const words = value.split(/[\s,]+/).filter((word) => word !== '');
-  if (words.length === 0) throw new LineProblem('expected addresses or networks, as 10.0.0.0/8 or ::1');
-  return words.map(parseAddressRule);
-}
-
-function parseAddressRule(word: string): AddressRule {
-  const [address = '', prefix, ...rest] = word.split('/');
-  const family = net.isIP(address) as 0 | 4 | 6;
-  if (family === 0 || rest.length > 0) {
-    throw new LineProblem(`"${word}" is not an address or a network (as 10.0.0.0/8 or ::1; host names are not looked up)`);
-  }
-  if (address.includes('%')) throw new LineProblem(`"${word}": a rule cannot name a zone (${address.slice(address.indexOf('%'))})`);
-  const bits = family === 4 ? 32 : 128;
-  // Judged by value, whatever the spelling (::ffff:10.0.0.1, ::ffff:a00:1, 0:0:0:0:0:ffff:…): such a rule would cover nobody.
-  if (family === 6 && Number(prefix ?? bits) >= 96 && ipv4Mapped.check(address, 'ipv6')) {
-    throw new LineProblem(`"${word}" is an IPv4-mapped address: write the IPv4 address or network (IPv4 rules cover IPv4 clients on dual-stack sockets too)`);
-  }
-  if (prefix === undefined) return { address, family, prefix: family === 4 ? wildcardPrefix(address) : bits };
-  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > bits) throw new LineProblem(`"${word}": the prefix length of an IPv${family} network is 0 to ${bits}`);
-  return { address, family, prefix: Number(prefix) };
-}
-
-/** As in xinetd, the zero octets that end a lone IPv4 address are wildcards: 10.1.0.0 is 10.1.0.0/16, 0.0.0.0 every address. */
-function wildcardPrefix(address: string): number {
-  const octets = address.split('.');
-  while (octets.length > 0 && Number(octets.at(-1)) === 0) octets.pop();
-  return octets.length * 8;
 }
 
 function parseInteger(value: string, min: number, max: number): number {

@@ -8,6 +8,7 @@
 // as ::ffff:a.b.c.d, is an IPv4 client.
 
 import net from 'node:net';
+import { formatAddressRule } from '../config/address-rules.js';
 import type { AddressRule, ClientAccess } from '../config/entry.js';
 import { ReportThrottle, type Logger } from '../log.js';
 import type { Address } from '../sockets/internals.js';
@@ -22,11 +23,10 @@ interface Rule {
   readonly covers: net.BlockList;
 }
 
-function compile({ address, family, prefix }: AddressRule): Rule {
+function compile(rule: AddressRule): Rule {
   const covers = new net.BlockList();
-  covers.addSubnet(address, prefix, family === 6 ? 'ipv6' : 'ipv4');
-  const whole = family === 6 ? 128 : 32;
-  return { text: prefix === whole ? address : `${address}/${prefix}`, family, prefix, covers };
+  covers.addSubnet(rule.address, rule.prefix, rule.family === 6 ? 'ipv6' : 'ipv4');
+  return { text: formatAddressRule(rule), family: rule.family, prefix: rule.prefix, covers };
 }
 
 interface RuleAddress {

@@ -58,7 +58,7 @@ t.test('extended options', async (t) => {
       '    backlog      = 16',
       '    rate-window  = 2m',
       '    only-from    = 127.0.0.0/8, ::1',
-      '    only-from    = 10.0.0.0/8',
+      '    only-from    = 10.0.0.0/8, 192.0.2.255/32, 2001:DB8:0:0:8000::/65, ::1.2.3.0/120',
       '    no-access    = 127.0.0.2 fe80::/10 10.1.0.0 0.0.0.0',
     ].join('\n'),
   );
@@ -79,6 +79,9 @@ t.test('extended options', async (t) => {
         { address: '127.0.0.0', family: 4, prefix: 8 },
         { address: '::1', family: 6, prefix: 128 },
         { address: '10.0.0.0', family: 4, prefix: 8 },
+        { address: '192.0.2.255', family: 4, prefix: 32 },
+        { address: '2001:DB8:0:0:8000::', family: 6, prefix: 65 },
+        { address: '::1.2.3.0', family: 6, prefix: 120 },
       ],
       noAccess: [
         { address: '127.0.0.2', family: 4, prefix: 32 },
@@ -144,6 +147,9 @@ const broken: [string, string][] = [
   ['8080 stream tcp nowait root:99999999999 /bin/cat', 'services.conf:1: gid 99999999999 is out of range (0 to 2147483647: Node cannot start a program as a larger one)'],
   ['8080 stream tcp nowait - /bin/cat\n    only-from = example.com', 'services.conf:2: option "only-from": "example.com" is not an address or a network (as 10.0.0.0/8 or ::1; host names are not looked up)'],
   ['8080 stream tcp nowait - /bin/cat\n    only-from = 10.0.0.0/33', 'services.conf:2: option "only-from": "10.0.0.0/33": the prefix length of an IPv4 network is 0 to 32'],
+  ['8080 stream tcp nowait - /bin/cat\n    only-from = 10.1.2.3/16', 'services.conf:2: option "only-from": "10.1.2.3/16" has bits set past its /16 prefix: write 10.1.0.0/16 for that network, or the address alone'],
+  ['8080 stream tcp nowait - /bin/cat\n    no-access = 2001:db8::1:0:0:1/64', 'services.conf:2: option "no-access": "2001:db8::1:0:0:1/64" has bits set past its /64 prefix: write 2001:db8::/64 for that network, or the address alone'],
+  ['8080 stream tcp nowait - /bin/cat\n    no-access = ::1.2.3.4/100', 'services.conf:2: option "no-access": "::1.2.3.4/100" has bits set past its /100 prefix: write ::/100 for that network, or the address alone'],
   ['8080 stream tcp nowait - /bin/cat\n    no-access = 10.0.0.1/8/8', 'services.conf:2: option "no-access": "10.0.0.1/8/8" is not an address or a network (as 10.0.0.0/8 or ::1; host names are not looked up)'],
   ['8080 stream tcp nowait - /bin/cat\n    no-access = fe80::1%eth0', 'services.conf:2: option "no-access": "fe80::1%eth0": a rule cannot name a zone (%eth0)'],
   ['8080 stream tcp nowait - /bin/cat\n    only-from = ::ffff:10.0.0.1', 'services.conf:2: option "only-from": "::ffff:10.0.0.1" is an IPv4-mapped address: write the IPv4 address or network (IPv4 rules cover IPv4 clients on dual-stack sockets too)'],

@@ -14,6 +14,11 @@ t.test('check prints the resolved table and exits 0', async (t) => {
       '    label = cat',
       '127.0.0.1:8081 stream tcp nowait - /bin/sh login-sh -c id',
       '    label = sh',
+      '    only-from = 127.0.0.0/8 ::1',
+      '    no-access = 127.0.2.0 127.0.0.9',
+      '127.0.0.1:8082 stream tcp nowait - /bin/true true',
+      '    label = nobody-local',
+      '    no-access = 127.0.0.0/8',
     ].join('\n'),
   });
   const result = wakeport(['check', '-f', `${dir}/services.conf`]);
@@ -22,10 +27,11 @@ t.test('check prints the resolved table and exits 0', async (t) => {
   t.equal(
     result.stdout,
     [
-      'LABEL               ADDRESS         PROTO  MODE       USER  PROGRAM',
-      '127.0.0.1:7007/tcp  127.0.0.1:7007  tcp    internal   -     internal echo',
-      'cat                 [::1]:8080      tcp    nowait.10  -     /bin/cat -u',
-      'sh                  127.0.0.1:8081  tcp    nowait     -     /bin/sh (argv0 login-sh) -c id',
+      'LABEL               ADDRESS         PROTO  MODE       USER  CLIENTS                                          PROGRAM',
+      '127.0.0.1:7007/tcp  127.0.0.1:7007  tcp    internal   -     all                                              internal echo',
+      'cat                 [::1]:8080      tcp    nowait.10  -     all                                              /bin/cat -u',
+      'sh                  127.0.0.1:8081  tcp    nowait     -     only 127.0.0.0/8,::1 not 127.0.2.0/24,127.0.0.9  /bin/sh (argv0 login-sh) -c id',
+      'nobody-local        127.0.0.1:8082  tcp    nowait     -     not 127.0.0.0/8                                  /bin/true',
       '',
     ].join('\n'),
   );
@@ -34,7 +40,7 @@ t.test('check prints the resolved table and exits 0', async (t) => {
 t.test('check shows the user a program runs as, with its uid and gid', { skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
   const dir = t.testdir({ 'services.conf': '127.0.0.1:8081 stream tcp nowait root.nogroup /bin/true true\n' });
   const result = wakeport(['check', '-f', `${dir}/services.conf`]);
-  t.match(result.stdout, /\n127\.0\.0\.1:8081\/tcp +127\.0\.0\.1:8081 +tcp +nowait +root \(0:\d+\) +\/bin\/true\n/);
+  t.match(result.stdout, /\n127\.0\.0\.1:8081\/tcp +127\.0\.0\.1:8081 +tcp +nowait +root \(0:\d+\) +all +\/bin\/true\n/);
   t.notMatch(result.stdout, /root \(0:0\)/, 'the group given, not root\'s own');
 });
 

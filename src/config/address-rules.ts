@@ -1,0 +1,89 @@
+// The addresses and networks of only-from and no-access, as written in the
+// table: `10.0.0.0/8 ::1, 192.0.2.7`. What a rule covers is decided here, so
+// that a rule that would cover something other than what it says is an
+// error with the reason, never a silent surprise at accept.
+
+import net from 'node:net';
+import type { AddressRule } from './entry.js';
+import { LineProblem } from './fields.js';
+
+const ipv4Mapped = new net.BlockList();
+ipv4Mapped.addSubnet('::ffff:0:0', 96, 'ipv6');
+
+/** `10.1.0.0/16`; a lone address (a /32 or /128) without its prefix. */
+export function formatAddressRule({ address, family, prefix }: AddressRule): string {
+  return prefix === (family === 4 ? 32 : 128) ? address : `${address}/${prefix}`;
+}
+
+/** Addresses and networks, separated by blanks or commas. */
+export function parseAddressRules(value: string): AddressRule[] {
+  const words = value.split(/[\s,]+/).filter((word) => word !== '');
+  if (words.length === 0) throw new LineProblem('expected addresses or networks, as 10.0.0.0/8 or ::1');
+  return words.map(parseAddressRule);
+}
+
+function parseAddressRule(word: string): AddressRule {
+  const [address = '', prefix, ...rest] = word.split('/');
+  const family = net.isIP(address) as 0 | 4 | 6;
+  if (family === 0 || rest.length > 0) {
+    throw new LineProblem(`"${word}" is not an address or a network (as 10.0.0.0/8 or ::1; host names are not looked up)`);
+  }
+  if (address.includes('%')) throw new LineProblem(`"${word}": a rule cannot name a zone (${address.slice(address.indexOf('%'))})`);
+  const bits = family === 4 ? 32 : 128;
+  // Judged by value, whatever the spelling (::ffff:10.0.0.1, ::ffff:a00:1, 0:0:0:0:0:ffff:…): such a rule would cover nobody.
+  if (family === 6 && Number(prefix ?? bits) >= 96 && ipv4Mapped.check(address, 'ipv6')) {
+    throw new LineProblem(`"${word}" is an IPv4-mapped address: write the IPv4 address or network (IPv4 rules cover IPv4 clients on dual-stack sockets too)`);
+  }
+  if (prefix === undefined) return { address, family, prefix: family === 4 ? wildcardPrefix(address) : bits };
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > bits) throw new LineProblem(`"${word}": the prefix length of an IPv${family} network is 0 to ${bits}`);
+  const network = networkOf(address, family, Number(prefix));
+  // 10.1.2.3/16 is as likely a typo for /32 as a name for 10.1.0.0/16: an access rule should not guess.
+  if (network !== canonical(address, family)) {
+    throw new LineProblem(`"${word}" has bits set past its /${prefix} prefix: write ${network}/${prefix} for that network, or the address alone`);
+  }
+  return { address, family, prefix: Number(prefix) };
+}
+
+/** As in xinetd, the zero octets that end a lone IPv4 address are wildcards: 10.1.0.0 is 10.1.0.0/16, 0.0.0.0 every address. */
+function wildcardPrefix(address: string): number {
+  const octets = address.split('.');
+  while (octets.length > 0 && Number(octets.at(-1)) === 0) octets.pop();
+  return octets.length * 8;
+}
+
+/** The first address of the /prefix network holding `address`, in canonical form. */
+function networkOf(address: string, family: 4 | 6, prefix: number): string {
+  const bits = family === 4 ? 32 : 128;
+  const hostBits = (1n << BigInt(bits - prefix)) - 1n;
+  return fromBits(toBits(address, family) & ~hostBits, family);
+}
+
+function canonical(address: string, family: 4 | 6): string {
+  return fromBits(toBits(address, family), family);
+}
+
+function toBits(address: string, family: 4 | 6): bigint {
+  const words = family === 4 ? address.split('.').map(Number) : ipv6Groups(address);
+  const width = family === 4 ? 8n : 16n;
+  return words.reduce((value, word) => (value << width) | BigInt(word), 0n);
+}
+
+/** The eight 16-bit groups of an IPv6 address that net.isIP accepted (:: and a dotted IPv4 tail included). */
+function ipv6Groups(address: string): number[] {
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(address);
+  const hex = dotted === null ? address : address.slice(0, dotted.index) + '0:0';
+  const [head = '', tail] = hex.split('::');
+  const parse = (part: string) => (part === '' ? [] : part.split(':').map((group) => parseInt(group, 16)));
+  const groups = tail === undefined ? parse(head) : [...parse(head), ...Array<number>(8 - parse(head).length - parse(tail).length).fill(0), ...parse(tail)];
+  if (dotted !== null) {
+    const [, a, b, c, d] = dotted.map(Number);
+    groups.splice(6, 2, (a! << 8) | b!, (c! << 8) | d!);
+  }
+  return groups;
+}
+
+function fromBits(value: bigint, family: 4 | 6): string {
+  if (family === 4) return [24n, 16n, 8n, 0n].map((shift) => Number((value >> shift) & 0xffn)).join('.');
+  const groups = Array.from({ length: 8 }, (_, index) => ((value >> BigInt(112 - index * 16)) & 0xffffn).toString(16));
+  return new net.SocketAddress({ address: groups.join(':'), family: 'ipv6' }).address;
+}
