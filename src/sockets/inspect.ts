@@ -70,7 +70,7 @@ export function waitingConnections(fds: readonly number[]): Set<string> {
     }
     for (const { local, queued, listed } of listeners) numbered(waiting, `${local}>reset`, queued - listed);
   }
-  const unixRows = readTable('/proc/self/net/unix');
+  const unixRows = readUnixTable();
   const paths = unixPaths(unixRows, inodes);
   const hidden = new Map<string, number>();
   for (const [address, , , , , , inode, path] of unixRows) {
@@ -100,7 +100,7 @@ export function acceptedConnections(fds: readonly number[]): Set<string> {
       accepted.add(`socket:[${inode}]`);
     }
   }
-  const unixRows = readTable('/proc/self/net/unix');
+  const unixRows = readUnixTable();
   // Num RefCount Protocol Flags Type St Inode Path: an accepted socket has its listener's path.
   const paths = unixPaths(unixRows, inodes);
   for (const [, , , flags, , , inode, path] of unixRows) {
@@ -176,7 +176,7 @@ const unixStream = '0001';
 const unixAcceptFlag = 0x10000;
 
 function readUnixSockets(wanted: ReadonlySet<string>, found: Map<string, InspectedSocket>): void {
-  for (const fields of readTable(`/proc/self/net/unix`, wanted)) {
+  for (const fields of readUnixTable(wanted)) {
     // Num RefCount Protocol Flags Type St Inode Path
     const inode = fields[6]!;
     if (!wanted.has(inode) || fields[4] !== unixStream) continue;
@@ -186,10 +186,18 @@ function readUnixSockets(wanted: ReadonlySet<string>, found: Map<string, Inspect
 }
 
 /** The rows of a /proc/net table, split into fields: all of them, or only those that may name one of `inodes`. */
-function readTable(file: string, inodes?: ReadonlySet<string>): string[][] {
+function readTable(file: string, inodes?: ReadonlySet<string>, split = (line: string) => line.trim().split(/\s+/)): string[][] {
   const text = readFileSync(file, 'utf8');
   const lines = inodes === undefined ? text.split('\n').slice(1) : linesNaming(text, inodes);
-  return lines.filter((line) => line.trim() !== '').map((line) => line.trim().split(/\s+/));
+  return lines.filter((line) => line.trim() !== '').map(split);
+}
+
+/** The unix socket table's rows: Num RefCount Protocol Flags Type St Inode, and the path, which may hold spaces. */
+function readUnixTable(inodes?: ReadonlySet<string>): string[][] {
+  return readTable('/proc/self/net/unix', inodes, (line) => {
+    const [, fields = '', path] = /^\s*(\S+(?: +\S+){6})(?: (.*))?$/.exec(line) ?? [];
+    return [...fields.split(/ +/), ...(path === undefined ? [] : [path])];
+  });
 }
 
 /**

@@ -3,8 +3,9 @@
 
 import { fork, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { closeSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { datagram, hasIpv6, readToEnd, until } from '../helpers/net.js';
@@ -54,6 +55,19 @@ t.test('the fd of a bound UDP socket, without the deprecated _handle getter', as
   await new Promise((resolve) => setImmediate(resolve));
   process.off('warning', onWarning);
   t.same(warnings, [], 'no deprecation warning');
+});
+
+t.test('the fd of a unix server whose path holds spaces: the whole path', async (t) => {
+  // Not in t.testdir(): its long name would not fit a unix socket's 108 bytes.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'wakeport-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(path.join(dir, 'a folder'));
+  const file = path.join(dir, 'a folder', 'web socket');
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(file, resolve));
+  t.teardown(() => new Promise((resolve) => server.close(resolve)));
+  const fd = rawHandleOf(server).fd;
+  t.same(inspectFds([fd]).get(fd), { socket: { transport: 'unix', path: file }, listening: true });
 });
 
 t.test('an fd that is not a socket is inspected as null', async (t) => {
