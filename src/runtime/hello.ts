@@ -4,7 +4,7 @@
 // travel as inherited fds (those the launcher binds after start go as bare
 // handles: runtime/late-sockets.ts).
 
-import type { ServiceEntry, SocketSpec } from '../config/entry.js';
+import type { ClientAccess, ServiceEntry, SocketSpec } from '../config/entry.js';
 import type { LogOptions } from '../log.js';
 
 export interface SocketAssignment {
@@ -43,9 +43,14 @@ export function isHello(message: unknown): message is Hello {
   return hasType<Hello>(message, 'hello');
 }
 
-/** Supervisor → nowait host: stop accepting, and exit once every program has finished. */
+/**
+ * Supervisor → nowait host: stop accepting, and exit once every program has
+ * finished. `access`: for each label the reloaded table still has, its
+ * only-from/no-access, by which the host lets go of clients now refused.
+ */
 export interface DrainRequest {
   readonly type: 'drain';
+  readonly access: Readonly<Record<string, ClientAccess>>;
 }
 
 /** Nowait host → supervisor: it no longer accepts (its copies of the listening sockets are closed). */

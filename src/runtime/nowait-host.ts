@@ -7,7 +7,7 @@
 
 import { formatDuration, type Logger } from '../log.js';
 import { NowaitService } from '../services/nowait.js';
-import { isDrainRequest, type DrainStarted, type ProgramsReport } from './hello.js';
+import { isDrainRequest, type DrainRequest, type DrainStarted, type ProgramsReport } from './hello.js';
 import { handleStopRequests, takeOver } from './lifecycle.js';
 
 const idleCheckMs = 1000;
@@ -17,10 +17,10 @@ const idleCollectMs = 2000;
 export async function host(): Promise<void> {
   const { hello, log, inbox } = await takeOver('a nowait host must be started by the supervisor');
   // A drain asked for while the services start is done once they have.
-  let drainAsked = false;
-  let drain = () => void (drainAsked = true);
+  let drainAsked: DrainRequest | null = null;
+  let drain = (request: DrainRequest) => void (drainAsked = request);
   inbox.listen((message) => {
-    if (isDrainRequest(message)) drain();
+    if (isDrainRequest(message)) drain(message);
   });
   const starts = await Promise.allSettled(
     hello.entries.map((entry) =>
@@ -48,10 +48,10 @@ export async function host(): Promise<void> {
   handleStopRequests(() => services, log, 'the supervisor is gone', 'debug', () => void (stopping = true));
   watchIdleness(services, hello.idleExitMs ?? 0, log);
   reportPrograms(services);
-  drain = () => {
+  drain = ({ access }) => {
     log.debug('wakeport', `nowait host pid ${process.pid} draining`);
     // Each service closes its servers at once, before its processes finish.
-    const drained = Promise.all(services.map((service) => service.drain()));
+    const drained = Promise.all(services.map((service) => service.drain(Object.hasOwn(access, service.label) ? access[service.label]! : null)));
     const started: DrainStarted = { type: 'drain-started' };
     process.send?.(started, () => {});
     // What programs left in their groups runs on: the supervisor takes it over from this last report.
@@ -61,7 +61,7 @@ export async function host(): Promise<void> {
       else process.exit(0);
     });
   };
-  if (drainAsked) drain();
+  if (drainAsked) drain(drainAsked);
 }
 
 /**

@@ -20,7 +20,7 @@
 // the same sockets.
 
 import { closeSync } from 'node:fs';
-import { isNowaitProgram, type ServiceEntry } from '../config/entry.js';
+import { isNowaitProgram, type ClientAccess, type ServiceEntry } from '../config/entry.js';
 import type { Logger } from '../log.js';
 import { NowaitPool } from '../services/nowait-pool.js';
 import { WaitService } from '../services/wait.js';
@@ -139,7 +139,7 @@ export class ServiceTable {
     const moved = new Set(removed.filter(({ entry }) => next.has(entry.label)).map(({ entry }) => entry.label));
     const toBind = entries.filter(({ label }) => !this.has(label) && !moved.has(label)).map(({ label }) => label);
     this.#entries = entries;
-    const released = this.#replacePools(removed, changed, starters);
+    const released = this.#replacePools(removed, changed, next, starters);
     const stops = removed.map((served) => ({ served, stopped: this.#remove(served, released) }));
     const restarts = changed.filter(([served]) => !isNowaitProgram(served.entry)).map(([served, entry]) => this.#restart(served, entry, starters));
     const movedReleased = Promise.all(stops.filter(({ served }) => moved.has(served.entry.label)).map(({ stopped }) => stopped)).then(() => {});
@@ -151,7 +151,12 @@ export class ServiceTable {
    * each on the same sockets (a changed service whose outputs cannot be
    * opened is left out, its sockets closed).
    */
-  #replacePools(removed: readonly Served[], changed: readonly (readonly [Served, ServiceEntry])[], starters: Starters): Map<NowaitPool, Promise<void>> {
+  #replacePools(
+    removed: readonly Served[],
+    changed: readonly (readonly [Served, ServiceEntry])[],
+    next: ReadonlyMap<string, ServiceEntry>,
+    starters: Starters,
+  ): Map<NowaitPool, Promise<void>> {
     const released = new Map<NowaitPool, Promise<void>>();
     const gone = new Set(removed.map(({ entry }) => entry.label));
     const newEntry = new Map(changed.map(([served, entry]) => [served.entry.label, entry]));
@@ -159,7 +164,7 @@ export class ServiceTable {
     for (const pool of touched) {
       const members = [...this.#served.values()].filter(({ service }) => service === pool);
       const stay = members.filter(({ entry }) => !gone.has(entry.label)).map((served) => ({ ...served, entry: newEntry.get(served.entry.label) ?? served.entry }));
-      const drain = pool.drain();
+      const drain = pool.drain(accessOf(members, next));
       released.set(pool, drain.released);
       // Stopped at shutdown like any service: its hosts then stop their programs.
       this.#end(pool, drain.ended, pool);
@@ -230,6 +235,15 @@ function stopReleasing(service: RunningService): { released: Promise<void>; ende
   if (service instanceof WaitService) return service.stopReleasing();
   const stopped = service.stop();
   return { released: stopped, ended: stopped };
+}
+
+/**
+ * The reloaded table's only-from/no-access of the pool `members` it still
+ * has, by label (changed, moved to another address, or unchanged: rules
+ * that did not change refuse no one they served), for a draining pool.
+ */
+function accessOf(members: readonly Served[], next: ReadonlyMap<string, ServiceEntry>): Map<string, ClientAccess> {
+  return new Map(members.flatMap(({ entry: { label } }) => (next.has(label) ? [[label, next.get(label)!.access] as const] : [])));
 }
 
 /** `1 added, 2 removed, 2 changed, 1 unchanged`, by label, between two tables. */

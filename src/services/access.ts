@@ -75,8 +75,7 @@ export class ClientFilter {
    * is logged, at most once a minute with a count.
    */
   admits(peer: Address | null): boolean {
-    if (peer === null || (this.#onlyFrom === null && this.#noAccess.length === 0)) return true;
-    const why = this.#refusal(ruleAddressOf(peer));
+    const why = this.refusal(peer);
     if (why === null) return true;
     const more = this.#refusals.heldBackNote(`${this.refused}s refused`);
     if (more === null) return false;
@@ -86,7 +85,10 @@ export class ClientFilter {
     return false;
   }
 
-  #refusal(client: RuleAddress): string | null {
+  /** Why a client from `peer` is refused (`its address is not in only-from`), or null if it is served. */
+  refusal(peer: Address | null): string | null {
+    if (peer === null || (this.#onlyFrom === null && this.#noAccess.length === 0)) return null;
+    const client = ruleAddressOf(peer);
     const allowed = this.#onlyFrom === null ? null : longestMatch(this.#onlyFrom, client);
     if (this.#onlyFrom !== null && allowed === null) return 'its address is not in only-from';
     const denied = longestMatch(this.#noAccess, client);

@@ -35,12 +35,13 @@ export function acceptConnectionsOn(
 /** A client accepted and waiting for its turn, with who it is from (read once, at accept). */
 export interface WaitingConnection {
   readonly connection: AcceptedConnection;
+  readonly peer: Address | null;
   readonly client: string;
   readonly source: string;
 }
 
 export function waitingConnection(connection: AcceptedConnection, peer: Address | null): WaitingConnection {
-  return { connection, client: clientName(peer), source: peer?.address ?? 'local' };
+  return { connection, peer, client: clientName(peer), source: peer?.address ?? 'local' };
 }
 
 /** The connection as a socket to close gently, its fd counted in `holder`'s budget until it is closed. */

@@ -41,7 +41,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { defaultProgramConnections, type ServiceEntry } from '../config/entry.js';
+import { defaultProgramConnections, type ClientAccess, type ServiceEntry } from '../config/entry.js';
 import { counted, formatDuration, ReportThrottle, type LogOptions, type Logger } from '../log.js';
 import { hasType, type DrainRequest, type DrainStarted, type Hello, type ProgramsReport, type SocketAssignment } from '../runtime/hello.js';
 import { watchForClients, type ClientWatch } from '../sockets/helper.js';
@@ -155,11 +155,13 @@ export class NowaitPool {
 
   /**
    * Stops accepting: hosts serve the clients they have taken and exit once
-   * their programs have finished (a stop() meanwhile stops them). `released`
+   * their programs have finished (a stop() meanwhile stops them). `access`:
+   * the reloaded table's only-from/no-access of the services it still has,
+   * by label; the hosts let go of the clients those refuse. `released`
    * resolves once no host accepts any more (each has closed its copies of
    * the sockets, or exited), `ended` once every host has exited.
    */
-  drain(): { released: Promise<void>; ended: Promise<void> } {
+  drain(access: ReadonlyMap<string, ClientAccess> = new Map()): { released: Promise<void>; ended: Promise<void> } {
     const hosts = new Set(this.#hosts.keys());
     const released = new Promise<void>((resolve) => {
       const done = (host: ChildProcess) => {
@@ -179,7 +181,7 @@ export class NowaitPool {
       this.#state = 'draining';
       this.#closeWatch();
       if (this.#hosts.size === 0) return this.#stopped();
-      const request: DrainRequest = { type: 'drain' };
+      const request: DrainRequest = { type: 'drain', access: Object.fromEntries(access) };
       for (const host of this.#hosts.keys()) host.send(request, () => {});
     });
     return { released, ended };

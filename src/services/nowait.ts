@@ -10,7 +10,8 @@
 //              wait in the queue until the window has room again
 //   draining   no new connections (a reloaded table took the service away
 //              or changed it); those waiting are still served, and
-//              running processes are left to finish
+//              running processes are left to finish, except those of
+//              clients the reloaded table's only-from/no-access refuse
 //   drained    every process has exited after a drain; what they left in
 //              their groups runs on (a stop still stops it)
 //   stopping   no new connections; processes got SIGTERM (SIGKILL after
@@ -27,10 +28,10 @@
 // timer fired), drain and stop. The table at the bottom is every transition.
 
 import type net from 'node:net';
-import { defaultProgramConnections, type ServiceEntry } from '../config/entry.js';
+import { defaultProgramConnections, type ClientAccess, type ServiceEntry } from '../config/entry.js';
 import { counted, formatDuration, ReportThrottle, type Logger } from '../log.js';
 import { ProgramRecipe, type ConnectionProcess } from '../processes/program.js';
-import { setAccepting, type AcceptedConnection } from '../sockets/internals.js';
+import { setAccepting, type AcceptedConnection, type Address } from '../sockets/internals.js';
 import { StopWaiters } from './stop-waiters.js';
 import { signalGroup, stopChild } from '../processes/stop.js';
 import { LeftGroups } from './left-groups.js';
@@ -55,6 +56,7 @@ type State = 'serving' | 'throttled' | 'draining' | 'drained' | 'stopping' | 'st
 interface Run {
   readonly child: ConnectionProcess;
   readonly pid: number;
+  readonly peer: Address | null;
   readonly client: string;
   readonly source: string;
   readonly startedAt: number;
@@ -64,7 +66,8 @@ type Event =
   | { readonly type: 'connection'; readonly connection: WaitingConnection }
   | { readonly type: 'exit'; readonly run: Run; readonly code: number | null; readonly signal: NodeJS.Signals | null }
   | { readonly type: 'window' }
-  | { readonly type: 'drain' }
+  /** `access`: the reloaded table's only-from/no-access for the service's label, if it still has it. */
+  | { readonly type: 'drain'; readonly access: ClientAccess | null }
   | { readonly type: 'stop' };
 
 const overBudgetReportMs = 60_000;
@@ -87,7 +90,9 @@ export class NowaitService implements BudgetHolder {
   readonly #spawnTimes: number[] = [];
   readonly #overBudget = new ReportThrottle(overBudgetReportMs);
   readonly #goneSweep = new GoneSweep();
-  readonly #filter: ClientFilter;
+  #filter: ClientFilter;
+  /** Programs being stopped because a reload refused their clients: what they leave is stopped with them. */
+  readonly #revoked = new Set<Run>();
   #servers: net.Server[] = [];
   /** Served by other hosts too (see #shareAccepts). */
   readonly #shared: boolean;
@@ -175,9 +180,14 @@ export class NowaitService implements BudgetHolder {
     return this.#stopWaiters.wait(() => this.#dispatch({ type: 'stop' }));
   }
 
-  /** Stops accepting, serves those waiting and lets every process finish; resolves once they have (or it has stopped). */
-  drain(): Promise<void> {
-    return this.#drainWaiters.wait(() => this.#dispatch({ type: 'drain' }));
+  /**
+   * Stops accepting, serves those waiting and lets every process finish;
+   * resolves once they have (or it has stopped). With `access` (the
+   * reloaded table's rules for this label), clients it refuses are let go
+   * first (see #revokeRefused).
+   */
+  drain(access: ClientAccess | null = null): Promise<void> {
+    return this.#drainWaiters.wait(() => this.#dispatch({ type: 'drain', access }));
   }
 
   #dispatch(event: Event): void {
@@ -226,7 +236,7 @@ export class NowaitService implements BudgetHolder {
     this.#log.debug(this.#entry.label, `a client went ${when}: no process started for it`);
   }
 
-  #spawn({ connection, client, source }: WaitingConnection): void {
+  #spawn({ connection, peer, client, source }: WaitingConnection): void {
     if (this.#entry.maxSpawns !== null) this.#spawnTimes.push(Date.now());
     const child = this.#recipe.spawnForConnection(connection);
     if ('errno' in child) {
@@ -237,7 +247,7 @@ export class NowaitService implements BudgetHolder {
       return;
     }
     connectionBudget.give(this); // The program has the connection; the host closed its copy.
-    const run: Run = { child, pid: child.pid, client, source, startedAt: performance.now() };
+    const run: Run = { child, pid: child.pid, peer, client, source, startedAt: performance.now() };
     this.#runs.add(run);
     this.#log.debug(this.#entry.label, `accept client ${client} pid ${run.pid}`);
     child.once('exit', (code: number | null, signal: NodeJS.Signals | null) => this.#dispatch({ type: 'exit', run, code, signal }));
@@ -247,10 +257,11 @@ export class NowaitService implements BudgetHolder {
     const { run, code, signal } = event;
     this.#runs.delete(run);
     this.#admission.release(run.source);
+    const revoked = this.#revoked.delete(run);
     const how = signal === null ? `exitcode ${code}` : `signal ${signal}`;
     const ms = Math.round(performance.now() - run.startedAt);
-    // While stopping, stopChild takes care of the group already.
-    const leftGroup = this.#state !== 'stopping' && signalGroup(run.pid, 0);
+    // While stopping, or for a program stopped after a reload, stopChild takes care of the group already.
+    const leftGroup = this.#state !== 'stopping' && !revoked && signalGroup(run.pid, 0);
     if (leftGroup) this.#left.add(run.pid);
     const left = leftGroup ? '; processes it left in its group run on, and are stopped when wakeport stops' : '';
     this.#log.info(this.#entry.label, `end pid ${run.pid} client ${run.client} ${how} after ${ms}ms${left}`, {
@@ -305,9 +316,39 @@ export class NowaitService implements BudgetHolder {
     for (const server of this.#servers) server.close();
   }
 
-  #beginDrain(): 'draining' | 'drained' {
+  #beginDrain(access: ClientAccess | null): 'draining' | 'drained' {
     this.#closeServers();
+    if (access !== null) this.#revokeRefused(access);
     return this.#serveDraining();
+  }
+
+  /**
+   * A reload may change who is served: as xinetd does, the clients the new
+   * only-from/no-access refuse are let go. Those waiting are closed, and
+   * the programs serving the others are stopped as at shutdown (SIGTERM to
+   * the group, SIGKILL after exit-timeout); connections accepted before the
+   * servers closed are checked by the new rules too.
+   */
+  #revokeRefused(access: ClientAccess): void {
+    const label = this.#entry.label;
+    this.#filter = new ClientFilter(access, label, this.#log, 'connection');
+    const refused = this.#admission.withdrawWhere(({ peer }) => this.#filter.refusal(peer) !== null);
+    for (const { connection } of refused) {
+      connection.close();
+      connectionBudget.give(this);
+    }
+    const [first] = refused;
+    if (first) {
+      const example = `${first.client}: ${this.#filter.refusal(first.peer)}`;
+      this.#log.warn(label, `closed ${counted(refused.length, 'waiting client')} the reloaded table refuses (${example})`);
+    }
+    for (const run of this.#runs) {
+      const why = this.#filter.refusal(run.peer);
+      if (why === null) continue;
+      this.#revoked.add(run);
+      this.#log.warn(label, `stop pid ${run.pid} client ${run.client}: after the reload, ${why}`);
+      void stopChild(run.child, this.#entry.exitTimeoutMs);
+    }
   }
 
   /** While draining: serves what the limits let in, and says whether anything is left. */
@@ -395,7 +436,7 @@ export class NowaitService implements BudgetHolder {
       connection: (s, e) => (s.#queue(e.connection), s.#serveQueue(e.connection)),
       exit: (s, e) => (s.#finish(e), s.#serveQueue()),
       window: () => 'serving',
-      drain: (s) => s.#beginDrain(),
+      drain: (s, e) => s.#beginDrain(e.access),
       stop: (s) => s.#beginStop(),
     },
     throttled: {
@@ -406,7 +447,7 @@ export class NowaitService implements BudgetHolder {
         if (next === 'serving') s.#log.info(s.#entry.label, 'spawn rate back under the limit: serving again');
         return next;
       },
-      drain: (s) => s.#beginDrain(),
+      drain: (s, e) => s.#beginDrain(e.access),
       stop: (s) => s.#beginStop(),
     },
     // Connections accepted just before the servers closed still come in; the throttle's window still fires.

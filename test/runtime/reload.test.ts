@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import net from 'node:net';
 import t, { type Test } from 'tap';
 import { get } from '../helpers/http.js';
-import { exchange, until } from '../helpers/net.js';
+import { connectFrom, exchange, until } from '../helpers/net.js';
 import { childrenOf, commandOf, isAlive, isZombie } from '../helpers/proc.js';
 import { root, startWakeport, type Wakeport } from '../helpers/wakeport.js';
 
@@ -195,6 +195,37 @@ t.test("a changed wait service starts again at once, not after what its old work
   await stopped;
   await until(() => !isAlive(child) || isZombie(child), 5000);
   t.ok(!isAlive(child) || isZombie(child), 'and a second SIGTERM to wakeport kills it');
+});
+
+t.test('a reload whose no-access now covers clients being served: their programs are stopped and their waiting connections closed, as xinetd does; the others go on', async (t) => {
+  const table = (noAccess: string) =>
+    ['127.0.0.1:0 stream tcp nowait - /bin/cat cat', '    label = guarded', '    max-connections = 2', '    exit-timeout = 1s', noAccess && `    no-access = ${noAccess}`].join('\n');
+  const wakeport = await startWakeport(t, table(''));
+  const port = wakeport.port('guarded');
+  const echo = (socket: net.Socket, text: string) => {
+    socket.write(text);
+    return new Promise<string>((resolve) => socket.once('data', (chunk) => resolve(String(chunk))));
+  };
+  const [kept, refused, waiting] = await Promise.all(['127.0.0.1', '127.0.0.2', '127.0.0.3'].map((address) => connectFrom(address, port)));
+  t.teardown(() => [kept, refused, waiting].forEach((socket) => socket!.destroy()));
+  t.equal(await echo(kept!, 'a'), 'a');
+  t.equal(await echo(refused!, 'b'), 'b');
+  waiting!.write('c');
+  await wakeport.waitForLog((r) => r.subject === 'guarded' && r.message.startsWith('accept client 127.0.0.2:'));
+  // The third client waits in the host's queue (max-connections), accepted within a moment of its connect.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+
+  await reloadReplacingHosts(wakeport, table('127.0.0.2 127.0.0.3/32'));
+  const stop = await wakeport.waitForLog((r) => r.subject === 'guarded' && r.message.startsWith('stop pid'));
+  t.match(stop.message, /^stop pid \d+ client 127\.0\.0\.2:\d+: after the reload, its address is in no-access \(127\.0\.0\.2\)$/);
+  const closed = await wakeport.waitForLog((r) => r.subject === 'guarded' && r.message.startsWith('closed 1 waiting client'));
+  t.match(closed.message, /^closed 1 waiting client the reloaded table refuses \(127\.0\.0\.3:\d+: its address is in no-access \(127\.0\.0\.3\)\)$/);
+  await until(() => refused!.closed && waiting!.closed, 5000);
+  t.equal(waiting!.bytesRead, 0, 'the waiting client got nothing');
+  t.equal(await echo(kept!, 'still'), 'still', "the program of a client the new rules serve runs on");
+  t.equal(String(await exchange(port, '', '127.0.0.1', 5000, '127.0.0.3')), '', 'a new client from a refused address is refused');
+  t.equal(String(await exchange(port, 'new', '127.0.0.1', 5000, '127.0.0.4')), 'new', 'one from another address is served');
+  t.equal(wakeport.logs.filter((r) => r.subject === 'guarded' && r.message.startsWith('stop pid')).length, 1, 'only the refused program was stopped');
 });
 
 t.test('SIGHUP with a table that has errors: under --strict the table stays as it was', async (t) => {
