@@ -133,8 +133,12 @@ export class Admission<T> {
 
   #advanceHead(): void {
     this.#head++;
-    // Let go of the taken entries once they are half the array: each is copied at most once.
-    if (this.#head * 2 >= this.#queue.length) {
+    if (this.#head === this.#queue.length) {
+      // Emptied, as after most admits: nothing to copy.
+      this.#queue.length = 0;
+      this.#head = 0;
+    } else if (this.#head * 2 >= this.#queue.length) {
+      // Let go of the taken entries once they are half the array: each entry is copied at most once.
       this.#queue = this.#queue.slice(this.#head);
       this.#head = 0;
     }
