@@ -25,7 +25,8 @@
 // stops them when wakeport stops (unless the host is told to stop first).
 //
 // Events are connection, exit (a process ended), window (the throttle's
-// timer fired), drain and stop. The table at the bottom is every transition.
+// timer fired), revoked (a program a reload refused is gone, group and
+// all), drain and stop. The table at the bottom is every transition.
 
 import type net from 'node:net';
 import { defaultProgramConnections, type ClientAccess, type ServiceEntry } from '../config/entry.js';
@@ -68,6 +69,8 @@ type Event =
   | { readonly type: 'window' }
   /** `access`: the reloaded table's only-from/no-access for the service's label, if it still has it. */
   | { readonly type: 'drain'; readonly access: ClientAccess | null }
+  /** The group of a program stopped after a reload is gone. */
+  | { readonly type: 'revoked' }
   | { readonly type: 'stop' };
 
 const overBudgetReportMs = 60_000;
@@ -91,8 +94,12 @@ export class NowaitService implements BudgetHolder {
   readonly #overBudget = new ReportThrottle(overBudgetReportMs);
   readonly #goneSweep = new GoneSweep();
   #filter: ClientFilter;
-  /** Programs being stopped because a reload refused their clients: what they leave is stopped with them. */
-  readonly #revoked = new Set<Run>();
+  /**
+   * The groups of programs being stopped because a reload refused their
+   * clients, by pid, until each group is gone: a drain waits for them, so
+   * that what a program leaves in its group still gets its SIGKILL.
+   */
+  readonly #revocations = new Map<number, Promise<void>>();
   #servers: net.Server[] = [];
   /** Served by other hosts too (see #shareAccepts). */
   readonly #shared: boolean;
@@ -257,11 +264,10 @@ export class NowaitService implements BudgetHolder {
     const { run, code, signal } = event;
     this.#runs.delete(run);
     this.#admission.release(run.source);
-    const revoked = this.#revoked.delete(run);
     const how = signal === null ? `exitcode ${code}` : `signal ${signal}`;
     const ms = Math.round(performance.now() - run.startedAt);
     // While stopping, or for a program stopped after a reload, stopChild takes care of the group already.
-    const leftGroup = this.#state !== 'stopping' && !revoked && signalGroup(run.pid, 0);
+    const leftGroup = this.#state !== 'stopping' && !this.#revocations.has(run.pid) && signalGroup(run.pid, 0);
     if (leftGroup) this.#left.add(run.pid);
     const left = leftGroup ? '; processes it left in its group run on, and are stopped when wakeport stops' : '';
     this.#log.info(this.#entry.label, `end pid ${run.pid} client ${run.client} ${how} after ${ms}ms${left}`, {
@@ -345,16 +351,19 @@ export class NowaitService implements BudgetHolder {
     for (const run of this.#runs) {
       const why = this.#filter.refusal(run.peer);
       if (why === null) continue;
-      this.#revoked.add(run);
       this.#log.warn(label, `stop pid ${run.pid} client ${run.client}: after the reload, ${why}`);
-      void stopChild(run.child, this.#entry.exitTimeoutMs);
+      const stopped = stopChild(run.child, this.#entry.exitTimeoutMs).then(() => {
+        this.#revocations.delete(run.pid);
+        this.#dispatch({ type: 'revoked' });
+      });
+      this.#revocations.set(run.pid, stopped);
     }
   }
 
   /** While draining: serves what the limits let in, and says whether anything is left. */
   #serveDraining(): 'draining' | 'drained' {
     this.#serveQueue();
-    if (this.#runs.size > 0 || this.#admission.waiting > 0) return 'draining';
+    if (this.#runs.size > 0 || this.#admission.waiting > 0 || this.#revocations.size > 0) return 'draining';
     if (this.#windowTimer) clearTimeout(this.#windowTimer);
     return 'drained';
   }
@@ -377,7 +386,7 @@ export class NowaitService implements BudgetHolder {
 
   /** A second stop: SIGKILL to every group still being stopped, and to those programs left. */
   #killAll(): void {
-    for (const { pid } of this.#stoppingGroups) signalGroup(pid, 'SIGKILL');
+    for (const pid of [...this.#stoppingGroups.map(({ pid }) => pid), ...this.#revocations.keys()]) signalGroup(pid, 'SIGKILL');
     this.#left.kill();
   }
 
@@ -422,7 +431,7 @@ export class NowaitService implements BudgetHolder {
   /** Once the groups of the programs, and those they left, are gone too. */
   #finishStop(): void {
     this.#recipe.close();
-    const groupsGone = [...this.#stoppingGroups.map(({ stopped }) => stopped), this.#leftStopping];
+    const groupsGone = [...this.#stoppingGroups.map(({ stopped }) => stopped), this.#leftStopping, ...this.#revocations.values()];
     void Promise.all(groupsGone).then(() => {
       this.#stopWaiters.release();
       this.#drainWaiters.release();
@@ -436,6 +445,7 @@ export class NowaitService implements BudgetHolder {
       connection: (s, e) => (s.#queue(e.connection), s.#serveQueue(e.connection)),
       exit: (s, e) => (s.#finish(e), s.#serveQueue()),
       window: () => 'serving',
+      revoked: () => 'serving',
       drain: (s, e) => s.#beginDrain(e.access),
       stop: (s) => s.#beginStop(),
     },
@@ -447,6 +457,7 @@ export class NowaitService implements BudgetHolder {
         if (next === 'serving') s.#log.info(s.#entry.label, 'spawn rate back under the limit: serving again');
         return next;
       },
+      revoked: () => 'throttled',
       drain: (s, e) => s.#beginDrain(e.access),
       stop: (s) => s.#beginStop(),
     },
@@ -455,6 +466,7 @@ export class NowaitService implements BudgetHolder {
       connection: (s, e) => (s.#queue(e.connection), s.#serveDraining()),
       exit: (s, e) => (s.#finish(e), s.#serveDraining()),
       window: (s) => s.#serveDraining(),
+      revoked: (s) => s.#serveDraining(),
       drain: () => 'draining',
       stop: (s) => s.#beginStop(),
     },
@@ -463,6 +475,7 @@ export class NowaitService implements BudgetHolder {
       connection: (s, e) => (s.#refuseWhileStopping(e.connection), 'drained'),
       exit: () => 'drained',
       window: () => 'drained',
+      revoked: () => 'drained',
       drain: () => 'drained',
       stop: (s) => s.#beginStop(),
     },
@@ -470,6 +483,7 @@ export class NowaitService implements BudgetHolder {
       connection: (s, e) => (s.#refuseWhileStopping(e.connection), 'stopping'),
       exit: (s, e) => (s.#finish(e), s.#runs.size === 0 ? 'stopped' : 'stopping'),
       window: () => 'stopping',
+      revoked: () => 'stopping',
       drain: () => 'stopping',
       stop: (s) => (s.#killAll(), 'stopping'),
     },
@@ -477,6 +491,7 @@ export class NowaitService implements BudgetHolder {
       connection: (s, e) => (s.#refuseWhileStopping(e.connection), 'stopped'),
       exit: () => 'stopped',
       window: () => 'stopped',
+      revoked: () => 'stopped',
       drain: () => 'stopped',
       stop: (s) => (s.#killAll(), 'stopped'),
     },

@@ -197,21 +197,23 @@ t.test("a changed wait service starts again at once, not after what its old work
   t.ok(!isAlive(child) || isZombie(child), 'and a second SIGTERM to wakeport kills it');
 });
 
-t.test('a reload whose no-access now covers clients being served: their programs are stopped and their waiting connections closed, as xinetd does; the others go on', async (t) => {
+t.test('a reload whose no-access now covers clients being served: their programs are stopped, group and all, and their waiting connections closed, as xinetd does; the others go on', async (t) => {
   const table = (noAccess: string) =>
-    ['127.0.0.1:0 stream tcp nowait - /bin/cat cat', '    label = guarded', '    max-connections = 2', '    exit-timeout = 1s', noAccess && `    no-access = ${noAccess}`].join('\n');
+    [
+      `127.0.0.1:0 stream tcp nowait - ${root}/test/fixtures/cat-leaving-child.sh cat-leaving-child`,
+      '    label = guarded',
+      '    max-connections = 2',
+      '    exit-timeout = 1s',
+      noAccess && `    no-access = ${noAccess}`,
+    ].join('\n');
   const wakeport = await startWakeport(t, table(''));
   const port = wakeport.port('guarded');
-  const echo = (socket: net.Socket, text: string) => {
-    socket.write(text);
-    return new Promise<string>((resolve) => socket.once('data', (chunk) => resolve(String(chunk))));
-  };
+  const nextChunk = (socket: net.Socket) => new Promise<string>((resolve) => socket.once('data', (chunk) => resolve(String(chunk))));
+  const echo = (socket: net.Socket, text: string) => (socket.write(text), nextChunk(socket));
   const [kept, refused, waiting] = await Promise.all(['127.0.0.1', '127.0.0.2', '127.0.0.3'].map((address) => connectFrom(address, port)));
   t.teardown(() => [kept, refused, waiting].forEach((socket) => socket!.destroy()));
-  t.equal(await echo(kept!, 'a'), 'a');
-  t.equal(await echo(refused!, 'b'), 'b');
+  const [keptChild, refusedChild] = await Promise.all([kept!, refused!].map(async (socket) => Number(/^left (\d+)/.exec(await nextChunk(socket))![1])));
   waiting!.write('c');
-  await wakeport.waitForLog((r) => r.subject === 'guarded' && r.message.startsWith('accept client 127.0.0.2:'));
   // The third client waits in the host's queue (max-connections), accepted within a moment of its connect.
   await new Promise((resolve) => setTimeout(resolve, 300));
 
@@ -222,10 +224,33 @@ t.test('a reload whose no-access now covers clients being served: their programs
   t.match(closed.message, /^closed 1 waiting client the reloaded table refuses \(127\.0\.0\.3:\d+: its address is in no-access \(127\.0\.0\.3\)\)$/);
   await until(() => refused!.closed && waiting!.closed, 5000);
   t.equal(waiting!.bytesRead, 0, 'the waiting client got nothing');
-  t.equal(await echo(kept!, 'still'), 'still', "the program of a client the new rules serve runs on");
+  await until(() => !isAlive(refusedChild) || isZombie(refusedChild), 5000);
+  t.ok(isAlive(keptChild) && !isZombie(keptChild), "the other program's group is left alone");
+  t.equal(await echo(kept!, 'still'), 'still', 'the program of a client the new rules serve runs on');
   t.equal(String(await exchange(port, '', '127.0.0.1', 5000, '127.0.0.3')), '', 'a new client from a refused address is refused');
-  t.equal(String(await exchange(port, 'new', '127.0.0.1', 5000, '127.0.0.4')), 'new', 'one from another address is served');
+  const fresh = await connectFrom('127.0.0.4', port);
+  t.teardown(() => fresh.destroy());
+  t.match(await nextChunk(fresh), /^left \d+\n$/);
+  t.equal(await echo(fresh, 'new'), 'new', 'one from another address is served');
   t.equal(wakeport.logs.filter((r) => r.subject === 'guarded' && r.message.startsWith('stop pid')).length, 1, 'only the refused program was stopped');
+});
+
+t.test("a program a reload refuses, the last of its old host: what it left in its group, ignoring SIGTERM, still gets SIGKILL after exit-timeout", async (t) => {
+  const table = (noAccess: string) =>
+    [`127.0.0.1:0 stream tcp nowait - ${root}/test/fixtures/cat-leaving-child.sh cat-leaving-child`, '    label = guarded', '    exit-timeout = 1s', noAccess && `    no-access = ${noAccess}`].join('\n');
+  const wakeport = await startWakeport(t, table(''));
+  const client = await connectFrom('127.0.0.2', wakeport.port('guarded'));
+  t.teardown(() => client.destroy());
+  const line = await new Promise<string>((resolve) => client.once('data', (chunk) => resolve(String(chunk))));
+  const child = Number(/^left (\d+)/.exec(line)![1]);
+  t.teardown(() => void (isAlive(child) && process.kill(child, 'SIGKILL')));
+  await reloadReplacingHosts(wakeport, table('127.0.0.2'));
+  await wakeport.waitForLog((r) => r.subject === 'guarded' && r.message.startsWith('stop pid'));
+  // The old host has nothing else to do: it must not exit before the SIGKILL is due.
+  await until(() => !isAlive(child) || isZombie(child), 5000);
+  t.ok(!isAlive(child) || isZombie(child), 'the child was killed');
+  await until(() => client.closed, 2000);
+  t.ok(client.closed, 'and the connection it held closed with it');
 });
 
 t.test('SIGHUP with a table that has errors: under --strict the table stays as it was', async (t) => {
