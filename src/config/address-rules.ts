@@ -30,18 +30,21 @@ function parseAddressRule(word: string): AddressRule {
   }
   if (address.includes('%')) throw new LineProblem(`"${word}": a rule cannot name a zone (${address.slice(address.indexOf('%'))})`);
   const bits = family === 4 ? 32 : 128;
+  if (prefix !== undefined && (!/^\d{1,3}$/.test(prefix) || Number(prefix) > bits)) {
+    throw new LineProblem(`"${word}": the prefix length of an IPv${family} network is 0 to ${bits}`);
+  }
+  const length = prefix === undefined ? null : Number(prefix);
   // Judged by value, whatever the spelling (::ffff:10.0.0.1, ::ffff:a00:1, 0:0:0:0:0:ffff:…): such a rule would cover nobody.
-  if (family === 6 && Number(prefix ?? bits) >= 96 && ipv4Mapped.check(address, 'ipv6')) {
+  if (family === 6 && (length ?? bits) >= 96 && ipv4Mapped.check(address, 'ipv6')) {
     throw new LineProblem(`"${word}" is an IPv4-mapped address: write the IPv4 address or network (IPv4 rules cover IPv4 clients on dual-stack sockets too)`);
   }
-  if (prefix === undefined) return { address, family, prefix: family === 4 ? wildcardPrefix(address) : bits };
-  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > bits) throw new LineProblem(`"${word}": the prefix length of an IPv${family} network is 0 to ${bits}`);
-  const network = networkOf(address, family, Number(prefix));
+  if (length === null) return { address, family, prefix: family === 4 ? wildcardPrefix(address) : bits };
+  const network = networkOf(address, family, length);
   // 10.1.2.3/16 is as likely a typo for /32 as a name for 10.1.0.0/16: an access rule should not guess.
   if (network !== canonical(address, family)) {
-    throw new LineProblem(`"${word}" has bits set past its /${prefix} prefix: write ${network}/${prefix} for that network, or the address alone`);
+    throw new LineProblem(`"${word}" has bits set past its /${length} prefix: write ${network}/${length} for that network, or the address alone`);
   }
-  return { address, family, prefix: Number(prefix) };
+  return { address, family, prefix: length };
 }
 
 /** As in xinetd, the zero octets that end a lone IPv4 address are wildcards: 10.1.0.0 is 10.1.0.0/16, 0.0.0.0 every address. */

@@ -48,10 +48,16 @@ export async function host(): Promise<void> {
   handleStopRequests(() => services, log, 'the supervisor is gone', 'debug', () => void (stopping = true));
   watchIdleness(services, hello.idleExitMs ?? 0, log);
   reportPrograms(services);
-  drain = ({ access }) => {
+  const drainEach = ({ access }: DrainRequest) =>
+    Promise.all(services.map((service) => service.drain(Object.hasOwn(access, service.label) ? access[service.label]! : null)));
+  let draining = false;
+  drain = (request) => {
+    // Asked again, by a later reload: its rules apply to the clients still here.
+    if (draining) return void drainEach(request);
+    draining = true;
     log.debug('wakeport', `nowait host pid ${process.pid} draining`);
     // Each service closes its servers at once, before its processes finish.
-    const drained = Promise.all(services.map((service) => service.drain(Object.hasOwn(access, service.label) ? access[service.label]! : null)));
+    const drained = drainEach(request);
     const started: DrainStarted = { type: 'drain-started' };
     process.send?.(started, () => {});
     // What programs left in their groups runs on: the supervisor takes it over from this last report.

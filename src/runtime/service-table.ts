@@ -139,7 +139,10 @@ export class ServiceTable {
     const moved = new Set(removed.filter(({ entry }) => next.has(entry.label)).map(({ entry }) => entry.label));
     const toBind = entries.filter(({ label }) => !this.has(label) && !moved.has(label)).map(({ label }) => label);
     this.#entries = entries;
-    const released = this.#replacePools(removed, changed, next, starters);
+    // Pools still draining after an earlier reload let go of the clients the new rules refuse, as those drained now do.
+    const access = new Map(entries.map(({ label, access }) => [label, access]));
+    for (const ending of this.#ending.keys()) if (ending instanceof NowaitPool) ending.refuseAnew(access);
+    const released = this.#replacePools(removed, changed, access, starters);
     const stops = removed.map((served) => ({ served, stopped: this.#remove(served, released) }));
     const restarts = changed.filter(([served]) => !isNowaitProgram(served.entry)).map(([served, entry]) => this.#restart(served, entry, starters));
     const movedReleased = Promise.all(stops.filter(({ served }) => moved.has(served.entry.label)).map(({ stopped }) => stopped)).then(() => {});
@@ -154,7 +157,7 @@ export class ServiceTable {
   #replacePools(
     removed: readonly Served[],
     changed: readonly (readonly [Served, ServiceEntry])[],
-    next: ReadonlyMap<string, ServiceEntry>,
+    access: ReadonlyMap<string, ClientAccess>,
     starters: Starters,
   ): Map<NowaitPool, Promise<void>> {
     const released = new Map<NowaitPool, Promise<void>>();
@@ -164,7 +167,7 @@ export class ServiceTable {
     for (const pool of touched) {
       const members = [...this.#served.values()].filter(({ service }) => service === pool);
       const stay = members.filter(({ entry }) => !gone.has(entry.label)).map((served) => ({ ...served, entry: newEntry.get(served.entry.label) ?? served.entry }));
-      const drain = pool.drain(accessOf(members, next));
+      const drain = pool.drain(access);
       released.set(pool, drain.released);
       // Stopped at shutdown like any service: its hosts then stop their programs.
       this.#end(pool, drain.ended, pool);
@@ -235,15 +238,6 @@ function stopReleasing(service: RunningService): { released: Promise<void>; ende
   if (service instanceof WaitService) return service.stopReleasing();
   const stopped = service.stop();
   return { released: stopped, ended: stopped };
-}
-
-/**
- * The reloaded table's only-from/no-access of the pool `members` it still
- * has, by label (changed, moved to another address, or unchanged: rules
- * that did not change refuse no one they served), for a draining pool.
- */
-function accessOf(members: readonly Served[], next: ReadonlyMap<string, ServiceEntry>): Map<string, ClientAccess> {
-  return new Map(members.flatMap(({ entry: { label } }) => (next.has(label) ? [[label, next.get(label)!.access] as const] : [])));
 }
 
 /** `1 added, 2 removed, 2 changed, 1 unchanged`, by label, between two tables. */

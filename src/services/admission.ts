@@ -5,9 +5,10 @@
 // needs to know who a client is, and Node's public API cannot stop a
 // listening socket from accepting (NODE-FACTS 5).
 //
-// When the queue is full, the client refused is one of the address that has
-// the most clients waiting: one address flooding a service cannot crowd out
-// the others' clients (which is what max-per-source is for).
+// When the queue is full, the client refused is the newest of the address
+// that has the most clients waiting, if it has at least two more than the
+// newcomer's address, or else the newcomer: one address flooding a service
+// cannot crowd out the others' clients (which is what max-per-source is for).
 
 export interface AdmissionLimits {
   readonly maxConnections: number | null;

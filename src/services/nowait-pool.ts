@@ -156,8 +156,8 @@ export class NowaitPool {
   /**
    * Stops accepting: hosts serve the clients they have taken and exit once
    * their programs have finished (a stop() meanwhile stops them). `access`:
-   * the reloaded table's only-from/no-access of the services it still has,
-   * by label; the hosts let go of the clients those refuse. `released`
+   * the reloaded table's only-from/no-access, by label; the hosts let go of
+   * the clients those refuse in the services it has. `released`
    * resolves once no host accepts any more (each has closed its copies of
    * the sockets, or exited), `ended` once every host has exited.
    */
@@ -181,10 +181,25 @@ export class NowaitPool {
       this.#state = 'draining';
       this.#closeWatch();
       if (this.#hosts.size === 0) return this.#stopped();
-      const request: DrainRequest = { type: 'drain', access: Object.fromEntries(access) };
+      const request: DrainRequest = { type: 'drain', access: this.#accessOfOwn(access) };
       for (const host of this.#hosts.keys()) host.send(request, () => {});
     });
     return { released, ended };
+  }
+
+  /**
+   * A later reload while the pool drains: its hosts let go of the clients
+   * `access` (the new rules, by label) refuses, as at the drain.
+   */
+  refuseAnew(access: ReadonlyMap<string, ClientAccess>): void {
+    if (this.#state !== 'draining') return;
+    const request: DrainRequest = { type: 'drain', access: this.#accessOfOwn(access) };
+    for (const host of this.#hosts.keys()) host.send(request, () => {});
+  }
+
+  /** The rules of the services this pool serves, out of `access` (by label). */
+  #accessOfOwn(access: ReadonlyMap<string, ClientAccess>): DrainRequest['access'] {
+    return Object.fromEntries(this.#services.flatMap(({ entry: { label } }) => (access.has(label) ? [[label, access.get(label)!]] : [])));
   }
 
   /** Stops every host (they stop their programs); a second call kills them. */

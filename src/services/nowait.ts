@@ -191,7 +191,8 @@ export class NowaitService implements BudgetHolder {
    * Stops accepting, serves those waiting and lets every process finish;
    * resolves once they have (or it has stopped). With `access` (the
    * reloaded table's rules for this label), clients it refuses are let go
-   * first (see #revokeRefused).
+   * first (see #revokeRefused); a drain while draining (a later reload)
+   * only does that.
    */
   drain(access: ClientAccess | null = null): Promise<void> {
     return this.#drainWaiters.wait(() => this.#dispatch({ type: 'drain', access }));
@@ -467,7 +468,8 @@ export class NowaitService implements BudgetHolder {
       exit: (s, e) => (s.#finish(e), s.#serveDraining()),
       window: (s) => s.#serveDraining(),
       revoked: (s) => s.#serveDraining(),
-      drain: () => 'draining',
+      // Another reload while it drains: its rules apply to the clients still here.
+      drain: (s, e) => (e.access !== null && s.#revokeRefused(e.access), s.#serveDraining()),
       stop: (s) => s.#beginStop(),
     },
     // Its servers are closed: a connection accepted before that was served while draining.

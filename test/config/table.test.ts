@@ -147,6 +147,8 @@ const broken: [string, string][] = [
   ['8080 stream tcp nowait root:99999999999 /bin/cat', 'services.conf:1: gid 99999999999 is out of range (0 to 2147483647: Node cannot start a program as a larger one)'],
   ['8080 stream tcp nowait - /bin/cat\n    only-from = example.com', 'services.conf:2: option "only-from": "example.com" is not an address or a network (as 10.0.0.0/8 or ::1; host names are not looked up)'],
   ['8080 stream tcp nowait - /bin/cat\n    only-from = 10.0.0.0/33', 'services.conf:2: option "only-from": "10.0.0.0/33": the prefix length of an IPv4 network is 0 to 32'],
+  ['8080 stream tcp nowait - /bin/cat\n    only-from = 10.1.2.3/016', 'services.conf:2: option "only-from": "10.1.2.3/016" has bits set past its /16 prefix: write 10.1.0.0/16 for that network, or the address alone'],
+  ['8080 stream tcp nowait - /bin/cat\n    only-from = ::ffff:10.0.0.1/200', 'services.conf:2: option "only-from": "::ffff:10.0.0.1/200": the prefix length of an IPv6 network is 0 to 128'],
   ['8080 stream tcp nowait - /bin/cat\n    only-from = 10.1.2.3/16', 'services.conf:2: option "only-from": "10.1.2.3/16" has bits set past its /16 prefix: write 10.1.0.0/16 for that network, or the address alone'],
   ['8080 stream tcp nowait - /bin/cat\n    no-access = 2001:db8::1:0:0:1/64', 'services.conf:2: option "no-access": "2001:db8::1:0:0:1/64" has bits set past its /64 prefix: write 2001:db8::/64 for that network, or the address alone'],
   ['8080 stream tcp nowait - /bin/cat\n    no-access = ::1.2.3.4/100', 'services.conf:2: option "no-access": "::1.2.3.4/100" has bits set past its /100 prefix: write ::/100 for that network, or the address alone'],

@@ -253,6 +253,22 @@ t.test("a program a reload refuses, the last of its old host: what it left in it
   t.ok(client.closed, 'and the connection it held closed with it');
 });
 
+t.test('a second reload reaches the hosts still draining after the first: a program the first left running is stopped when the second refuses its client', async (t) => {
+  const table = (extra: string) => ['127.0.0.1:0 stream tcp nowait - /bin/cat cat', '    label = guarded', '    exit-timeout = 1s', extra].join('\n');
+  const wakeport = await startWakeport(t, table(''));
+  const client = await connectFrom('127.0.0.2', wakeport.port('guarded'));
+  t.teardown(() => client.destroy());
+  client.write('a');
+  await new Promise((resolve) => client.once('data', resolve));
+  await reloadReplacingHosts(wakeport, table('    max-per-source = 5'));
+  t.notOk(client.closed, 'the first reload leaves its program running');
+  reload(wakeport, table('    max-per-source = 5\n    no-access = 127.0.0.2'));
+  const stop = await wakeport.waitForLog((r) => r.subject === 'guarded' && r.message.startsWith('stop pid'));
+  t.match(stop.message, /^stop pid \d+ client 127\.0\.0\.2:\d+: after the reload, its address is in no-access \(127\.0\.0\.2\)$/);
+  await until(() => client.closed, 5000);
+  t.ok(client.closed, 'and its client is let go');
+});
+
 t.test('SIGHUP with a table that has errors: under --strict the table stays as it was', async (t) => {
   const wakeport = await startWakeport(t, '127.0.0.1:0 stream tcp nowait - /bin/echo echo one\n    label = greet', { args: ['--strict'] });
   const port = wakeport.port('greet');

@@ -44,3 +44,15 @@ t.test('a long queue is served in order and counted right as it drains and refil
   t.equal(admission.waiting, 0);
   t.equal(admission.offer(1, 'new'), null, 'an emptied queue counts nobody');
 });
+
+t.test('clients already served are out of the queue for good: withdrawing and per-address admits look only at those still waiting', async (t) => {
+  const admission = new Admission<string>({ maxConnections: null, maxPerSource: 1, queueLimit: 20 });
+  for (const client of ['a1', 'b1', 'a2', 'c1', 'd1', 'e1', 'f1', 'g1']) admission.offer(client, client[0]!);
+  t.equal(admission.admit()?.client, 'a1');
+  t.equal(admission.admit()?.client, 'b1');
+  t.equal(admission.admit()?.client, 'c1', 'a2 waits while a1 is served');
+  admission.release('a');
+  t.equal(admission.admit()?.client, 'a2', 'and goes once a1 is done; a1 is not served twice');
+  t.same(admission.withdrawWhere(() => true), ['d1', 'e1', 'f1', 'g1'], 'only those still waiting are withdrawn');
+  t.equal(admission.waiting, 0);
+});
