@@ -1,11 +1,26 @@
 // The addresses and networks of only-from and no-access, as written in the
-// table: `10.0.0.0/8 ::1, 192.0.2.7`. What a rule covers is decided here, so
-// that a rule that would cover something other than what it says is an
-// error with the reason, never a silent surprise at accept.
+// table: `10.0.0.0/8 ::1, 192.0.2.7, localhost`. What a rule covers is
+// decided here, so that a rule that would cover something other than what
+// it says is an error with the reason, never a silent surprise at accept.
+// A host name is looked up when the table is loaded, as xinetd does, never
+// at accept: it stands for every address it has then.
 
+import dns from 'node:dns/promises';
 import net from 'node:net';
+import { errnoOf } from '../errors.js';
 import type { AddressRule } from './entry.js';
 import { LineProblem } from './fields.js';
+
+/** A host name in a rule, to be looked up with the rest of the table (`line`: the option's). */
+export interface HostRule {
+  readonly host: string;
+  readonly line: number;
+}
+
+export type WrittenRule = AddressRule | HostRule;
+
+// RFC 1123 labels, dot-separated; a trailing dot is allowed.
+const hostName = /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
 
 const ipv4Mapped = new net.BlockList();
 ipv4Mapped.addSubnet('::ffff:0:0', 96, 'ipv6');
@@ -15,18 +30,40 @@ export function formatAddressRule({ address, family, prefix }: AddressRule): str
   return prefix === (family === 4 ? 32 : 128) ? address : `${address}/${prefix}`;
 }
 
-/** Addresses and networks, separated by blanks or commas. */
-export function parseAddressRules(value: string): AddressRule[] {
+/** Addresses, networks and host names, separated by blanks or commas. */
+export function parseAddressRules(value: string, line: number): WrittenRule[] {
+  const braces = /\S*\{[^}]*\}?/.exec(value);
+  if (braces) throw new LineProblem(`"${braces[0]}": xinetd's {a,b} form is not read here: write each address, or a network (10.0.0.0/24)`);
   const words = value.split(/[\s,]+/).filter((word) => word !== '');
-  if (words.length === 0) throw new LineProblem('expected addresses or networks, as 10.0.0.0/8 or ::1');
-  return words.map(parseAddressRule);
+  if (words.length === 0) throw new LineProblem('expected addresses, networks or host names, as 10.0.0.0/8, ::1 or localhost');
+  return words.map((word) => (net.isIP(word) === 0 && hostName.test(word) && !/^[\d.]+$/.test(word) ? { host: word, line } : parseAddressRule(word)));
+}
+
+/**
+ * The rules with each host name replaced by the addresses it has now, of
+ * both families; one that has none is an error naming its line.
+ */
+export async function resolveAddressRules(rules: readonly WrittenRule[], key: string): Promise<AddressRule[]> {
+  const resolved = await Promise.all(
+    rules.map(async (rule) => {
+      if (!('host' in rule)) return [rule];
+      try {
+        const found = await dns.lookup(rule.host, { all: true });
+        const unique = [...new Map(found.map(({ address, family }) => [address, family as 4 | 6])).entries()];
+        return unique.map(([address, family]): AddressRule => ({ address, family, prefix: family === 4 ? 32 : 128, from: rule.host }));
+      } catch (error) {
+        throw new LineProblem(`option "${key}": cannot resolve host "${rule.host}" (${errnoOf(error) ?? error})`, rule.line);
+      }
+    }),
+  );
+  return resolved.flat();
 }
 
 function parseAddressRule(word: string): AddressRule {
   const [address = '', prefix, ...rest] = word.split('/');
   const family = net.isIP(address) as 0 | 4 | 6;
   if (family === 0 || rest.length > 0) {
-    throw new LineProblem(`"${word}" is not an address or a network (as 10.0.0.0/8 or ::1; host names are not looked up)`);
+    throw new LineProblem(`"${word}" is not an address, a network or a host name (as 10.0.0.0/8, ::1 or localhost)`);
   }
   if (address.includes('%')) throw new LineProblem(`"${word}": a rule cannot name a zone (${address.slice(address.indexOf('%'))})`);
   const bits = family === 4 ? 32 : 128;

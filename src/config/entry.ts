@@ -119,6 +119,8 @@ export interface AddressRule {
   readonly address: string;
   readonly family: 4 | 6;
   readonly prefix: number;
+  /** The host name the address was looked up from, when the rule named one. */
+  readonly from?: string;
 }
 
 /**

@@ -24,9 +24,9 @@
 //                    no limit for internal services); more clients wait in a queue
 //   max-per-source   concurrent connections served per client address, 1–16384
 //   rate-window      the window of the spawn limit in nowait.max (default 60s)
-//   only-from        addresses or networks (10.0.0.0/8, ::1) whose clients are served;
+//   only-from        addresses, networks or host names (10.0.0.0/8, ::1, localhost) whose clients are served;
 //                    the rest are refused (repeatable; default: every address)
-//   no-access        addresses or networks whose clients are refused (repeatable)
+//   no-access        addresses, networks or host names whose clients are refused (repeatable)
 // wait services
 //   run-at-load      yes: start the worker at startup, not at the first client (default no)
 //   keep-alive       yes: start at load and restart whenever it exits (launchd KeepAlive)
@@ -46,8 +46,8 @@
 // Durations are a number with ms, s, m or h (a bare number is seconds).
 
 import path from 'node:path';
-import { parseAddressRules } from './address-rules.js';
-import type { AddressRule, OutputTarget, ServiceEntry, WorkerPolicy } from './entry.js';
+import { parseAddressRules, type WrittenRule } from './address-rules.js';
+import type { OutputTarget, ServiceEntry, WorkerPolicy } from './entry.js';
 import { LineProblem } from './fields.js';
 import type { RawOption } from './syntax.js';
 
@@ -74,8 +74,8 @@ export interface Options extends WorkerPolicy {
   readonly maxPerSource: number | null;
   readonly exitTimeoutMs: number;
   readonly rateWindowMs: number;
-  readonly onlyFrom: readonly AddressRule[] | null;
-  readonly noAccess: readonly AddressRule[];
+  readonly onlyFrom: readonly WrittenRule[] | null;
+  readonly noAccess: readonly WrittenRule[];
   /** launchd KeepAlive: implies run-at-load and restart = always (table.ts derives the worker policy). */
   readonly keepAlive: boolean;
   /** The line each key was set on. */
@@ -133,8 +133,8 @@ const keys: Record<string, { scope: KeyScope; repeatable?: true; set: Setter }> 
   'max-connections': { scope: 'nowait', set: (o, v) => (o.maxConnections = parseInteger(v, 1, 16384)) },
   'max-per-source': { scope: 'nowait', set: (o, v) => (o.maxPerSource = parseInteger(v, 1, 16384)) },
   'rate-window': { scope: 'nowait', set: (o, v) => (o.rateWindowMs = parseNonZeroDuration(v)) },
-  'only-from': { scope: 'nowait', repeatable: true, set: (o, v) => (o.onlyFrom = [...(o.onlyFrom ?? []), ...parseAddressRules(v)]) },
-  'no-access': { scope: 'nowait', repeatable: true, set: (o, v) => (o.noAccess = [...o.noAccess, ...parseAddressRules(v)]) },
+  'only-from': { scope: 'nowait', repeatable: true, set: (o, v, _, line) => (o.onlyFrom = [...(o.onlyFrom ?? []), ...parseAddressRules(v, line)]) },
+  'no-access': { scope: 'nowait', repeatable: true, set: (o, v, _, line) => (o.noAccess = [...o.noAccess, ...parseAddressRules(v, line)]) },
   'run-at-load': { scope: 'wait', set: (o, v) => (o.runAtLoad = parseYesNo(v)) },
   'keep-alive': { scope: 'wait', set: (o, v) => (o.keepAlive = parseYesNo(v)) },
   restart: { scope: 'wait', set: (o, v) => (o.restart = parseChoice(v, ['no', 'on-failure', 'always'])) },

@@ -9,6 +9,7 @@ import dns from 'node:dns/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { errnoOf, WakeportError, type ConfigProblem } from '../errors.js';
+import { resolveAddressRules } from './address-rules.js';
 import {
   formatSocket,
   type ListenSocket,
@@ -191,7 +192,7 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
     backlog: options.backlog,
     maxConnections: limits.maxConnections,
     maxPerSource: limits.maxPerSource,
-    access: clientAccess(options, protocol.transport),
+    access: await clientAccess(options, protocol.transport),
     exitTimeoutMs: options.exitTimeoutMs,
     worker,
   };
@@ -199,13 +200,17 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
   return oneWorkerPerAddress ? perAddress(entry, raw, options) : [entry];
 }
 
-/** only-from and no-access; a unix socket's clients have no address to check. */
-function clientAccess(options: Options, transport: ServiceEntry['transport']): ServiceEntry['access'] {
+/** only-from and no-access, host names looked up; a unix socket's clients have no address to check. */
+async function clientAccess(options: Options, transport: ServiceEntry['transport']): Promise<ServiceEntry['access']> {
   const key = ['only-from', 'no-access'].find((k) => options.keyLines.has(k));
   if (key !== undefined && transport === 'unix') {
     throw new LineProblem(`option "${key}" does not apply to a unix socket: its clients have no address (use the socket file's owner and mode)`, options.keyLines.get(key));
   }
-  return { onlyFrom: options.onlyFrom, noAccess: options.noAccess };
+  const [onlyFrom, noAccess] = await Promise.all([
+    options.onlyFrom === null ? null : resolveAddressRules(options.onlyFrom, 'only-from'),
+    resolveAddressRules(options.noAccess, 'no-access'),
+  ]);
+  return { onlyFrom, noAccess };
 }
 
 /** max-connections and max-per-source, from the options or FreeBSD's wait field (not both); none for a wait worker. */

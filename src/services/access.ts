@@ -26,7 +26,8 @@ interface Rule {
 function compile(rule: AddressRule): Rule {
   const covers = new net.BlockList();
   covers.addSubnet(rule.address, rule.prefix, rule.family === 6 ? 'ipv6' : 'ipv4');
-  return { text: formatAddressRule(rule), family: rule.family, prefix: rule.prefix, covers };
+  const text = rule.from === undefined ? formatAddressRule(rule) : `${rule.from}: ${formatAddressRule(rule)}`;
+  return { text, family: rule.family, prefix: rule.prefix, covers };
 }
 
 interface RuleAddress {

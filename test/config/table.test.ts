@@ -92,6 +92,9 @@ t.test('extended options', async (t) => {
     },
   });
   t.same((await parse('8080 stream tcp nowait - /bin/cat')).entries[0]?.access, { onlyFrom: null, noAccess: [] }, 'by default every address is served');
+  const named = (await parse('8080 stream tcp nowait - /bin/cat\n    only-from = localhost, 10.0.0.0/8')).entries[0]?.access.onlyFrom ?? [];
+  t.ok(named.some((rule) => rule.address === '127.0.0.1' && rule.prefix === 32 && rule.from === 'localhost'), 'a host name stands for its addresses, looked up at load');
+  t.same(named.at(-1), { address: '10.0.0.0', family: 4, prefix: 8 });
 });
 
 // Each kind of broken line, and the exact error it gets.
@@ -145,14 +148,16 @@ const broken: [string, string][] = [
   ['8080 stream tcp nowait - /bin/cat\n# 8081 stream tcp nowait - /bin/cat\n    backlog = 5', 'services.conf:3: option "backlog" is not directly under a service line'],
   ['8080 stream tcp nowait 2147483648 /bin/cat', 'services.conf:1: uid 2147483648 is out of range (0 to 2147483647: Node cannot start a program as a larger one)'],
   ['8080 stream tcp nowait root:99999999999 /bin/cat', 'services.conf:1: gid 99999999999 is out of range (0 to 2147483647: Node cannot start a program as a larger one)'],
-  ['8080 stream tcp nowait - /bin/cat\n    only-from = example.com', 'services.conf:2: option "only-from": "example.com" is not an address or a network (as 10.0.0.0/8 or ::1; host names are not looked up)'],
+  ['8080 stream tcp nowait - /bin/cat\n    backlog = 5\n    only-from = no.such.host.invalid', 'services.conf:3: option "only-from": cannot resolve host "no.such.host.invalid" (ENOTFOUND)'],
+  ['8080 stream tcp nowait - /bin/cat\n    no-access = 10.0.0.{1,2}', 'services.conf:2: option "no-access": "10.0.0.{1,2}": xinetd\'s {a,b} form is not read here: write each address, or a network (10.0.0.0/24)'],
+  ['8080 stream tcp nowait - /bin/cat\n    no-access = 10.0.0.256', 'services.conf:2: option "no-access": "10.0.0.256" is not an address, a network or a host name (as 10.0.0.0/8, ::1 or localhost)'],
   ['8080 stream tcp nowait - /bin/cat\n    only-from = 10.0.0.0/33', 'services.conf:2: option "only-from": "10.0.0.0/33": the prefix length of an IPv4 network is 0 to 32'],
   ['8080 stream tcp nowait - /bin/cat\n    only-from = 10.1.2.3/016', 'services.conf:2: option "only-from": "10.1.2.3/016" has bits set past its /16 prefix: write 10.1.0.0/16 for that network, or the address alone'],
   ['8080 stream tcp nowait - /bin/cat\n    only-from = ::ffff:10.0.0.1/200', 'services.conf:2: option "only-from": "::ffff:10.0.0.1/200": the prefix length of an IPv6 network is 0 to 128'],
   ['8080 stream tcp nowait - /bin/cat\n    only-from = 10.1.2.3/16', 'services.conf:2: option "only-from": "10.1.2.3/16" has bits set past its /16 prefix: write 10.1.0.0/16 for that network, or the address alone'],
   ['8080 stream tcp nowait - /bin/cat\n    no-access = 2001:db8::1:0:0:1/64', 'services.conf:2: option "no-access": "2001:db8::1:0:0:1/64" has bits set past its /64 prefix: write 2001:db8::/64 for that network, or the address alone'],
   ['8080 stream tcp nowait - /bin/cat\n    no-access = ::1.2.3.4/100', 'services.conf:2: option "no-access": "::1.2.3.4/100" has bits set past its /100 prefix: write ::/100 for that network, or the address alone'],
-  ['8080 stream tcp nowait - /bin/cat\n    no-access = 10.0.0.1/8/8', 'services.conf:2: option "no-access": "10.0.0.1/8/8" is not an address or a network (as 10.0.0.0/8 or ::1; host names are not looked up)'],
+  ['8080 stream tcp nowait - /bin/cat\n    no-access = 10.0.0.1/8/8', 'services.conf:2: option "no-access": "10.0.0.1/8/8" is not an address, a network or a host name (as 10.0.0.0/8, ::1 or localhost)'],
   ['8080 stream tcp nowait - /bin/cat\n    no-access = fe80::1%eth0', 'services.conf:2: option "no-access": "fe80::1%eth0": a rule cannot name a zone (%eth0)'],
   ['8080 stream tcp nowait - /bin/cat\n    only-from = ::ffff:10.0.0.1', 'services.conf:2: option "only-from": "::ffff:10.0.0.1" is an IPv4-mapped address: write the IPv4 address or network (IPv4 rules cover IPv4 clients on dual-stack sockets too)'],
   ['8080 stream tcp nowait - /bin/cat\n    no-access = ::ffff:7f00:0/104', 'services.conf:2: option "no-access": "::ffff:7f00:0/104" is an IPv4-mapped address: write the IPv4 address or network (IPv4 rules cover IPv4 clients on dual-stack sockets too)'],

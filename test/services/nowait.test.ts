@@ -171,6 +171,17 @@ t.test('only-from and no-access: a client whose address is not served gets no pr
   t.same(accepted, ['accept client 127.0.0.1', 'accept client 127.0.2.7'], 'a program for each client served, none for the one refused');
 });
 
+t.test('no-access with a host name: its addresses, looked up when the table is loaded, are refused, and the log names it', async (t) => {
+  const table = ['127.0.0.1:0 stream tcp nowait - /bin/echo echo hi', '    label = named', '    no-access = localhost'];
+  const wakeport = await startWakeport(t, table.join('\n'));
+  const port = wakeport.port('named');
+  const from = (address: string) => exchange(port, '', '127.0.0.1', 5000, address).then(String);
+  t.equal(await from('127.0.0.1'), '', "localhost's address is refused");
+  t.equal(await from('127.0.0.2'), 'hi\n', 'another loopback address is served');
+  const line = await wakeport.waitForLog((r) => r.subject === 'named' && r.message.startsWith('reject client 127.0.0.1:'));
+  t.match(line.message, /: its address is in no-access \(localhost: 127\.0\.0\.1\); closed its connection$/);
+});
+
 t.test('clients that reset while they wait get no process, and take no place under the limits nor in a full queue', async (t) => {
   const table = ['127.0.0.1:0 stream tcp nowait - /bin/sleep sleep 1', '    label = one', '    max-connections = 1', '    backlog = 5'];
   const wakeport = await startWakeport(t, table.join('\n'));
