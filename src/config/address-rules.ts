@@ -36,7 +36,17 @@ export function parseAddressRules(value: string, line: number): WrittenRule[] {
   if (braces) throw new LineProblem(`"${braces[0]}": xinetd's {a,b} form is not read here: write each address, or a network (10.0.0.0/24)`);
   const words = value.split(/[\s,]+/).filter((word) => word !== '');
   if (words.length === 0) throw new LineProblem('expected addresses, networks or host names, as 10.0.0.0/8, ::1 or localhost');
-  return words.map((word) => (net.isIP(word) === 0 && hostName.test(word) && !/^[\d.]+$/.test(word) ? { host: word, line } : parseAddressRule(word)));
+  return words.map((word) => (isHostName(word) ? { host: word, line } : parseAddressRule(word)));
+}
+
+/**
+ * A name to look up, not an address however it is spelled: its last label
+ * is not a number (the resolver would read 0x7f.1 or 0x7f000001 as
+ * 127.0.0.1, getting past the checks an address gets).
+ */
+function isHostName(word: string): boolean {
+  const last = word.replace(/\.$/, '').split('.').at(-1)!;
+  return net.isIP(word) === 0 && hostName.test(word) && !/^(\d+|0x[0-9a-f]*)$/i.test(last);
 }
 
 /**
@@ -49,14 +59,28 @@ export async function resolveAddressRules(rules: readonly WrittenRule[], key: st
       if (!('host' in rule)) return [rule];
       try {
         const found = await dns.lookup(rule.host, { all: true });
-        const unique = [...new Map(found.map(({ address, family }) => [address, family as 4 | 6])).entries()];
-        return unique.map(([address, family]): AddressRule => ({ address, family, prefix: family === 4 ? 32 : 128, from: rule.host }));
+        return addressesOf(found).map(({ address, family }): AddressRule => ({ address, family, prefix: family === 4 ? 32 : 128, from: rule.host }));
       } catch (error) {
         throw new LineProblem(`option "${key}": cannot resolve host "${rule.host}" (${errnoOf(error) ?? error})`, rule.line);
       }
     }),
   );
   return resolved.flat();
+}
+
+/**
+ * A lookup's addresses, once each and sorted: the resolver's order may
+ * change from one load to the next (round-robin DNS), and a reload takes a
+ * changed rule for a changed service. An IPv4-mapped answer is its IPv4
+ * address, as a client from it is matched.
+ */
+export function addressesOf(found: readonly { address: string; family: number }[]): { address: string; family: 4 | 6 }[] {
+  const unique = new Map<string, 4 | 6>();
+  for (const { address, family } of found) {
+    if (family === 6 && ipv4Mapped.check(address, 'ipv6')) unique.set(fromBits(toBits(address, 6) & 0xffffffffn, 4), 4);
+    else unique.set(canonical(address, family as 4 | 6), family as 4 | 6);
+  }
+  return [...unique].map(([address, family]) => ({ address, family })).sort((a, b) => a.family - b.family || (a.address < b.address ? -1 : 1));
 }
 
 function parseAddressRule(word: string): AddressRule {

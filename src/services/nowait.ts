@@ -172,9 +172,11 @@ export class NowaitService implements BudgetHolder {
     return [...this.#runs].map(({ pid }) => pid);
   }
 
-  /** The process groups its ended programs left running. */
+  /** The process groups its ended programs left running (or that are being stopped). */
   leftGroups(): number[] {
-    return this.#left.groups();
+    // A program stopped after a reload may have ended, leaving processes in its group that are still being stopped.
+    const ended = [...this.#revocations.keys()].filter((pid) => ![...this.#runs].some((run) => run.pid === pid));
+    return [...this.#left.groups(), ...ended];
   }
 
   /** How many of its clients wait in the queue. */
@@ -351,7 +353,8 @@ export class NowaitService implements BudgetHolder {
     }
     for (const run of this.#runs) {
       const why = this.#filter.refusal(run.peer);
-      if (why === null) continue;
+      // One being stopped already (an earlier reload refused it) is not signalled again.
+      if (why === null || this.#revocations.has(run.pid)) continue;
       this.#log.warn(label, `stop pid ${run.pid} client ${run.client}: after the reload, ${why}`);
       const stopped = stopChild(run.child, this.#entry.exitTimeoutMs).then(() => {
         this.#revocations.delete(run.pid);

@@ -269,6 +269,42 @@ t.test('a second reload reaches the hosts still draining after the first: a prog
   t.ok(client.closed, 'and its client is let go');
 });
 
+t.test('a reload that changes nothing does not signal again a program an earlier reload is stopping', async (t) => {
+  const table = [`127.0.0.1:0 stream tcp nowait - ${root}/test/fixtures/stubborn.sh stubborn`, '    label = guarded', '    exit-timeout = 2s'].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const client = await connectFrom('127.0.0.2', wakeport.port('guarded'));
+  t.teardown(() => client.destroy());
+  await new Promise((resolve) => client.once('data', resolve));
+  const refusing = `${table}\n    no-access = 127.0.0.2`;
+  await reloadReplacingHosts(wakeport, refusing);
+  await wakeport.waitForLog((r) => r.subject === 'guarded' && r.message.startsWith('stop pid'));
+  const before = wakeport.logs.length;
+  reload(wakeport, refusing);
+  await wakeport.waitForLog((r) => wakeport.logs.indexOf(r) >= before && r.message === 'reloaded the table: 0 added, 0 removed, 0 changed, 1 unchanged');
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  t.equal(wakeport.logs.filter((r) => r.subject === 'guarded' && r.message.startsWith('stop pid')).length, 1, 'one stop, one SIGTERM');
+  await until(() => client.closed, 5000);
+  t.ok(client.closed, 'the program, ignoring SIGTERM, got its SIGKILL after exit-timeout');
+});
+
+t.test('an old host that dies while it stops what a refused program left: the supervisor takes the group over and stops it with wakeport', async (t) => {
+  const table = (extra: string) => [`127.0.0.1:0 stream tcp nowait - ${root}/test/fixtures/cat-leaving-child.sh cat-leaving-child`, '    label = c', '    exit-timeout = 2s', extra].join('\n');
+  const wakeport = await startWakeport(t, table(''));
+  const { held, program, host } = await holdCatClient(t, wakeport);
+  const child = Number(/^left (\d+)/.exec(await new Promise<string>((resolve) => held.once('data', (chunk) => resolve(String(chunk)))))![1]);
+  t.teardown(() => void (isAlive(child) && process.kill(child, 'SIGKILL')));
+  reload(wakeport, table('    no-access = 127.0.0.1'));
+  await wakeport.waitForLog((r) => r.message.startsWith(`stop pid ${program} client 127.0.0.1:`));
+  await until(() => !isAlive(program) || isZombie(program), 2000);
+  // The host reports its groups at most every 100 ms: it dies after its report of the ended program's group.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  process.kill(host, 'SIGKILL');
+  await wakeport.waitForLog((r) => r.message.startsWith(`nowait host pid ${host} ended`));
+  t.ok(isAlive(child) && !isZombie(child), 'the child, ignoring SIGTERM, outlived the host');
+  t.same(await wakeport.stop(), { code: 0, signal: null });
+  t.ok(!isAlive(child) || isZombie(child), 'and was stopped with wakeport');
+});
+
 t.test('SIGHUP with a table that has errors: under --strict the table stays as it was', async (t) => {
   const wakeport = await startWakeport(t, '127.0.0.1:0 stream tcp nowait - /bin/echo echo one\n    label = greet', { args: ['--strict'] });
   const port = wakeport.port('greet');
