@@ -383,7 +383,9 @@ export class NowaitService implements BudgetHolder {
     if (waiting.length > 0) {
       this.#log.info(this.#entry.label, `closed ${counted(waiting.length, 'waiting client')}: the service is stopping`);
     }
-    this.#stoppingGroups = [...this.#runs].map(({ pid, child }) => ({ pid, stopped: stopChild(child, this.#entry.exitTimeoutMs) }));
+    // Those a reload refused are being stopped already (#revocations): not signalled again.
+    const running = [...this.#runs].filter(({ pid }) => !this.#revocations.has(pid));
+    this.#stoppingGroups = running.map(({ pid, child }) => ({ pid, stopped: stopChild(child, this.#entry.exitTimeoutMs) }));
     this.#leftStopping = this.#left.stop(this.#entry.exitTimeoutMs);
     return this.#runs.size === 0 ? 'stopped' : 'stopping';
   }

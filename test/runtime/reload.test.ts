@@ -305,6 +305,26 @@ t.test('an old host that dies while it stops what a refused program left: the su
   t.ok(!isAlive(child) || isZombie(child), 'and was stopped with wakeport');
 });
 
+t.test("stopping wakeport while it stops a program a reload refused: wakeport waits for it, and a second stop kills it at once", async (t) => {
+  const table = (extra: string) => [`127.0.0.1:0 stream tcp nowait - ${root}/test/fixtures/stubborn.sh stubborn`, '    label = guarded', '    exit-timeout = 30s', extra].join('\n');
+  const wakeport = await startWakeport(t, table(''));
+  const client = await connectFrom('127.0.0.2', wakeport.port('guarded'));
+  t.teardown(() => client.destroy());
+  await new Promise((resolve) => client.once('data', resolve));
+  await reloadReplacingHosts(wakeport, table('    no-access = 127.0.0.2'));
+  const stop = await wakeport.waitForLog((r) => r.subject === 'guarded' && r.message.startsWith('stop pid'));
+  const program = Number(/^stop pid (\d+)/.exec(stop.message)![1]);
+  t.teardown(() => void (isAlive(program) && process.kill(program, 'SIGKILL')));
+  const stopped = wakeport.stop('SIGTERM');
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  t.ok(isAlive(program) && !isZombie(program), 'wakeport waits for it (its exit-timeout is 30 s)');
+  const killedAt = Date.now();
+  wakeport.process.kill('SIGTERM');
+  await stopped;
+  t.ok(Date.now() - killedAt < 1000, `a second stop ends it, and wakeport, at once (${Date.now() - killedAt} ms)`);
+  t.ok(!isAlive(program) || isZombie(program));
+});
+
 t.test('SIGHUP with a table that has errors: under --strict the table stays as it was', async (t) => {
   const wakeport = await startWakeport(t, '127.0.0.1:0 stream tcp nowait - /bin/echo echo one\n    label = greet', { args: ['--strict'] });
   const port = wakeport.port('greet');
