@@ -27,6 +27,11 @@ export class LeftGroups {
     this.#poll ??= setInterval(() => this.#forgetGone(), pollMs).unref();
   }
 
+  /** Forgets a group someone else now stops. */
+  remove(pgid: number): void {
+    this.#groups.delete(pgid);
+  }
+
   has(pgid: number): boolean {
     return this.#groups.has(pgid);
   }

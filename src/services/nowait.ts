@@ -34,7 +34,7 @@ import { counted, formatDuration, ReportThrottle, type Logger } from '../log.js'
 import { ProgramRecipe, type ConnectionProcess } from '../processes/program.js';
 import { setAccepting, type AcceptedConnection, type Address } from '../sockets/internals.js';
 import { StopWaiters } from './stop-waiters.js';
-import { signalGroup, stopChild } from '../processes/stop.js';
+import { signalGroup, stopChild, stopGroup } from '../processes/stop.js';
 import { LeftGroups } from './left-groups.js';
 import { ClientFilter } from './access.js';
 import { Admission } from './admission.js';
@@ -84,7 +84,9 @@ export class NowaitService implements BudgetHolder {
   readonly #overflow: QueueOverflow;
   readonly #runs = new Set<Run>();
   /** Groups its ended programs left running. */
-  readonly #left = new LeftGroups();
+  readonly #left = new LeftGroups((pgid) => this.#leftBy.delete(pgid));
+  /** The program that left each of those groups, with its client (a reload may refuse it). */
+  readonly #leftBy = new Map<number, Run>();
   /** The groups of the programs running when it began to stop, each being stopped. */
   #stoppingGroups: { readonly pid: number; readonly stopped: Promise<void> }[] = [];
   /** Once it began to stop: the groups its ended programs left, being stopped. */
@@ -175,7 +177,7 @@ export class NowaitService implements BudgetHolder {
   /** The process groups its ended programs left running (or that are being stopped). */
   leftGroups(): number[] {
     // A program stopped after a reload may have ended, leaving processes in its group that are still being stopped.
-    const ended = [...this.#revocations.keys()].filter((pid) => ![...this.#runs].some((run) => run.pid === pid));
+    const ended = [...this.#revocations.keys()].filter((pid) => !this.#left.has(pid) && ![...this.#runs].some((run) => run.pid === pid));
     return [...this.#left.groups(), ...ended];
   }
 
@@ -271,7 +273,10 @@ export class NowaitService implements BudgetHolder {
     const ms = Math.round(performance.now() - run.startedAt);
     // While stopping, or for a program stopped after a reload, stopChild takes care of the group already.
     const leftGroup = this.#state !== 'stopping' && !this.#revocations.has(run.pid) && signalGroup(run.pid, 0);
-    if (leftGroup) this.#left.add(run.pid);
+    if (leftGroup) {
+      this.#left.add(run.pid);
+      this.#leftBy.set(run.pid, run);
+    }
     const left = leftGroup ? '; processes it left in its group run on, and are stopped when wakeport stops' : '';
     this.#log.info(this.#entry.label, `end pid ${run.pid} client ${run.client} ${how} after ${ms}ms${left}`, {
       pid: run.pid,
@@ -351,17 +356,31 @@ export class NowaitService implements BudgetHolder {
       const example = `${first.client}: ${this.#filter.refusal(first.peer)}`;
       this.#log.warn(label, `closed ${counted(refused.length, 'waiting client')} the reloaded table refuses (${example})`);
     }
-    for (const run of this.#runs) {
-      const why = this.#filter.refusal(run.peer);
-      // One being stopped already (an earlier reload refused it) is not signalled again.
-      if (why === null || this.#revocations.has(run.pid)) continue;
-      this.#log.warn(label, `stop pid ${run.pid} client ${run.client}: after the reload, ${why}`);
-      const stopped = stopChild(run.child, this.#entry.exitTimeoutMs).then(() => {
-        this.#revocations.delete(run.pid);
-        this.#dispatch({ type: 'revoked' });
+    const graceMs = this.#entry.exitTimeoutMs;
+    for (const run of this.#runs) this.#revoke(run, run.pid, `stop pid ${run.pid} client ${run.client}`, () => stopChild(run.child, graceMs));
+    // A program that ended may have left its connection to a job in its group.
+    for (const [pgid, run] of this.#leftBy) {
+      this.#revoke(run, pgid, `stop process group ${pgid}, left by a program for client ${run.client}`, () => {
+        this.#left.remove(pgid);
+        this.#leftBy.delete(pgid);
+        return stopGroup(pgid, graceMs);
       });
-      this.#revocations.set(run.pid, stopped);
     }
+  }
+
+  /**
+   * Stops group `pgid` with `stop` if the new rules refuse `run`'s client,
+   * unless it is being stopped already (an earlier reload refused it).
+   */
+  #revoke(run: Run, pgid: number, what: string, stop: () => Promise<void>): void {
+    const why = this.#filter.refusal(run.peer);
+    if (why === null || this.#revocations.has(pgid)) return;
+    this.#log.warn(this.#entry.label, `${what}: after the reload, ${why}`);
+    const stopped = stop().then(() => {
+      this.#revocations.delete(pgid);
+      this.#dispatch({ type: 'revoked' });
+    });
+    this.#revocations.set(pgid, stopped);
   }
 
   /** While draining: serves what the limits let in, and says whether anything is left. */

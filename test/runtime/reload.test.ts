@@ -325,6 +325,23 @@ t.test("stopping wakeport while it stops a program a reload refused: wakeport wa
   t.ok(!isAlive(program) || isZombie(program));
 });
 
+t.test('a reload that refuses the client of a program that ended, leaving a job in its group that holds the connection: that group is stopped', async (t) => {
+  const table = (extra: string) => [`127.0.0.1:0 stream tcp nowait - ${root}/test/fixtures/background-cat.sh background-cat`, '    label = guarded', '    exit-timeout = 1s', extra].join('\n');
+  const wakeport = await startWakeport(t, table(''));
+  const client = await connectFrom('127.0.0.2', wakeport.port('guarded'));
+  t.teardown(() => client.destroy());
+  const ended = await wakeport.waitForLog((r) => r.subject === 'guarded' && r.message.startsWith('end pid'));
+  t.match(ended.message, /processes it left in its group run on/);
+  const program = Number(/^end pid (\d+)/.exec(ended.message)![1]);
+  client.write('a');
+  t.equal(String(await new Promise((resolve) => client.once('data', resolve))), 'a', 'its job serves the client');
+  await reloadReplacingHosts(wakeport, table('    no-access = 127.0.0.2'));
+  const stop = await wakeport.waitForLog((r) => r.subject === 'guarded' && r.message.startsWith('stop process group'));
+  t.match(stop.message, new RegExp(`^stop process group ${program}, left by a program for client 127\\.0\\.0\\.2:\\d+: after the reload, its address is in no-access \\(127\\.0\\.0\\.2\\)$`));
+  await until(() => client.closed, 5000);
+  t.ok(client.closed, 'and the connection it held is closed');
+});
+
 t.test('SIGHUP with a table that has errors: under --strict the table stays as it was', async (t) => {
   const wakeport = await startWakeport(t, '127.0.0.1:0 stream tcp nowait - /bin/echo echo one\n    label = greet', { args: ['--strict'] });
   const port = wakeport.port('greet');
