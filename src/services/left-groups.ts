@@ -11,8 +11,10 @@ import { signalGroup, stopGroup } from '../processes/stop.js';
 
 const pollMs = 1000;
 
-export class LeftGroups {
-  readonly #groups = new Set<number>();
+/** `T`: what the service keeps about each group (a nowait program's client); nothing by default. */
+export class LeftGroups<T = void> {
+  /** Each group, by id, with what the service keeps about it. */
+  readonly #groups = new Map<number, T>();
   readonly #onGone: (pgid: number) => void;
   #poll: NodeJS.Timeout | null = null;
   #stopped: Promise<void> | null = null;
@@ -22,8 +24,8 @@ export class LeftGroups {
     this.#onGone = onGone;
   }
 
-  add(pgid: number): void {
-    this.#groups.add(pgid);
+  add(pgid: number, detail: T): void {
+    this.#groups.set(pgid, detail);
     this.#poll ??= setInterval(() => this.#forgetGone(), pollMs).unref();
   }
 
@@ -41,22 +43,27 @@ export class LeftGroups {
   }
 
   groups(): number[] {
+    return [...this.#groups.keys()];
+  }
+
+  /** Each group with what the service keeps about it. */
+  entries(): [number, T][] {
     return [...this.#groups];
   }
 
   /** SIGTERM to every group, SIGKILL after `graceMs`; resolves once all are gone. The same promise on each call. */
   stop(graceMs: number): Promise<void> {
-    this.#stopped ??= Promise.all([...this.#groups].map((pgid) => stopGroup(pgid, graceMs))).then(() => this.#forgetGone());
+    this.#stopped ??= Promise.all([...this.#groups.keys()].map((pgid) => stopGroup(pgid, graceMs))).then(() => this.#forgetGone());
     return this.#stopped;
   }
 
   /** SIGKILL to every group (a second stop). */
   kill(): void {
-    for (const pgid of this.#groups) signalGroup(pgid, 'SIGKILL');
+    for (const pgid of this.#groups.keys()) signalGroup(pgid, 'SIGKILL');
   }
 
   #forgetGone(): void {
-    for (const pgid of this.#groups) {
+    for (const pgid of this.#groups.keys()) {
       if (signalGroup(pgid, 0)) continue;
       this.#groups.delete(pgid);
       this.#onGone(pgid);

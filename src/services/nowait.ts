@@ -83,10 +83,8 @@ export class NowaitService implements BudgetHolder {
   readonly #admission: Admission<WaitingConnection>;
   readonly #overflow: QueueOverflow;
   readonly #runs = new Set<Run>();
-  /** Groups its ended programs left running. */
-  readonly #left = new LeftGroups((pgid) => this.#leftBy.delete(pgid));
-  /** The program that left each of those groups, with its client (a reload may refuse it). */
-  readonly #leftBy = new Map<number, Run>();
+  /** Groups its ended programs left running, each with the program that left it (a reload may refuse its client). */
+  readonly #left = new LeftGroups<Run>();
   /** The groups of the programs running when it began to stop, each being stopped. */
   #stoppingGroups: { readonly pid: number; readonly stopped: Promise<void> }[] = [];
   /** Once it began to stop: the groups its ended programs left, being stopped. */
@@ -241,10 +239,15 @@ export class NowaitService implements BudgetHolder {
     }
   }
 
-  /** A client that has gone is closed, its fd given back to the budget. */
-  #dropGone(connection: AcceptedConnection, when: string): void {
+  /** Closes a connection accepted and not handed to a program, and gives its fd back to the budget. */
+  #closeAccepted(connection: AcceptedConnection): void {
     connection.close();
     connectionBudget.give(this);
+  }
+
+  /** A client that has gone is closed, its fd given back to the budget. */
+  #dropGone(connection: AcceptedConnection, when: string): void {
+    this.#closeAccepted(connection);
     this.#log.debug(this.#entry.label, `a client went ${when}: no process started for it`);
   }
 
@@ -273,10 +276,7 @@ export class NowaitService implements BudgetHolder {
     const ms = Math.round(performance.now() - run.startedAt);
     // While stopping, or for a program stopped after a reload, stopChild takes care of the group already.
     const leftGroup = this.#state !== 'stopping' && !this.#revocations.has(run.pid) && signalGroup(run.pid, 0);
-    if (leftGroup) {
-      this.#left.add(run.pid);
-      this.#leftBy.set(run.pid, run);
-    }
+    if (leftGroup) this.#left.add(run.pid, run);
     const left = leftGroup ? '; processes it left in its group run on, and are stopped when wakeport stops' : '';
     this.#log.info(this.#entry.label, `end pid ${run.pid} client ${run.client} ${how} after ${ms}ms${left}`, {
       pid: run.pid,
@@ -347,10 +347,7 @@ export class NowaitService implements BudgetHolder {
     const label = this.#entry.label;
     this.#filter = new ClientFilter(access, label, this.#log, 'connection');
     const refused = this.#admission.withdrawWhere(({ peer }) => this.#filter.refusal(peer) !== null);
-    for (const { connection } of refused) {
-      connection.close();
-      connectionBudget.give(this);
-    }
+    for (const { connection } of refused) this.#closeAccepted(connection);
     const [first] = refused;
     if (first) {
       const example = `${first.client}: ${this.#filter.refusal(first.peer)}`;
@@ -359,10 +356,9 @@ export class NowaitService implements BudgetHolder {
     const graceMs = this.#entry.exitTimeoutMs;
     for (const run of this.#runs) this.#revoke(run, run.pid, `stop pid ${run.pid} client ${run.client}`, () => stopChild(run.child, graceMs));
     // A program that ended may have left its connection to a job in its group.
-    for (const [pgid, run] of this.#leftBy) {
+    for (const [pgid, run] of this.#left.entries()) {
       this.#revoke(run, pgid, `stop process group ${pgid}, left by a program for client ${run.client}`, () => {
         this.#left.remove(pgid);
-        this.#leftBy.delete(pgid);
         return stopGroup(pgid, graceMs);
       });
     }
@@ -395,10 +391,7 @@ export class NowaitService implements BudgetHolder {
     this.#closeServers();
     if (this.#windowTimer) clearTimeout(this.#windowTimer);
     const waiting = this.#admission.takeQueue();
-    for (const { connection } of waiting) {
-      connection.close();
-      connectionBudget.give(this);
-    }
+    for (const { connection } of waiting) this.#closeAccepted(connection);
     if (waiting.length > 0) {
       this.#log.info(this.#entry.label, `closed ${counted(waiting.length, 'waiting client')}: the service is stopping`);
     }
@@ -431,8 +424,7 @@ export class NowaitService implements BudgetHolder {
   evictNewest(): boolean {
     const newest = this.#admission.takeNewest();
     if (newest === undefined) return false;
-    newest.connection.close();
-    connectionBudget.give(this);
+    this.#closeAccepted(newest.connection);
     this.#reportOverBudget(newest.client);
     return true;
   }
