@@ -10,6 +10,8 @@
 // newcomer's address, or else the newcomer: one address flooding a service
 // cannot crowd out the others' clients (which is what max-per-source is for).
 
+import { EarliestFirst, Line } from './lines.js';
+
 export interface AdmissionLimits {
   readonly maxConnections: number | null;
   readonly maxPerSource: number | null;
@@ -21,18 +23,38 @@ interface Waiting<T> {
   readonly source: string;
 }
 
+interface Entry<T> extends Waiting<T> {
+  readonly arrival: number;
+  /** Out of the queue: admitted, refused or taken. #arrivals may still hold it. */
+  left: boolean;
+}
+
+// Each waiting client is in two lines: every client in the order they came
+// (#arrivals), and its address's own (#bySource). The newest client of the
+// most crowded address is the last of that address's line. With
+// max-per-source, the next client to admit is the earliest of the first
+// clients of the addresses with room (#firsts), so that a flood at its
+// limit is never walked past at each admit.
 export class Admission<T> {
   #active = 0;
   readonly #perSource = new Map<string, number>();
-  readonly #queuedPerSource = new WaitingCounts();
-  /** The queue is #queue from #head on: taking the first client moves #head instead of shifting 65535 entries. */
-  #queue: Waiting<T>[] = [];
-  #head = 0;
+  /** The waiting clients in the order they came; one taken from the middle stays (left) until they are a third of the line. */
+  #arrivals = new Line<Entry<T>>();
+  #waiting = 0;
+  #arrived = 0;
+  readonly #bySource = new Map<string, Line<Entry<T>>>();
+  readonly #crowding = new WaitingCounts();
+  /**
+   * With max-per-source: the first waiting client of every address with
+   * room, and some that have since left or whose address filled up (they
+   * are passed over when they come out).
+   */
+  readonly #firsts = new EarliestFirst<Entry<T>>();
 
   constructor(readonly limits: AdmissionLimits) {}
 
   get waiting(): number {
-    return this.#queue.length - this.#head;
+    return this.#waiting;
   }
 
   /** Whether the queue holds as many clients as it may: the next one offered refuses someone. */
@@ -57,14 +79,11 @@ export class Admission<T> {
   offer(client: T, source: string): T | null {
     let refused: T | null = null;
     if (this.queueFull) {
-      const crowded = this.#queuedPerSource.most();
-      if (crowded === null || crowded.count <= this.#queuedPerSource.of(source) + 1) return client;
-      let newest = this.#queue.length - 1;
-      while (this.#queue[newest]!.source !== crowded.source) newest--;
-      refused = this.#take(newest).client;
+      const crowded = this.#crowding.most();
+      if (crowded === null || crowded.count <= this.#waitingFrom(source) + 1) return client;
+      refused = this.#takeOut(this.#bySource.get(crowded.source)!.last()!).client;
     }
-    this.#queue.push({ client, source });
-    this.#queuedPerSource.add(source, +1);
+    this.#enqueue(client, source);
     return refused;
   }
 
@@ -72,102 +91,136 @@ export class Admission<T> {
   admit(): Waiting<T> | undefined {
     if (this.full || this.waiting === 0) return undefined;
     // Without a per-source limit the first in the queue goes, and nobody needs counting by source.
-    const max = this.limits.maxPerSource;
-    const index = max === null ? this.#head : this.#firstIndexWhere(({ source }) => (this.#perSource.get(source) ?? 0) < max);
-    if (index === -1) return undefined;
-    const admitted = this.#take(index);
+    const limited = this.limits.maxPerSource !== null;
+    const admitted = limited ? this.#earliestWithRoom() : this.#arrivals.first();
+    if (admitted === undefined) return undefined;
     this.#active++;
-    if (max !== null) count(this.#perSource, admitted.source, +1);
+    if (limited) count(this.#perSource, admitted.source, +1);
+    this.#takeOut(admitted);
     return admitted;
   }
 
   /** A client admitted earlier is done. */
   release(source: string): void {
     this.#active--;
-    if (this.limits.maxPerSource !== null) count(this.#perSource, source, -1);
+    if (this.limits.maxPerSource === null) return;
+    count(this.#perSource, source, -1);
+    // Its address may have room again: its first waiting client is a candidate once more.
+    this.#offerFirstOf(source);
   }
 
   /** Takes out of the queue, and returns, the waiting clients `gone` says have gone. One pass: the queue may hold 65535. */
   withdrawWhere(gone: (client: T) => boolean): T[] {
     const withdrawn: T[] = [];
     const kept: Waiting<T>[] = [];
-    for (let index = this.#head; index < this.#queue.length; index++) {
-      const waiting = this.#queue[index]!;
-      if (!gone(waiting.client)) kept.push(waiting);
-      else {
-        withdrawn.push(waiting.client);
-        this.#queuedPerSource.add(waiting.source, -1);
-      }
+    for (const entry of this.#stillWaiting()) {
+      if (gone(entry.client)) withdrawn.push(entry.client);
+      else kept.push(entry);
     }
-    this.#queue = kept;
-    this.#head = 0;
+    this.#clear();
+    for (const { client, source } of kept) this.#enqueue(client, source);
     return withdrawn;
   }
 
   /** Takes the newest waiting client out of the queue, if any. */
   takeNewest(): T | undefined {
-    return this.waiting === 0 ? undefined : this.#take(this.#queue.length - 1).client;
+    const newest = this.#arrivals.last();
+    return newest === undefined ? undefined : this.#takeOut(newest).client;
   }
 
   /** Empties the queue, returning who was waiting. */
   takeQueue(): T[] {
-    const clients = this.#queue.slice(this.#head).map(({ client }) => client);
-    this.#queue = [];
-    this.#head = 0;
-    this.#queuedPerSource.clear();
+    const clients = [...this.#stillWaiting()].map(({ client }) => client);
+    this.#clear();
     return clients;
   }
 
-  #firstIndexWhere(test: (waiting: Waiting<T>) => boolean): number {
-    for (let index = this.#head; index < this.#queue.length; index++) if (test(this.#queue[index]!)) return index;
-    return -1;
+  #enqueue(client: T, source: string): void {
+    const entry: Entry<T> = { client, source, arrival: this.#arrived++, left: false };
+    this.#arrivals.push(entry);
+    let line = this.#bySource.get(source);
+    if (line === undefined) this.#bySource.set(source, (line = new Line()));
+    line.push(entry);
+    this.#waiting++;
+    this.#crowding.moved(source, line.size - 1, line.size);
+    if (line.size === 1) this.#offerFirstOf(source);
   }
 
-  /** Takes out the entry at `index` of #queue (an index at or past #head). */
-  #take(index: number): Waiting<T> {
-    const taken = this.#queue[index]!;
-    if (index === this.#head) this.#advanceHead();
-    else this.#queue.splice(index, 1);
-    this.#queuedPerSource.add(taken.source, -1);
-    return taken;
+  /**
+   * Takes a waiting client out: the first or the last of its address's
+   * line, as every caller's is (the earliest waiting, the earliest of an
+   * address with room, the newest, the newest of an address).
+   */
+  #takeOut(entry: Entry<T>): Entry<T> {
+    entry.left = true;
+    this.#waiting--;
+    const line = this.#bySource.get(entry.source)!;
+    const wasFirst = line.first() === entry;
+    if (wasFirst) line.shift();
+    else line.pop();
+    this.#crowding.moved(entry.source, line.size + 1, line.size);
+    if (line.size === 0) this.#bySource.delete(entry.source);
+    else if (wasFirst) this.#offerFirstOf(entry.source);
+    this.#tidyArrivals();
+    // Nobody waits: what #firsts still holds has left (and would keep their connections' objects alive).
+    if (this.#waiting === 0) this.#firsts.clear();
+    return entry;
   }
 
-  #advanceHead(): void {
-    this.#head++;
-    if (this.#head === this.#queue.length) {
-      // Emptied, as after most admits: nothing to copy.
-      this.#queue.length = 0;
-      this.#head = 0;
-    } else if (this.#head * 2 >= this.#queue.length) {
-      // Let go of the taken entries once they are half the array: each entry is copied at most once.
-      this.#queue = this.#queue.slice(this.#head);
-      this.#head = 0;
+  /** Keeps #arrivals' ends on waiting clients, and lets go of the left ones in the middle once they are a third of it. */
+  #tidyArrivals(): void {
+    while (this.#arrivals.first()?.left) this.#arrivals.shift();
+    while (this.#arrivals.last()?.left) this.#arrivals.pop();
+    if (this.#arrivals.size > this.#waiting * 1.5 + 16) this.#arrivals.filter((entry) => !entry.left);
+  }
+
+  #earliestWithRoom(): Entry<T> | undefined {
+    for (let first = this.#firsts.pop(); first !== undefined; first = this.#firsts.pop()) {
+      // One that has left, or whose address is full, is dropped: #offerFirstOf adds it again when its address has room.
+      if (!first.left && this.#hasRoom(first.source)) return first;
     }
+    return undefined;
+  }
+
+  #offerFirstOf(source: string): void {
+    if (this.limits.maxPerSource === null || !this.#hasRoom(source)) return;
+    const first = this.#bySource.get(source)?.first();
+    if (first !== undefined) this.#firsts.push(first);
+  }
+
+  #hasRoom(source: string): boolean {
+    return (this.#perSource.get(source) ?? 0) < this.limits.maxPerSource!;
+  }
+
+  #waitingFrom(source: string): number {
+    return this.#bySource.get(source)?.size ?? 0;
+  }
+
+  *#stillWaiting(): IterableIterator<Entry<T>> {
+    for (const entry of this.#arrivals) if (!entry.left) yield entry;
+  }
+
+  #clear(): void {
+    this.#arrivals = new Line();
+    this.#waiting = 0;
+    this.#bySource.clear();
+    this.#crowding.clear();
+    this.#firsts.clear();
   }
 }
 
 /**
- * How many clients each address has waiting, and an address with the most,
- * found without looking at every address: a full queue may hold 65535
- * clients from as many addresses, and a flood offers one at each arrival.
+ * Which addresses have how many clients waiting, so that one with the most
+ * is found without looking at every address.
  */
 class WaitingCounts {
-  readonly #counts = new Map<string, number>();
   /** The addresses with each count, from 1 up to the highest. */
   readonly #withCount: Set<string>[] = [];
 
-  of(source: string): number {
-    return this.#counts.get(source) ?? 0;
-  }
-
-  add(source: string, delta: 1 | -1): void {
-    const before = this.of(source);
-    const after = before + delta;
-    if (before > 0) this.#withCount[before - 1]!.delete(source);
-    if (after > 0) {
-      (this.#withCount[after - 1] ??= new Set()).add(source);
-      this.#counts.set(source, after);
-    } else this.#counts.delete(source);
+  /** `source` had `from` clients waiting and now has `to`. */
+  moved(source: string, from: number, to: number): void {
+    if (from > 0) this.#withCount[from - 1]!.delete(source);
+    if (to > 0) (this.#withCount[to - 1] ??= new Set()).add(source);
     while (this.#withCount.length > 0 && this.#withCount.at(-1)!.size === 0) this.#withCount.pop();
   }
 
@@ -179,7 +232,6 @@ class WaitingCounts {
   }
 
   clear(): void {
-    this.#counts.clear();
     this.#withCount.length = 0;
   }
 }

@@ -1,6 +1,8 @@
 // The waiting queue's bookkeeping when clients that went are taken out of
 // it: order kept, and the per-address counts the crowding rule uses.
-// Also the crowding rule itself, and a long queue drained from its head.
+// Also the crowding rule itself, a long queue drained from its head, and
+// long random runs of every operation checked against a plain array
+// searched at each step (the queue itself never searches).
 
 import t from 'tap';
 import { Admission } from '../../src/services/admission.js';
@@ -55,4 +57,110 @@ t.test('clients already served are out of the queue for good: withdrawing and pe
   t.equal(admission.admit()?.client, 'a2', 'and goes once a1 is done; a1 is not served twice');
   t.same(admission.withdrawWhere(() => true), ['d1', 'e1', 'f1', 'g1'], 'only those still waiting are withdrawn');
   t.equal(admission.waiting, 0);
+});
+
+/** What the queue must do, the slow and obvious way: one array in arrival order, searched at each step. */
+class Reference {
+  queue: { client: number; source: string }[] = [];
+  active = new Map<string, number>();
+  activeCount = 0;
+
+  constructor(readonly limits: { maxConnections: number | null; maxPerSource: number | null; queueLimit: number }) {}
+
+  waitingFrom(source: string): number {
+    return this.queue.filter((waiting) => waiting.source === source).length;
+  }
+
+  /** Who a full queue may refuse for a newcomer from `source`: the newcomer, or the newest of one of the most crowded addresses. */
+  refusable(client: number, source: string): number[] {
+    const sources = [...new Set(this.queue.map((waiting) => waiting.source))];
+    const most = Math.max(...sources.map((other) => this.waitingFrom(other)));
+    if (most <= this.waitingFrom(source) + 1) return [client];
+    return sources.filter((other) => this.waitingFrom(other) === most).map((other) => this.queue.findLast((waiting) => waiting.source === other)!.client);
+  }
+
+  nextToAdmit(): number | undefined {
+    if (this.limits.maxConnections !== null && this.activeCount >= this.limits.maxConnections) return undefined;
+    const max = this.limits.maxPerSource;
+    return this.queue.find(({ source }) => max === null || (this.active.get(source) ?? 0) < max)?.client;
+  }
+
+  remove(client: number): { client: number; source: string } {
+    const index = this.queue.findIndex((waiting) => waiting.client === client);
+    return this.queue.splice(index, 1)[0]!;
+  }
+
+  countActive(source: string, delta: number): void {
+    this.activeCount += delta;
+    this.active.set(source, (this.active.get(source) ?? 0) + delta);
+  }
+}
+
+t.test('random offers, admits, releases, withdrawals and evictions give what the slow obvious queue gives', async (t) => {
+  let seed = 12345;
+  const random = (below: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    // The high bits: a power-of-two LCG's low bits repeat within a few steps.
+    return Math.floor((seed / 2 ** 31) * below);
+  };
+  const settings = [
+    { maxConnections: null, maxPerSource: 1, queueLimit: 6 },
+    { maxConnections: 4, maxPerSource: 2, queueLimit: 8 },
+    { maxConnections: 3, maxPerSource: null, queueLimit: 5 },
+    { maxConnections: null, maxPerSource: 3, queueLimit: 40 },
+  ];
+  const seen = { newcomerRefused: 0, crowdedRefused: 0, admitted: 0, blocked: 0, withdrawn: 0 };
+  for (const limits of settings) {
+    const admission = new Admission<number>(limits);
+    const reference = new Reference(limits);
+    const served: { client: number; source: string }[] = [];
+    let next = 0;
+    for (let step = 0; step < 20_000; step++) {
+      const choice = random(100);
+      if (choice < 45) {
+        const client = next++;
+        const source = `s${random(5)}`;
+        const allowed = reference.queue.length >= limits.queueLimit ? reference.refusable(client, source) : [null];
+        const refused = admission.offer(client, source);
+        if (!allowed.includes(refused)) return t.fail(`step ${step}: offer of ${client} from ${source} refused ${refused}; allowed ${allowed}`);
+        if (refused === client) seen.newcomerRefused++;
+        else if (refused !== null) seen.crowdedRefused++;
+        if (refused !== client) reference.queue.push({ client, source });
+        if (refused !== null && refused !== client) reference.remove(refused);
+      } else if (choice < 80) {
+        const expected = reference.nextToAdmit();
+        const admitted = admission.admit();
+        if (admitted?.client !== expected) return t.fail(`step ${step}: admitted ${admitted?.client}, expected ${expected}`);
+        if (expected === undefined) {
+          if (reference.queue.length > 0) seen.blocked++;
+          continue;
+        }
+        seen.admitted++;
+        served.push(reference.remove(expected));
+        reference.countActive(admitted!.source, +1);
+      } else if (choice < 95) {
+        if (served.length === 0) continue;
+        const { source } = served.splice(random(served.length), 1)[0]!;
+        admission.release(source);
+        reference.countActive(source, -1);
+      } else if (choice < 98) {
+        const residue = random(7);
+        const gone = (client: number) => client % 7 === residue;
+        const expected = reference.queue.map(({ client }) => client).filter(gone);
+        const withdrawn = admission.withdrawWhere(gone);
+        if (withdrawn.join() !== expected.join()) return t.fail(`step ${step}: withdrew ${withdrawn}, expected ${expected}`);
+        for (const client of expected) reference.remove(client);
+        seen.withdrawn += expected.length;
+      } else {
+        const expected = reference.queue.at(-1)?.client;
+        const newest = admission.takeNewest();
+        if (newest !== expected) return t.fail(`step ${step}: took newest ${newest}, expected ${expected}`);
+        if (expected !== undefined) reference.remove(expected);
+      }
+      if (admission.waiting !== reference.queue.length) return t.fail(`step ${step}: ${admission.waiting} waiting, expected ${reference.queue.length}`);
+    }
+    t.same(admission.takeQueue(), reference.queue.map(({ client }) => client), `the queue at the end, ${JSON.stringify(limits)}`);
+  }
+  // Each case happened often enough to have been compared.
+  for (const [event, times] of Object.entries(seen)) t.ok(times > 100, `${event}: ${times} times`);
 });
