@@ -176,22 +176,42 @@ const missingBuiltins: Record<string, string> = {
   ident: 'the ident (auth) built-in is not provided',
 };
 
+/** An internal service's built-in, and the word after `internal` when the service field decided instead. */
+export interface InternalChoice {
+  readonly name: InternalName;
+  readonly ignored: string | null;
+}
+
 /**
- * Which built-in an internal service is: named by its argument, or else by
- * its service field, whose port (`port`, found in /etc/services for a name)
- * tells it too: `127.0.0.1:7`, or an alias such as sink (GNU inetd).
+ * Which built-in an internal service is. A service field that names one (by
+ * name, or by an alias whose port in /etc/services is a built-in's, as
+ * GNU inetd's sink) decides, as in every inetd, which ignore the words after
+ * `internal`. A port number in the field is how wakeport serves a built-in
+ * elsewhere: the argument then names it, or else the port tells it
+ * (`127.0.0.1:7`).
  */
-export function internalName(argument: string | null, service: string, port: number | null): InternalName {
+export function internalName(argument: string | null, service: string, port: number | null): InternalChoice {
+  const named = /^\d+$/.test(service) ? undefined : builtinOf(service, port);
+  if (named !== undefined) return { name: named, ignored: argument !== null && argument !== named ? argument : null };
   const name = argument ?? service;
-  if ((internalNames as readonly string[]).includes(name)) return name as InternalName;
+  if (isInternalName(name)) return { name, ignored: null };
   const byPort = argument === null && port !== null ? internalPorts.get(port) : undefined;
-  if (byPort !== undefined) return byPort;
+  if (byPort !== undefined) return { name: byPort, ignored: null };
   const list = internalNames.join(', ');
   if (Object.hasOwn(missingBuiltins, name)) throw new LineProblem(`"${name}": ${missingBuiltins[name]} (internal services: ${list})`);
   if (argument === null) {
     throw new LineProblem(`"${service}" is not an internal service (${list}); name one after "internal"`);
   }
   throw new LineProblem(`unknown internal service "${argument}" (expected one of ${list})`);
+}
+
+function builtinOf(service: string, port: number | null): InternalName | undefined {
+  if (isInternalName(service)) return service;
+  return port === null ? undefined : internalPorts.get(port);
+}
+
+export function isInternalName(name: string): name is InternalName {
+  return (internalNames as readonly string[]).includes(name);
 }
 
 export interface ServiceField {

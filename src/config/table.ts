@@ -14,12 +14,14 @@ import {
   formatSocket,
   type ListenSocket,
   type Program,
+  type InternalName,
   type ServiceEntry,
   type SocketSpec,
   type WorkerPolicy,
 } from './entry.js';
 import {
   internalName,
+  isInternalName,
   LineProblem,
   parseProgram,
   parseProtocol,
@@ -125,7 +127,9 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
   if (programField.kind === 'internal') {
     const service = protocol.transport === 'unix' ? '' : parseServiceField(serviceField!, null).service;
     const spec = sockets[0]!.spec;
-    program = { kind: 'internal', name: internalName(programField.name, service, spec.transport === 'unix' ? null : spec.port) };
+    const { name, ignored } = internalName(programField.name, service, spec.transport === 'unix' ? null : spec.port);
+    if (ignored !== null) context.warnings.push(ignoredInternalArgument(raw, name, ignored, service));
+    program = { kind: 'internal', name };
   } else {
     program = programField;
   }
@@ -461,6 +465,16 @@ function socketsCollide(a: SocketSpec, b: SocketSpec): boolean {
 
 function isWildcard(host: string): boolean {
   return host === '0.0.0.0' || host === '::';
+}
+
+function ignoredInternalArgument(raw: RawService, served: InternalName, ignored: string, service: string): ConfigProblem {
+  const elsewhere = isInternalName(ignored) ? `; to serve ${ignored}, write its name or a port number in the service field` : '';
+  return {
+    file: raw.file,
+    line: raw.line,
+    severity: 'warning',
+    message: `"internal ${ignored}": the service field "${service}" names ${served}, which this line serves, as inetd does (it ignores the words after internal)${elsewhere}`,
+  };
 }
 
 /** A missing program is a warning, not an error: it may be installed later, and clients are closed until then. */

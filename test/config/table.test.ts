@@ -447,6 +447,26 @@ t.test('a spawn limit where nothing is spawned per connection is a warning: the 
   t.match(table.entries, [{ mode: 'wait', maxSpawns: null }, { program: { kind: 'internal' }, maxSpawns: null }]);
 });
 
+t.test('a service field that names a built-in decides which one, as in every inetd; a port number lets the word after internal name it', async (t) => {
+  const table = await parse(
+    [
+      'echo stream tcp nowait root internal daytime',
+      'discard stream tcp nowait root internal whatever',
+      '127.0.0.1:13 stream tcp nowait - internal chargen',
+      '127.0.0.1:7007 stream tcp nowait - internal time',
+      'sink dgram udp wait - internal',
+    ].join('\n'),
+  );
+  t.same(table.problems.map(formatProblem), [
+    'services.conf:1: warning: "internal daytime": the service field "echo" names echo, which this line serves, as inetd does (it ignores the words after internal); to serve daytime, write its name or a port number in the service field',
+    'services.conf:2: warning: "internal whatever": the service field "discard" names discard, which this line serves, as inetd does (it ignores the words after internal)',
+  ]);
+  t.same(
+    table.entries.map(({ program }) => (program.kind === 'internal' ? program.name : null)),
+    ['echo', 'discard', 'chargen', 'time', 'discard'],
+  );
+});
+
 t.test('a missing program is a warning: the service still stands', async (t) => {
   const table = await parse('8080 stream tcp nowait - /no/such/program');
   t.same(table.problems.map(formatProblem), [
