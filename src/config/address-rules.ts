@@ -25,6 +25,11 @@ const hostName = /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z
 const ipv4Mapped = new net.BlockList();
 ipv4Mapped.addSubnet('::ffff:0:0', 96, 'ipv6');
 
+/** The IPv4 address an IPv6 address is the mapped form of (::ffff:10.0.0.1, judged by value, whatever the spelling), or null. */
+export function mappedIpv4(address: string): string | null {
+  return ipv4Mapped.check(address, 'ipv6') ? fromBits(toBits(address, 6) & 0xffffffffn, 4) : null;
+}
+
 /** `10.1.0.0/16`; a lone address (a /32 or /128) without its prefix. */
 export function formatAddressRule({ address, family, prefix }: AddressRule): string {
   return prefix === (family === 4 ? 32 : 128) ? address : `${address}/${prefix}`;
@@ -77,7 +82,8 @@ export async function resolveAddressRules(rules: readonly WrittenRule[], key: st
 export function addressesOf(found: readonly { address: string; family: number }[]): { address: string; family: 4 | 6 }[] {
   const unique = new Map<string, 4 | 6>();
   for (const { address, family } of found) {
-    if (family === 6 && ipv4Mapped.check(address, 'ipv6')) unique.set(fromBits(toBits(address, 6) & 0xffffffffn, 4), 4);
+    const ipv4 = family === 6 ? mappedIpv4(address) : null;
+    if (ipv4 !== null) unique.set(ipv4, 4);
     else unique.set(canonical(address, family as 4 | 6), family as 4 | 6);
   }
   return [...unique].map(([address, family]) => ({ address, family })).sort((a, b) => a.family - b.family || (a.address < b.address ? -1 : 1));
@@ -96,7 +102,7 @@ function parseAddressRule(word: string): AddressRule {
   }
   const length = prefix === undefined ? null : Number(prefix);
   // Judged by value, whatever the spelling (::ffff:10.0.0.1, ::ffff:a00:1, 0:0:0:0:0:ffff:…): such a rule would cover nobody.
-  if (family === 6 && (length ?? bits) >= 96 && ipv4Mapped.check(address, 'ipv6')) {
+  if (family === 6 && (length ?? bits) >= 96 && mappedIpv4(address) !== null) {
     throw new LineProblem(`"${word}" is an IPv4-mapped address: write the IPv4 address or network (IPv4 rules cover IPv4 clients on dual-stack sockets too)`);
   }
   if (length === null) return { address, family, prefix: family === 4 ? wildcardPrefix(address) : bits };

@@ -9,7 +9,7 @@ import dns from 'node:dns/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { errnoOf, WakeportError, type ConfigProblem } from '../errors.js';
-import { resolveAddressRules } from './address-rules.js';
+import { mappedIpv4, resolveAddressRules } from './address-rules.js';
 import {
   formatSocket,
   type ListenSocket,
@@ -408,6 +408,9 @@ async function resolveHost(host: string | null, protocol: Protocol): Promise<{ a
     if (protocol.familyExplicit && literal !== wanted) {
       throw new LineProblem(`${host} is an IPv${literal} address, but the protocol asks for IPv${wanted}`);
     }
+    const ipv4 = literal === 6 ? mappedIpv4(host.split('%')[0]!) : null;
+    // wakeport's IPv6 sockets are IPv6-only, and the kernel refuses to bind one to a mapped address (EINVAL).
+    if (ipv4 !== null) throw new LineProblem(`${host} is an IPv4-mapped address, which an IPv6-only socket cannot bind: write ${ipv4}`);
     if (literal === 6) return { address: canonicalIpv6(host), family: 6 };
     return { address: host, family: 4 };
   }

@@ -136,6 +136,8 @@ const broken: [string, string][] = [
   ['rpcbind/1 stream rpc/tcp nowait - /bin/cat', 'services.conf:1: RPC services ("rpc/tcp") are not supported'],
   ['echo stream tcp,sndbuf=8192 nowait - internal', 'services.conf:1: socket buffer sizes ("tcp,sndbuf=8192") are not supported: write tcp alone'],
   ['127.0.0.1:-1 stream tcp nowait - internal echo', 'services.conf:1: port -1 is out of range (0–65535)'],
+  ['[::ffff:127.0.0.1]:7 stream tcp nowait - internal echo', 'services.conf:1: ::ffff:127.0.0.1 is an IPv4-mapped address, which an IPv6-only socket cannot bind: write 127.0.0.1'],
+  ['[0:0:0:0:0:ffff:a00:1]:7 dgram udp6 wait - internal echo', 'services.conf:1: 0:0:0:0:0:ffff:a00:1 is an IPv4-mapped address, which an IPv6-only socket cannot bind: write 10.0.0.1'],
   ['8080 stream tcp nowait - /bin/cat\n    colour = blue', `services.conf:2: unknown option "colour" (known: ${knownOptions})`],
   ['echo stream constructor nowait - internal', 'services.conf:1: unknown protocol "constructor" (expected one of tcp, tcp4, tcp6, udp, udp4, udp6, unix)'],
   ['8080 stream tcp nowait - /bin/cat\n    toString = 1', `services.conf:2: unknown option "toString" (known: ${knownOptions})`],
