@@ -83,7 +83,7 @@ export async function parseTable(file: string, text: string): Promise<Table> {
     else entries.push(...result.entries);
   }
   const accepted = rejectCollisions(entries, problems);
-  problems.push(...(await programWarnings(accepted)));
+  problems.push(...(await startWarnings(accepted)));
   problems.sort((a, b) => a.line - b.line);
   return { file, entries: accepted, problems };
 }
@@ -480,25 +480,59 @@ function ignoredInternalArgument(raw: RawService, served: InternalName, ignored:
   };
 }
 
-/** A missing program is a warning, not an error: it may be installed later, and clients are closed until then. */
-async function programWarnings(entries: readonly ServiceEntry[]): Promise<ConfigProblem[]> {
+/**
+ * What will keep a service from starting, found now. Each is a warning, not
+ * an error, since it may be put right while wakeport runs (a program
+ * installed, a folder made): the service stands, and the log says what
+ * happens to its clients meanwhile.
+ */
+async function startWarnings(entries: readonly ServiceEntry[]): Promise<ConfigProblem[]> {
   const warnings = await Promise.all(
     entries.map(async (entry): Promise<ConfigProblem[]> => {
-      if (entry.program.kind !== 'exec') return [];
-      const warning = (message: string): ConfigProblem => ({ file: entry.file, line: entry.line, severity: 'warning', message });
+      const warning = (message: string, line = entry.line): ConfigProblem => ({ file: entry.file, line, severity: 'warning', message });
       const found: ConfigProblem[] = [];
+      for (const { spec, line } of entry.sockets) {
+        if (spec.transport !== 'unix') continue;
+        const folder = path.dirname(spec.path);
+        if ((await accessProblem(folder, fsConstants.X_OK)) === 'ENOENT') {
+          found.push(warning(`folder ${folder} does not exist; the unix socket ${spec.path} is bound once it does`, line));
+        }
+      }
+      if (entry.program.kind !== 'exec') return found;
       const programProblem = await accessProblem(entry.program.path, fsConstants.X_OK);
       if (programProblem) {
         const why = programProblem === 'ENOENT' ? 'does not exist' : `is not executable (${programProblem})`;
-        found.push(warning(`program ${entry.program.path} ${why}; its clients will be closed until it can be started`));
+        const meanwhile =
+          entry.mode === 'wait'
+            ? 'its worker cannot start until it does (clients wait through the restart back-off, then are closed once the service has failed)'
+            : 'its clients will be closed until it can be started';
+        found.push(warning(`program ${entry.program.path} ${why}; ${meanwhile}`));
       }
       if (entry.cwd !== null && (await accessProblem(entry.cwd, fsConstants.X_OK)) === 'ENOENT') {
         found.push(warning(`working directory ${entry.cwd} does not exist; its programs cannot start until it does`));
+      }
+      for (const which of ['stdout', 'stderr'] as const) {
+        const output = entry[which];
+        if (output.kind !== 'file') continue;
+        const problem = await outputProblem(output.path);
+        if (problem !== null) {
+          found.push(warning(`${which} file ${output.path}: ${problem}; the service will not start (its sockets closed, its clients refused) until the table is reloaded with it put right`));
+        }
       }
       return found;
     }),
   );
   return warnings.flat();
+}
+
+/** Why an output file could not be opened for appending, or null. */
+async function outputProblem(file: string): Promise<string | null> {
+  const existing = await accessProblem(file, fsConstants.W_OK);
+  if (existing === null) return null;
+  if (existing !== 'ENOENT') return `cannot be written (${existing})`;
+  const folder = await accessProblem(path.dirname(file), fsConstants.W_OK | fsConstants.X_OK);
+  if (folder === null) return null;
+  return folder === 'ENOENT' ? `its folder ${path.dirname(file)} does not exist` : `cannot be made in ${path.dirname(file)} (${folder})`;
 }
 
 /** The errno of an access() check, or null if it passes. */

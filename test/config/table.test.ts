@@ -51,7 +51,7 @@ t.test('extended options', async (t) => {
       '    env          = GREETING=hello',
       '    env          = EMPTY=',
       '    cwd          = /tmp',
-      '    stderr       = logs/env-dump.log',
+      '    stderr       = test/env-dump.log',
       '    max-connections = 3',
       '    max-per-source  = 1',
       '    exit-timeout = 500ms',
@@ -67,7 +67,7 @@ t.test('extended options', async (t) => {
     label: 'env-dump',
     env: [['GREETING', 'hello'], ['EMPTY', '']],
     cwd: '/tmp',
-    stderr: { kind: 'file', path: `${process.cwd()}/logs/env-dump.log` },
+    stderr: { kind: 'file', path: `${process.cwd()}/test/env-dump.log` },
     stdout: { kind: 'default' },
     maxConnections: 3,
     maxPerSource: 1,
@@ -475,6 +475,30 @@ t.test('a missing program is a warning: the service still stands', async (t) => 
     'services.conf:1: warning: program /no/such/program does not exist; its clients will be closed until it can be started',
   ]);
   t.equal(table.entries.length, 1);
+});
+
+t.test('what will keep a service from starting is a warning on its line: a wait program missing, an output file or a unix socket in a folder that does not exist', async (t) => {
+  const table = await parse(
+    [
+      '127.0.0.1:0 stream tcp wait - /no/such/program',
+      '127.0.0.1:0 stream tcp nowait - /bin/cat',
+      '    stdout = /no/such/folder/out.log',
+      '    handoff = listen-fds',
+      '    label = logged',
+      '127.0.0.1:0 stream tcp nowait - /bin/cat',
+      '    stderr = /no/such/folder/err.log',
+      '    label = errors',
+      '/tmp/wakeport-test.sock stream unix nowait - internal echo',
+      '    listen = /no/such/folder/echo.sock',
+    ].join('\n'),
+  );
+  t.same(table.problems.map(formatProblem), [
+    'services.conf:1: warning: program /no/such/program does not exist; its worker cannot start until it does (clients wait through the restart back-off, then are closed once the service has failed)',
+    'services.conf:2: warning: stdout file /no/such/folder/out.log: its folder /no/such/folder does not exist; the service will not start (its sockets closed, its clients refused) until the table is reloaded with it put right',
+    'services.conf:6: warning: stderr file /no/such/folder/err.log: its folder /no/such/folder does not exist; the service will not start (its sockets closed, its clients refused) until the table is reloaded with it put right',
+    'services.conf:10: warning: folder /no/such/folder does not exist; the unix socket /no/such/folder/echo.sock is bound once it does',
+  ]);
+  t.equal(table.entries.length, 4, 'every service stands');
 });
 
 t.test('a non-root wakeport may only run programs as itself', { skip: process.getuid?.() === 0 ? 'runs as root' : false }, async (t) => {
