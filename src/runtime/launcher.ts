@@ -103,7 +103,7 @@ class StopSignals {
 
 async function serve(options: RunOptions, log: Logger, hangups: Hangups, stops: StopSignals): Promise<number> {
   const table = await loadTable(options.file);
-  reportProblems(table, log);
+  reportProblems(table, options.strict, log);
   if (options.strict && table.problems.some((problem) => problem.severity === 'error')) {
     log.error(subject, `fatal: ${options.file} has errors and --strict is set; not starting`);
     return exitCodes.usage;
@@ -167,18 +167,19 @@ async function serve(options: RunOptions, log: Logger, hangups: Hangups, stops: 
 
   const unbound = table.entries.filter(({ label }) => incomplete.has(label) && !adoptedLabels.has(label));
   const retries = new BindRetries(supervisor, unbound, socketFiles, log);
-  hangups.reloadWith({ strict: options.strict, supervisor, retries, socketFiles, reportProblems: (next) => reportProblems(next, log) });
+  hangups.reloadWith({ strict: options.strict, supervisor, retries, socketFiles, reportProblems: (next) => reportProblems(next, options.strict, log) });
   stops.forwardTo(supervisor);
   const code = await waitForSupervisor(supervisor, socketFiles, stops, log);
   retries.stop();
   return code;
 }
 
-function reportProblems(table: Table, log: Logger): void {
+/** With --strict an error refuses the whole table (the next line says so), so no line is said to be skipped. */
+function reportProblems(table: Table, strict: boolean, log: Logger): void {
   for (const problem of table.problems) {
     const where = `${problem.file}:${problem.line}`;
     if (problem.severity === 'warning') log.warn(where, problem.message);
-    else log.error(where, `${problem.message} (line skipped)`);
+    else log.error(where, strict ? problem.message : `${problem.message} (line skipped)`);
   }
 }
 

@@ -348,6 +348,9 @@ t.test('SIGHUP with a table that has errors: under --strict the table stays as i
   reload(wakeport, '127.0.0.1:0 stream tcp nowait - /bin/echo echo two\n    label = greet\nbroken line\n');
   const refused = await wakeport.waitForLog((r) => r.message.includes('has errors and --strict is set'));
   t.match(refused.message, /^SIGHUP: .*services\.conf has errors and --strict is set; the table stays as it was$/);
+  const error = wakeport.logs.find((r) => r.severity === 'error' && /services\.conf:3$/.test(r.subject));
+  t.match(error?.message, /^a service line needs at least 6 fields/);
+  t.notMatch(error?.message, /line skipped/, 'no line is skipped: the whole table is refused');
   t.equal(String(await exchange(port)), 'one\n');
 });
 
