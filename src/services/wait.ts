@@ -252,7 +252,9 @@ export class WaitService {
     const uptimeMs = performance.now() - worker.startedAt;
     const how = signal !== null ? `was killed by ${signal}` : code === null ? 'could not start' : `exited with exitcode ${code}`;
     const who = worker.pid === -1 ? 'the worker' : `worker pid ${worker.pid}`;
-    const what = `${who} ${how} after ${formatDuration(uptimeMs)}`;
+    // A clean exit is a failure too before the worker checked in (ready = notify): the log says why.
+    const unready = code === 0 && signal === null && !worker.ready ? ' before it sent READY=1' : '';
+    const what = `${who} ${how}${unready} after ${formatDuration(uptimeMs)}`;
     const failed = timedOut || signal !== null || code !== 0 || !worker.ready;
     const left = this.#leftWaiting;
     this.#leftWaiting = null;

@@ -210,6 +210,19 @@ t.test('ready = notify: the worker counts as up only after READY=1; start-timeou
   client.destroy();
 });
 
+t.test('ready = notify: a worker that exits 0 before it checks in is a failure, and the log says why', async (t) => {
+  const table = [
+    '127.0.0.1:0 stream tcp wait - /bin/true true',
+    '    label = quitter',
+    '    run-at-load = yes',
+    '    ready = notify',
+    '    restart-delay = 5s',
+  ].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const exit = await wakeport.waitForLog((r) => r.subject === 'quitter' && /^worker pid \d+ exited/.test(r.message));
+  t.match(exit.message, /^worker pid \d+ exited with exitcode 0 before it sent READY=1 after [\d.]+m?s; waiting for clients again in 5s \(failure 1 of 5 within 1m\)$/);
+});
+
 t.test('ready = notify: READY=1 without a newline, as sd_notify() sends it, is a check-in', async (t) => {
   const table = [
     `127.0.0.1:0 stream tcp wait - ${fixtures}/ready-unterminated.sh ready-unterminated`,
