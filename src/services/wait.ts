@@ -47,6 +47,8 @@ interface Worker {
   /** Its exit (or failure to start) has been dispatched: nothing is left to stop. */
   ended: boolean;
   startTimer: NodeJS.Timeout | null;
+  /** Why it could not be started (no process), for the one line that reports its end. */
+  startError: string | null;
   /** wakeport is stopping it and its group: resolves once they are gone. */
   stopping: Promise<void> | null;
 }
@@ -172,7 +174,7 @@ export class WaitService {
     this.#disarmProbes();
     const notify = this.#entry.worker.ready === 'notify';
     const { child, notifyFd } = this.#recipe.spawnWorker(this.#fds, notify);
-    const worker: Worker = { child, pid: child.pid ?? -1, startedAt: performance.now(), ready: !notify, ended: false, startTimer: null, stopping: null };
+    const worker: Worker = { child, pid: child.pid ?? -1, startedAt: performance.now(), ready: !notify, ended: false, startTimer: null, startError: null, stopping: null };
     const ended = (code: number | null, signal: string | null) => {
       worker.ended = true;
       // A group left running stays the launcher's to stop should the supervisor die, until it is gone.
@@ -182,7 +184,7 @@ export class WaitService {
     if (child.pid === undefined) {
       child.once('error', (error) => {
         const errno = errnoOf(error);
-        this.#log.error(this.#entry.label, `cannot start ${this.#recipe.path}: ${errno ?? ''} ${explainSpawnFailure(this.#entry, errno, error.message)}`);
+        worker.startError = `${this.#recipe.path}: ${errno ?? ''} ${explainSpawnFailure(this.#entry, errno, error.message)}`;
         ended(null, null);
       });
     } else {
@@ -250,11 +252,16 @@ export class WaitService {
     this.#changedWhileStarting = false; // The next worker starts with the files as they are now.
     if (worker.startTimer) clearTimeout(worker.startTimer);
     const uptimeMs = performance.now() - worker.startedAt;
-    const how = signal !== null ? `was killed by ${signal}` : code === null ? 'could not start' : `exited with exitcode ${code}`;
     const who = worker.pid === -1 ? 'the worker' : `worker pid ${worker.pid}`;
     // A clean exit is a failure too before the worker checked in (ready = notify): the log says why.
     const unready = code === 0 && signal === null && !worker.ready ? ' before it sent READY=1' : '';
-    const what = `${who} ${how}${unready} after ${formatDuration(uptimeMs)}`;
+    const how =
+      signal !== null
+        ? `was killed by ${signal}`
+        : code === null
+          ? `could not start (${worker.startError ?? 'no reason given'})`
+          : `exited with exitcode ${code}${unready}`;
+    const what = code === null && signal === null ? `${who} ${how}` : `${who} ${how} after ${formatDuration(uptimeMs)}`;
     const failed = timedOut || signal !== null || code !== 0 || !worker.ready;
     const left = this.#leftWaiting;
     this.#leftWaiting = null;

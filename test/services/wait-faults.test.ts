@@ -433,3 +433,22 @@ t.test('stopping while the client watch is being set up: its helper ends with wa
   t.ok(helpers.every(({ pid }) => !isAlive(pid) || isZombie(pid)), 'no helper outlives wakeport');
   t.same(wakeport.rawStderr.filter((line) => /ERR_IPC_DISCONNECTED|Error/.test(line)), [], 'no stack trace in the log');
 });
+
+t.test('a worker program that does not exist: each attempt is one log line that says why, and the client waits through the back-off', async (t) => {
+  const table = ['127.0.0.1:0 stream tcp wait - /no/such/worker worker', '    label = absent', '    restart-delay = 100ms', '    start-limit-burst = 3'].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const client = net.connect({ port: wakeport.port('absent'), host: '127.0.0.1' });
+  client.on('error', () => {});
+  t.teardown(() => client.destroy());
+  await wakeport.waitForLog((r) => r.subject === 'absent' && /giving up/.test(r.message));
+  const lines = wakeport.logs.filter((r) => r.subject === 'absent' && r.severity !== 'info' && r.severity !== 'debug');
+  t.match(
+    lines.map((r) => `${r.severity}: ${r.message}`),
+    [
+      /^warning: the worker could not start \(\/no\/such\/worker: ENOENT .*\); waiting for clients again in 100ms \(failure 1 of 3 within 1m\)$/,
+      /^warning: the worker could not start \(\/no\/such\/worker: ENOENT .*\); waiting for clients again in 200ms \(failure 2 of 3 within 1m\)$/,
+      /^error: the worker could not start \(\/no\/such\/worker: ENOENT .*\): 3 failures within 1m, giving up for /,
+    ],
+  );
+  t.equal(lines.length, 3, 'nothing else: one line per attempt');
+});
