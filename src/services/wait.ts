@@ -26,7 +26,7 @@ import type { ChildProcess } from 'node:child_process';
 import type net from 'node:net';
 import type { ServiceEntry } from '../config/entry.js';
 import { errnoOf } from '../errors.js';
-import { counted, formatDuration, ReportThrottle, type Logger } from '../log.js';
+import { counted, formatDuration, ReportThrottle, type LogFields, type Logger } from '../log.js';
 import { ProgramRecipe } from '../processes/program.js';
 import { membersHolding } from '../processes/group.js';
 import { signalGroup, stopChild, stopGroup } from '../processes/stop.js';
@@ -265,18 +265,19 @@ export class WaitService {
     const failed = timedOut || signal !== null || code !== 0 || !worker.ready;
     const left = this.#leftWaiting;
     this.#leftWaiting = null;
-    if (failed) return this.#afterFailure(what, uptimeMs);
+    const fields = exitFields(event, uptimeMs);
+    if (failed) return this.#afterFailure(what, uptimeMs, fields);
     const untaken = uptimeMs < minimumRestartGapMs ? this.#tookNoClient(left) : null;
-    if (untaken !== null) return this.#afterFailure(`${what} without accepting a client: ${untaken}`, uptimeMs);
+    if (untaken !== null) return this.#afterFailure(`${what} without accepting a client: ${untaken}`, uptimeMs, fields);
     if (this.#entry.worker.restart === 'always') {
       const gapMs = minimumRestartGapMs - uptimeMs;
-      this.#log.info(this.#entry.label, `${what}; restarting${gapMs > 0 ? ` in ${formatDuration(gapMs)}` : ''} (kept alive)`);
+      this.#log.info(this.#entry.label, `${what}; restarting${gapMs > 0 ? ` in ${formatDuration(gapMs)}` : ''} (kept alive)`, fields);
       if (gapMs <= 0) return this.#startWorker('kept alive');
       this.#restartWhy = 'kept alive';
       this.#arm(gapMs);
       return 'backoff';
     }
-    this.#log.info(this.#entry.label, `${what}; waiting for the next client`);
+    this.#log.info(this.#entry.label, `${what}; waiting for the next client`, fields);
     return this.#becomeIdle();
   }
 
@@ -308,7 +309,7 @@ export class WaitService {
     return `${clients} (a wait worker must accept its clients)`;
   }
 
-  #afterFailure(what: string, uptimeMs: number): 'backoff' | 'failed' {
+  #afterFailure(what: string, uptimeMs: number, fields: LogFields): 'backoff' | 'failed' {
     const policy = this.#entry.worker;
     const now = Date.now();
     this.#failures = [...this.#failures.filter((time) => time > now - policy.startLimitIntervalMs), now];
@@ -318,6 +319,7 @@ export class WaitService {
         this.#entry.label,
         `${what}: ${counted(this.#failures.length, 'failure')} within ${window}, giving up for ${formatDuration(policy.failedCooldownMs)}` +
           (this.#canProbe ? '; waiting clients are closed until then' : ''),
+        fields,
       );
       this.#giveUp();
       return 'failed';
@@ -329,6 +331,7 @@ export class WaitService {
     this.#log.warn(
       this.#entry.label,
       `${what}; ${after} in ${formatDuration(delayMs)} (failure ${this.#failures.length} of ${policy.startLimitBurst} within ${window})`,
+      fields,
     );
     this.#restartWhy = 'restart after a failure';
     this.#arm(delayMs);
@@ -505,7 +508,7 @@ export class WaitService {
   #retired(event: ExitEvent): void {
     this.#retiring.delete(event.worker);
     const how = event.signal !== null ? `signal ${event.signal}` : `exitcode ${event.code}`;
-    this.#log.info(this.#entry.label, `worker pid ${event.worker.pid} ended (${how})`);
+    this.#log.info(this.#entry.label, `worker pid ${event.worker.pid} ended (${how})`, exitFields(event, performance.now() - event.worker.startedAt));
     if (this.#state === 'stopping' && this.#workerCount() === 0) this.#dispatch({ type: 'stop' });
   }
 
@@ -658,4 +661,9 @@ export class WaitService {
       stop: () => 'stopped',
     },
   } satisfies { [S in State]: { [T in Event['type']]: (s: WaitService, e: Extract<Event, { type: T }>) => State } };
+}
+
+/** A worker's end as JSON log fields, as a nowait program's end has them. */
+function exitFields({ worker, code, signal }: ExitEvent, uptimeMs: number): LogFields {
+  return { pid: worker.pid === -1 ? undefined : worker.pid, exitCode: code, signal, durationMs: Math.round(uptimeMs) };
 }

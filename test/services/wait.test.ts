@@ -210,7 +210,7 @@ t.test('ready = notify: the worker counts as up only after READY=1; start-timeou
   client.destroy();
 });
 
-t.test('ready = notify: a worker that exits 0 before it checks in is a failure, and the log says why', async (t) => {
+t.test('ready = notify: a worker that exits 0 before it checks in is a failure, and the log says why (JSON fields too)', async (t) => {
   const table = [
     '127.0.0.1:0 stream tcp wait - /bin/true true',
     '    label = quitter',
@@ -221,6 +221,7 @@ t.test('ready = notify: a worker that exits 0 before it checks in is a failure, 
   const wakeport = await startWakeport(t, table);
   const exit = await wakeport.waitForLog((r) => r.subject === 'quitter' && /^worker pid \d+ exited/.test(r.message));
   t.match(exit.message, /^worker pid \d+ exited with exitcode 0 before it sent READY=1 after [\d.]+m?s; waiting for clients again in 5s \(failure 1 of 5 within 1m\)$/);
+  t.match(exit, { pid: Number, exitCode: 0, signal: null, durationMs: Number }, 'its end in the JSON fields too');
 });
 
 t.test('ready = notify: READY=1 without a newline, as sd_notify() sends it, is a check-in', async (t) => {
