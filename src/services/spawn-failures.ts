@@ -53,5 +53,6 @@ export function explainSpawnFailure(entry: ServiceEntry, errno: string | undefin
   if (errno === 'ENOENT' && entry.cwd !== null && !existsSync(entry.cwd)) return `its working directory ${entry.cwd} does not exist`;
   if (errno === 'ENOENT') return 'the program does not exist';
   if (errno === 'EACCES') return 'permission denied (is it executable, and may this user run it?)';
+  if (errno === 'ENOTDIR') return `a folder on the program's path${entry.cwd === null ? '' : ` or its working directory ${entry.cwd}`} is not a folder`;
   return message;
 }
