@@ -31,31 +31,39 @@ Options:
   -V, --version          wakeport's version
 `;
 
+const runOptions = ['strict', 'log-level', 'log-format', 'host-idle'] as const;
+
 async function main(argv: readonly string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: [...argv],
     allowPositionals: true,
     options: {
       file: { type: 'string', short: 'f', default: 'services.conf' },
-      strict: { type: 'boolean', default: false },
-      'log-level': { type: 'string', default: 'info' },
-      'log-format': { type: 'string', default: 'text' },
-      'host-idle': { type: 'string', default: '10m' },
+      // run's options have no default here, so that check can tell one was given.
+      strict: { type: 'boolean' },
+      'log-level': { type: 'string' },
+      'log-format': { type: 'string' },
+      'host-idle': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
       version: { type: 'boolean', short: 'V', default: false },
     },
   });
   if (values.help) return print(usage);
   if (values.version) return print(`wakeport ${version()}\n`);
-  const level = oneOf(values['log-level'], logLevels, '--log-level');
-  const format = oneOf(values['log-format'], logFormats, '--log-format');
   const [command, ...rest] = positionals;
   if (rest.length > 0) throw new WakeportError('ERR_USAGE', `unexpected argument "${rest[0]}"`);
   switch (command) {
-    case 'run':
-      return run({ file: values.file, strict: values.strict, hostIdleMs: duration(values['host-idle'], '--host-idle') }, createLogger({ level, format }));
-    case 'check':
+    case 'run': {
+      const level = oneOf(values['log-level'] ?? 'info', logLevels, '--log-level');
+      const format = oneOf(values['log-format'] ?? 'text', logFormats, '--log-format');
+      const hostIdleMs = duration(values['host-idle'] ?? '10m', '--host-idle');
+      return run({ file: values.file, strict: values.strict ?? false, hostIdleMs }, createLogger({ level, format }));
+    }
+    case 'check': {
+      const runOnly = runOptions.find((name) => values[name] !== undefined);
+      if (runOnly !== undefined) throw new WakeportError('ERR_USAGE', `--${runOnly} is an option of run, not of check`);
       return check(values.file);
+    }
     case undefined:
       throw new WakeportError('ERR_USAGE', 'no command given: wakeport run or wakeport check');
     default:

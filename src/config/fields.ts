@@ -84,11 +84,15 @@ export interface WaitField {
 
 const connectionLimitMax = 16384;
 
+const spawnLimitMax = 2 ** 31 - 1;
+
 export function parseWait(field: string): WaitField {
   const match = /^(wait|nowait)(?:\.(\d+))?$/.exec(field);
   if (match) {
     const max = match[2] === undefined ? null : Number(match[2]);
     if (max === 0) throw new LineProblem(`"${field}": the spawn limit after the dot must be at least 1`);
+    // inetd reads it into a C int; beyond that it is no limit, and past 2^53 not even the number written.
+    if (max !== null && max > spawnLimitMax) throw new LineProblem(`"${field}": the spawn limit after the dot is at most ${spawnLimitMax}`);
     return { mode: match[1] as 'wait' | 'nowait', max, maxConnections: null, maxPerSource: null };
   }
   const freebsd = /^(wait|nowait)\/(\d+)(?:\/(\d+)(?:\/(\d+))?)?$/.exec(field);
@@ -117,20 +121,23 @@ export interface UserField {
   /** null for "-": the user running wakeport. */
   readonly user: string | null;
   readonly group: string | null;
+  /** Written as user.group (no colon): a name with a dot in it was cut there. */
+  readonly dotted: boolean;
 }
 
 export function parseUserField(field: string): UserField {
-  if (field === '-') return { user: null, group: null };
+  if (field === '-') return { user: null, group: null, dotted: false };
   const slash = field.indexOf('/');
   if (slash >= 0) {
     throw new LineProblem(`"${field}": login classes ("${field.slice(slash)}") are a BSD feature Linux has not: write ${field.slice(0, slash)}`);
   }
   // With a colon, a dot is part of a name (first.last:staff), as in GNU and FreeBSD inetd.
-  const [user, group, extra] = field.split(field.includes(':') ? ':' : '.');
+  const dotted = !field.includes(':') && field.includes('.');
+  const [user, group, extra] = field.split(dotted ? '.' : ':');
   if (!user || group === '' || extra !== undefined) {
     throw new LineProblem(`"${field}" is not a user field (expected user, user:group, user.group or -)`);
   }
-  return { user, group: group ?? null };
+  return { user, group: group ?? null, dotted };
 }
 
 export type ProgramField =

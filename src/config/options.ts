@@ -181,7 +181,7 @@ function setOption(
   line: number,
 ): LineProblem | null {
   const spec = specOf(key);
-  if (!spec) return new LineProblem(`unknown option "${key}" (known: ${Object.keys(keys).join(', ')})`, line);
+  if (!spec) return new LineProblem(`unknown option "${key}" (known: ${Object.keys(keys).join(', ')}); an argument of the form key=value goes on the service line`, line);
   const earlier = keyLines.get(key);
   if (earlier !== undefined && !spec.repeatable) return new LineProblem(`option "${key}" is already set on line ${earlier}`, line);
   keyLines.set(key, line);

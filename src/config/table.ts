@@ -53,15 +53,21 @@ interface Context {
   readonly warnings: ConfigProblem[];
 }
 
+const unreadableBecause: Record<string, string> = {
+  ENOENT: ' (no such file)',
+  EISDIR: ' (a folder, not a file)',
+  EACCES: ' (permission denied)',
+};
+
 /** Reads and checks a table; throws ERR_CONFIG_READ only when the file cannot be read at all. */
 export async function loadTable(file: string): Promise<Table> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw new WakeportError('ERR_CONFIG_READ', `cannot read the services table ${file}: ${errnoOf(error) ?? error}`, {
-      cause: error,
-    });
+    const errno = errnoOf(error);
+    const why = errno === undefined ? String(error) : `${errno}${unreadableBecause[errno] ?? ''}`;
+    throw new WakeportError('ERR_CONFIG_READ', `cannot read the services table ${file}: ${why}`, { cause: error });
   }
   return parseTable(file, text);
 }

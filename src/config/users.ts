@@ -41,7 +41,10 @@ function readColonFile(file: string): string[][] {
 export function resolveUser(field: UserField, db: UserDatabase): RunAs | null {
   if (field.user === null) return null;
   const user = lookupUser(field.user, db);
-  if (!user) throw new LineProblem(`unknown user "${field.user}"`);
+  if (!user) {
+    const dot = field.dotted ? ` (read as user.group; for a user whose name has a dot, write ${field.user}.${field.group}:GROUP)` : '';
+    throw new LineProblem(`unknown user "${field.user}"${dot}`);
+  }
   const gid = field.group === null ? user.gid : lookupGroup(field.group, db);
   if (gid === undefined) throw new LineProblem(`unknown group "${field.group}"`);
   if (db.self.uid !== 0 && (user.uid !== db.self.uid || gid !== db.self.gid)) {

@@ -111,6 +111,7 @@ const broken: [string, string][] = [
   ['/tmp/x.sock dgram unix wait - internal echo', 'services.conf:1: unix dgram sockets are not supported (Node has no AF_UNIX datagram sockets)'],
   ['echo stream tcp sometimes - internal', 'services.conf:1: "sometimes" is neither wait nor nowait (optionally with .max, as in nowait.100, or FreeBSD\'s nowait/max-child[/per-minute[/per-ip]])'],
   ['echo stream tcp nowait.0 - internal', 'services.conf:1: "nowait.0": the spawn limit after the dot must be at least 1'],
+  ['8080 stream tcp nowait.99999999999999999999 - /bin/cat', 'services.conf:1: "nowait.99999999999999999999": the spawn limit after the dot is at most 2147483647'],
   ['echo stream tcp nowait/10/5 - internal', 'services.conf:1: "nowait/10/5": a limit of connections per minute from one address (the second number) has no equivalent in wakeport: write 0 there'],
   ['echo stream tcp nowait/20000 - internal', 'services.conf:1: "nowait/20000": max-child 20000 is more than 16384'],
   ['8080 stream tcp nowait/10 - /bin/cat\n    max-connections = 5', 'services.conf:2: option "max-connections" is set on the service line already ("nowait/10"): keep one'],
@@ -129,6 +130,7 @@ const broken: [string, string][] = [
   ['8080 stream tcp nowait - bin/cat', 'services.conf:1: program "bin/cat" must be an absolute path, a path starting with ./ or ../ (from this file\'s folder), or internal'],
   ['8080 dgram udp nowait - /bin/cat', 'services.conf:1: a dgram service with a program must be "wait": a datagram socket has no connections to hand out one at a time'],
   ['8080 stream tcp nowait nosuchuser /bin/cat', 'services.conf:1: unknown user "nosuchuser"'],
+  ['8080 stream tcp nowait first.last /bin/cat', 'services.conf:1: unknown user "first" (read as user.group; for a user whose name has a dot, write first.last:GROUP)'],
   ['8080 stream tcp nowait a:b:c /bin/cat', 'services.conf:1: "a:b:c" is not a user field (expected user, user:group, user.group or -)'],
   ['[::1]:8080 stream tcp4 nowait - /bin/cat', 'services.conf:1: ::1 is an IPv6 address, but the protocol asks for IPv4'],
   ['::1:8080 stream tcp6 nowait - /bin/cat', 'services.conf:1: "::1:8080": write an IPv6 address in brackets, as [::1]:8080'],
@@ -138,9 +140,9 @@ const broken: [string, string][] = [
   ['127.0.0.1:-1 stream tcp nowait - internal echo', 'services.conf:1: port -1 is out of range (0–65535)'],
   ['[::ffff:127.0.0.1]:7 stream tcp nowait - internal echo', 'services.conf:1: ::ffff:127.0.0.1 is an IPv4-mapped address, which an IPv6-only socket cannot bind: write 127.0.0.1'],
   ['[0:0:0:0:0:ffff:a00:1]:7 dgram udp6 wait - internal echo', 'services.conf:1: 0:0:0:0:0:ffff:a00:1 is an IPv4-mapped address, which an IPv6-only socket cannot bind: write 10.0.0.1'],
-  ['8080 stream tcp nowait - /bin/cat\n    colour = blue', `services.conf:2: unknown option "colour" (known: ${knownOptions})`],
+  ['8080 stream tcp nowait - /bin/cat\n    colour = blue', `services.conf:2: unknown option "colour" (known: ${knownOptions}); an argument of the form key=value goes on the service line`],
   ['echo stream constructor nowait - internal', 'services.conf:1: unknown protocol "constructor" (expected one of tcp, tcp4, tcp6, udp, udp4, udp6, unix)'],
-  ['8080 stream tcp nowait - /bin/cat\n    toString = 1', `services.conf:2: unknown option "toString" (known: ${knownOptions})`],
+  ['8080 stream tcp nowait - /bin/cat\n    toString = 1', `services.conf:2: unknown option "toString" (known: ${knownOptions}); an argument of the form key=value goes on the service line`],
   ['8080 stream tcp wait - /bin/cat\n    start-timeout = 1000h', 'services.conf:2: option "start-timeout": "1000h" is longer than a timer can wait (at most 596h)'],
   ['8080 stream tcp nowait - /bin/cat\n    exit-timeout = soon', 'services.conf:2: option "exit-timeout": "soon" is not a duration (examples: 500ms, 30s, 2m)'],
   ['8080 stream tcp nowait - /bin/cat\n    max-connections = 0', 'services.conf:2: option "max-connections": expected a whole number from 1 to 16384, got 0'],
@@ -393,8 +395,8 @@ t.test("FreeBSD's and GNU's forms: nowait/max-child/0/max-child-per-ip, first.la
     { maxConnections: 1 },
   ]);
   const { parseUserField } = await import('../../src/config/fields.js');
-  t.same(parseUserField('first.last:staff'), { user: 'first.last', group: 'staff' }, 'with a colon, a dot is part of the user name');
-  t.same(parseUserField('nobody.nogroup'), { user: 'nobody', group: 'nogroup' });
+  t.same(parseUserField('first.last:staff'), { user: 'first.last', group: 'staff', dotted: false }, 'with a colon, a dot is part of the user name');
+  t.same(parseUserField('nobody.nogroup'), { user: 'nobody', group: 'nogroup', dotted: true });
 });
 
 const hasTimserver = existsSync('/etc/services') && /\stimserver\b/.test(readFileSync('/etc/services', 'utf8'));

@@ -51,14 +51,16 @@ t.test('check reports every error as FILE:LINE and exits 1', async (t) => {
   t.equal(
     result.stderr,
     'bad.conf:1: unknown socket type "strem" (expected stream or dgram)\n' +
-      'bad.conf:3: unknown option "colour" (known: label, listen, name, backlog, env, cwd, stdout, stderr, handoff, listen-pid, exit-timeout, max-connections, max-per-source, rate-window, only-from, no-access, run-at-load, keep-alive, restart, ready, start-timeout, restart-delay, restart-max-delay, start-limit-burst, start-limit-interval, failed-cooldown, watch)\n',
+      'bad.conf:3: unknown option "colour" (known: label, listen, name, backlog, env, cwd, stdout, stderr, handoff, listen-pid, exit-timeout, max-connections, max-per-source, rate-window, only-from, no-access, run-at-load, keep-alive, restart, ready, start-timeout, restart-delay, restart-max-delay, start-limit-burst, start-limit-interval, failed-cooldown, watch); an argument of the form key=value goes on the service line\n',
   );
 });
 
 t.test('check on a file that does not exist', async (t) => {
   const result = wakeport(['check', '-f', '/no/such/services.conf']);
   t.equal(result.status, 111);
-  t.equal(result.stderr, 'wakeport: cannot read the services table /no/such/services.conf: ENOENT\n');
+  t.equal(result.stderr, 'wakeport: cannot read the services table /no/such/services.conf: ENOENT (no such file)\n');
+  const folder = wakeport(['check', '-f', root]);
+  t.equal(folder.stderr, `wakeport: cannot read the services table ${root}: EISDIR (a folder, not a file)\n`);
 });
 
 t.test('the default table is valid', async (t) => {
@@ -81,4 +83,9 @@ t.test('--help, --version and usage errors', async (t) => {
   const idle = wakeport(['run', '--host-idle', 'soon']);
   t.equal(idle.status, 100);
   t.match(idle.stderr, /--host-idle: "soon" is not a duration \(examples: 500ms, 30s, 2m\)/);
+  for (const args of [['--strict'], ['--host-idle', '5s'], ['--log-format', 'json']]) {
+    const result = wakeport(['check', ...args, '-f', `${root}/services.conf`]);
+    t.equal(result.status, 100, `check ${args.join(' ')} is a usage error, not an option silently ignored`);
+    t.match(result.stderr, new RegExp(`^wakeport: ${args[0]} is an option of run, not of check\n`));
+  }
 });
