@@ -92,6 +92,8 @@ export function handleStopRequests(
   parentGone: string,
   level: 'info' | 'debug',
   onStop: () => void = () => {},
+  /** Runs once every service has stopped, before the process exits. */
+  afterStop: () => Promise<void> = () => Promise.resolve(),
 ): void {
   let stopping = false;
   const stop = (why: string): void => {
@@ -108,6 +110,7 @@ export function handleStopRequests(
         log[level](subject, `${why}: stopping`);
         return Promise.all(running.map((service) => service.stop()));
       })
+      .then(afterStop)
       .then(() => {
         log[level](subject, 'stopped');
         process.exit(exitCodes.ok);

@@ -112,6 +112,11 @@ export class ServiceTable {
     this.#shuttingDown = true;
   }
 
+  /** The sockets of the services it serves, with the entry of each. */
+  servedSockets(): { readonly entry: ServiceEntry; readonly assignment: SocketAssignment }[] {
+    return [...this.#served.values()].flatMap(({ entry, sockets }) => sockets.map((assignment) => ({ entry, assignment })));
+  }
+
   /** Everything a shutdown stops: the services serving the table, and what a reload took away that is still ending. */
   running(): RunningService[] {
     return [...new Set([...this.#served.values()].map(({ service }) => service)), ...this.#ending.values()];

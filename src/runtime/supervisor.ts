@@ -18,6 +18,7 @@ import { WaitService } from '../services/wait.js';
 import type { Hello, SocketAssignment, Stoppable } from './hello.js';
 import { receiveLateSockets } from './late-sockets.js';
 import { applyReloads } from './reload.js';
+import { EscapeeSweep } from './escapees.js';
 import { ServiceTable, type Starters } from './service-table.js';
 import { tellLauncher } from './left-workers.js';
 import { checkInheritedFds, handleStopRequests, takeOver, type RunningService } from './lifecycle.js';
@@ -44,10 +45,20 @@ export async function supervise(): Promise<void> {
   );
   const started = startServices(hello, context, table);
   // A stop during start-up waits for it: services started meanwhile are stopped as they come (table.add).
-  handleStopRequests(async () => (await started, table.running()), log, 'the launcher is gone', 'info', () => {
-    late.stop();
-    table.shutDown();
-  });
+  let escapees: EscapeeSweep | null = null;
+  handleStopRequests(
+    async () => (await started, table.running()),
+    log,
+    'the launcher is gone',
+    'info',
+    () => {
+      late.stop();
+      table.shutDown();
+      // Noted now: the services close their sockets as they stop.
+      escapees = new EscapeeSweep(table.servedSockets(), log);
+    },
+    () => escapees?.stop() ?? Promise.resolve(),
+  );
   // The launcher holds back stop signals until now: before, a SIGTERM would kill this process outright.
   const stoppable: Stoppable = { type: 'stoppable' };
   process.send?.(stoppable, () => {});
