@@ -677,7 +677,9 @@ t.test('nowait hosts exit after --host-idle without work, and the next client st
   t.equal(String(await exchange(port)), 'ok\n', 'the next client is served');
   const second = hosts().map(({ pid }) => pid);
   t.ok(second.length > 0 && second.every((pid) => !first.includes(pid)), 'by newly started hosts');
-  t.equal(openFdCount(wakeport.supervisorPid), supervisorFds, "the old hosts' pipes are closed in the supervisor");
+  // At most as many: the first count may catch a pipe or a /proc read of the moment (a full run once saw 28, then 25).
+  const after = openFdCount(wakeport.supervisorPid);
+  t.ok(after <= supervisorFds, `the old hosts' pipes are closed in the supervisor (${supervisorFds} fds before, ${after} after)`);
 });
 
 t.test('2,000 connections leave no zombie and no leaked fd in the supervisor or its nowait hosts', async (t) => {
