@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { isNowaitProgram, type ServiceEntry } from '../config/entry.js';
 import { loadTable, type Table } from '../config/table.js';
 import { isWakeportError, type WakeportError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { counted, type Logger } from '../log.js';
 import { runtimeEnvironment } from '../processes/environment.js';
 import { adoptListenFds, type AdoptedSocket, type Adoption } from '../sockets/adopt.js';
 import { bindSocket, checkUnixPath, removeSocketFiles, reportStrayTraffic, withoutPolling, type BoundSocket } from '../sockets/bind.js';
@@ -278,7 +278,7 @@ function waitForSupervisor(
       const left = code === exitCodes.ok ? [] : workers.alive();
       let stopped = Promise.resolve();
       if (left.length > 0) {
-        log.error(subject, `stopping the ${left.length} wait workers and nowait programs it left running (pid ${left.join(', ')})`);
+        log.error(subject, `stopping the wait workers and nowait programs it left running (${counted(left.length, 'program')}: pid ${left.join(', ')})`);
         stopped = workers.stop();
       }
       void stopped.then(() => {

@@ -20,7 +20,7 @@
 // the same sockets.
 
 import { closeSync } from 'node:fs';
-import { isNowaitProgram, type ClientAccess, type ServiceEntry } from '../config/entry.js';
+import { formatSocket, isNowaitProgram, type ClientAccess, type ServiceEntry } from '../config/entry.js';
 import type { Logger } from '../log.js';
 import { NowaitPool } from '../services/nowait-pool.js';
 import { WaitService } from '../services/wait.js';
@@ -142,6 +142,11 @@ export class ServiceTable {
       else removed.push(served);
     }
     const moved = new Set(removed.filter(({ entry }) => next.has(entry.label)).map(({ entry }) => entry.label));
+    for (const { entry, sockets } of removed) {
+      const addresses = sockets.map(({ socket }) => formatSocket(socket)).join(', ');
+      const why = moved.has(entry.label) ? 'its addresses changed' : 'it is no longer in the table';
+      log.info(entry.label, `${why}: stopping it, and closing ${addresses}`);
+    }
     const toBind = entries.filter(({ label }) => !this.has(label) && !moved.has(label)).map(({ label }) => label);
     this.#entries = entries;
     // Pools still draining after an earlier reload let go of the clients the new rules refuse, as those drained now do.

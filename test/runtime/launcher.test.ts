@@ -211,7 +211,7 @@ t.test('if the supervisor is killed, the launcher stops the wait workers it left
   const exited = new Promise<number | null>((resolve) => wakeport.process.once('exit', (code) => resolve(code)));
   process.kill(wakeport.supervisorPid, 'SIGKILL');
   const line = await wakeport.waitForLog((r) => r.message.startsWith('stopping the'));
-  t.equal(line.message, `stopping the 1 wait workers and nowait programs it left running (pid ${worker})`);
+  t.equal(line.message, `stopping the wait workers and nowait programs it left running (1 program: pid ${worker})`);
   t.equal(await exited, 111);
   t.notOk(isAlive(worker) && !isZombie(worker), 'the worker has exited');
   const rebound = net.createServer();

@@ -66,6 +66,11 @@ t.test('SIGHUP: added services are served, removed ones closed, changed ones res
   t.equal(String(await exchange(listening.port as number)), 'new\n', 'an added service is served');
   const bound = wakeport.logs.find((r) => r.subject === 'new' && r.message.startsWith('bound '));
   t.equal(bound?.message, `bound 127.0.0.1:${listening.port} on try 1`, "its bound line names the port the kernel chose, not the table's port 0");
+  t.equal(
+    wakeport.logs.find((r) => r.subject === 'gone' && r.message.startsWith('it is no longer'))?.message,
+    `it is no longer in the table: stopping it, and closing 127.0.0.1:${ports.gone}`,
+    'the log says a removed service is stopped and its address closed',
+  );
   t.equal(await connectOutcome(ports.gone!), 'ECONNREFUSED', "a removed service's port is closed");
   t.notOk(existsSync(`${socketDir}/gone.sock`), "a removed unix service's socket file is removed");
   t.equal(String(await exchange(ports.keep!, 'new client')), 'new client', 'an unchanged service is still served');
