@@ -128,6 +128,15 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
   const options = parseOptions(raw.options, context.baseDir);
   const label = options.label ?? defaultLabel(serviceField!, raw.stickyHost, protocolField!);
   const sockets = await resolveSockets(raw, options, protocol, label, context);
+  if (protocol.transport === 'unix' && /^(\[[0-9a-f:.]*\]|[\w.-]*):\w+$/i.test(serviceField!)) {
+    // A unix socket may be named so, but a line copied from a TCP one with its protocol mistyped is likelier.
+    context.warnings.push({
+      file: raw.file,
+      line: raw.line,
+      severity: 'warning',
+      message: `"${serviceField}" looks like an address and port, but the protocol is unix: it names a socket file in the table's folder (for TCP, write tcp)`,
+    });
+  }
 
   let program: Program;
   if (programField.kind === 'internal') {

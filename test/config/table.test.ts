@@ -503,6 +503,13 @@ t.test('what will keep a service from starting is a warning on its line: a wait 
   t.equal(table.entries.length, 4, 'every service stands');
 });
 
+t.test('a unix service written like an address and port is a warning: a mistyped protocol is likelier than such a file name', async (t) => {
+  const table = await parse('127.0.0.1:7001 stream unix nowait - internal echo\n[::1]:7002 stream unix nowait - internal echo\n/run/echo.sock stream unix nowait - internal echo');
+  const warning = (field: string) => `warning: "${field}" looks like an address and port, but the protocol is unix: it names a socket file in the table's folder (for TCP, write tcp)`;
+  t.same(table.problems.map(formatProblem), [`services.conf:1: ${warning('127.0.0.1:7001')}`, `services.conf:2: ${warning('[::1]:7002')}`]);
+  t.equal(table.entries.length, 3);
+});
+
 t.test('a non-root wakeport may only run programs as itself', { skip: process.getuid?.() === 0 ? 'runs as root' : false }, async (t) => {
   const table = await parse('8080 stream tcp nowait root /bin/cat');
   t.match(table.problems.map(formatProblem)[0], /so it can only run programs as that user and group; write "-" or run wakeport as root$/);
