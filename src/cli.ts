@@ -109,12 +109,25 @@ function describeProgram(program: ServiceEntry['program']): string {
 
 /**
  * `all`, or the rules with each network's prefix resolved (xinetd's
- * 10.1.0.0 shows as 10.1.0.0/16): `only 127.0.0.0/8,::1 not 127.0.0.2`.
+ * 10.1.0.0 shows as 10.1.0.0/16), and each host name with the addresses it
+ * was found to have: `only 127.0.0.0/8,::1 not localhost(127.0.0.1)`.
  */
 function describeAccess({ onlyFrom, noAccess }: ServiceEntry['access']): string {
-  const list = (rules: readonly AddressRule[]) => rules.map(formatAddressRule).join(',');
   const parts = [...(onlyFrom === null ? [] : [`only ${list(onlyFrom)}`]), ...(noAccess.length === 0 ? [] : [`not ${list(noAccess)}`])];
   return parts.length === 0 ? 'all' : parts.join(' ');
+}
+
+function list(rules: readonly AddressRule[]): string {
+  const words: string[] = [];
+  for (let index = 0; index < rules.length; ) {
+    const { from } = rules[index]!;
+    let end = index + 1;
+    while (from !== undefined && rules[end]?.from === from) end++;
+    const written = rules.slice(index, end).map(formatAddressRule).join(',');
+    words.push(from === undefined ? written : `${from}(${written})`);
+    index = end;
+  }
+  return words.join(',');
 }
 
 /** `nowait.10`, `wait (lazy)`, `wait (kept alive)`: how the service is run. */

@@ -37,6 +37,14 @@ t.test('check prints the resolved table and exits 0', async (t) => {
   );
 });
 
+t.test('check shows a host name in an access rule with the addresses it was found to have', async (t) => {
+  const dir = t.testdir({ 'services.conf': '127.0.0.1:7007 stream tcp nowait - internal echo\n    only-from = localhost 10.0.0.0/8\n' });
+  const result = wakeport(['check', '-f', `${dir}/services.conf`]);
+  t.equal(result.status, 0);
+  // On some machines localhost is ::1 too.
+  t.match(result.stdout, /\n127\.0\.0\.1:7007\/tcp +127\.0\.0\.1:7007 +tcp +internal +- +only localhost\(127\.0\.0\.1(,::1)?\),10\.0\.0\.0\/8 +internal echo\n/);
+});
+
 t.test('check shows the user a program runs as, with its uid and gid', { skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
   const dir = t.testdir({ 'services.conf': '127.0.0.1:8081 stream tcp nowait root.nogroup /bin/true true\n' });
   const result = wakeport(['check', '-f', `${dir}/services.conf`]);
