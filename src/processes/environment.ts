@@ -2,6 +2,7 @@
 // environment), the service's env options, then facts about the connection
 // under the names CGI/systemd (REMOTE_ADDR) and UCSPI (TCPREMOTEIP) use.
 
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { ServiceEntry, Transport } from '../config/entry.js';
 import type { Address } from '../sockets/internals.js';
@@ -9,6 +10,14 @@ import type { Address } from '../sockets/internals.js';
 export type Environment = Record<string, string>;
 
 const passedThrough = ['PATH', 'LANG', 'TZ'] as const;
+
+/**
+ * This wakeport's mark on its wait workers, as WAKEPORT_INVOCATION_ID (as
+ * systemd's INVOCATION_ID marks a unit's processes): a process that carries
+ * it descends from one of them, whatever its parent or session now
+ * (runtime/escapees.ts). One per supervisor.
+ */
+export const invocationId = randomUUID().replaceAll('-', '');
 
 /**
  * The environment of wakeport's own processes (supervisor, nowait hosts,

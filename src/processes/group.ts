@@ -1,8 +1,9 @@
 // Who is in a process group, and which processes hold given sockets open:
 // read from /proc, since Node can list neither. Used when a wait worker
-// exits leaving processes in its group (see services/wait.ts), and when a
+// exits leaving processes in its group (see services/wait.ts), when a
 // nowait host dies leaving programs it had not reported yet (see
-// services/nowait-pool.ts).
+// services/nowait-pool.ts), and at shutdown for what a wait worker left
+// holding its sockets outside its group (see runtime/escapees.ts).
 
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
@@ -17,13 +18,32 @@ export function membersHolding(pgid: number, inodes: ReadonlySet<string>): numbe
  * leads one) that hold one of `files` open, each with its parent and the
  * first of them it holds; a file as /proc names it (`socket:[123]`).
  */
-export function sessionLeadersHolding(files: ReadonlySet<string>): { readonly pid: number; readonly ppid: number; readonly file: string }[] {
+export function sessionLeadersHolding(files: ReadonlySet<string>): Holder[] {
+  return holding(files).filter(({ pid, session }) => session === pid);
+}
+
+export interface Holder {
+  readonly pid: number;
+  readonly ppid: number;
+  readonly pgrp: number;
+  readonly session: number;
+  /** The first of the files it holds. */
+  readonly file: string;
+}
+
+/** Processes other than this one that hold one of `files` open (as /proc names them: `socket:[123]`). */
+export function holding(files: ReadonlySet<string>): Holder[] {
   return processIds().flatMap((pid) => {
-    const stat = statFields(pid);
-    if (pid === process.pid || stat?.session !== pid) return [];
-    const file = openFiles(pid).find((open) => files.has(open));
-    return file === undefined ? [] : [{ pid, ppid: stat.ppid, file }];
+    const stat = pid === process.pid ? null : statFields(pid);
+    const file = stat === null ? undefined : openFiles(pid).find((open) => files.has(open));
+    return file === undefined ? [] : [{ pid, ...stat!, file }];
   });
+}
+
+/** Whether process `pid`'s environment has `NAME=value` (false when it is gone or not ours to read). */
+export function environmentHas(pid: number, assignment: string): boolean {
+  const environ = readOrNull(() => readFileSync(`/proc/${pid}/environ`, 'latin1'));
+  return environ !== null && environ.split('\0').includes(assignment);
 }
 
 function processIds(): number[] {

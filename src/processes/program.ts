@@ -34,7 +34,7 @@ import type { Program, ServiceEntry } from '../config/entry.js';
 import type { Logger } from '../log.js';
 import { firstListenFd } from '../sockets/listen-fds.js';
 import { spawnDirect, type AcceptedConnection, type DirectSpawn } from '../sockets/internals.js';
-import { connectionEnvironment, connectionVariables, serviceEnvironment, type Environment } from './environment.js';
+import { connectionEnvironment, connectionVariables, invocationId, serviceEnvironment, type Environment } from './environment.js';
 import { closeOutput, forEachLine, openOutput } from './output.js';
 
 type Exec = Program & { kind: 'exec' };
@@ -156,7 +156,8 @@ export class ProgramRecipe {
     const names = this.#entry.sockets.map(({ name }) => name);
     if (this.#entry.handoff === 'listen-fds' && this.#entry.listenPid) makeBlocking(fds.slice(1));
     // A Node worker's server.listen({ fd }) calls listen() again: this says with which backlog (listener.ts).
-    const launch = this.#launch(fds, names, { WAKEPORT_BACKLOG: String(this.#entry.backlog) }, notify, 'pipe');
+    const marks = { WAKEPORT_BACKLOG: String(this.#entry.backlog), WAKEPORT_INVOCATION_ID: invocationId };
+    const launch = this.#launch(fds, names, marks, notify, 'pipe');
     let child: ChildProcess;
     try {
       child = spawn(launch.file, launch.args, { ...this.#options, env: launch.env, stdio: launch.stdio, argv0: launch.argv0 });

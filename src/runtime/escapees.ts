@@ -1,22 +1,23 @@
-// At shutdown: processes that hold a service's listening sockets though its
-// service has stopped. A worker that daemonizes (forks, calls setsid(), and
-// exits) leaves one outside its process group, where stopping the group does
-// not reach it; it would keep the port bound, and go on serving it, after
+// At shutdown: processes a wait worker left holding its service's listening
+// sockets outside its process group. A worker that daemonizes (forks, calls
+// setsid(), and exits) leaves one where stopping the worker's group does not
+// reach it; it would keep the port bound, and go on serving it, after
 // wakeport has gone. systemd stops such a process with the unit's cgroup;
-// wakeport finds it by the sockets it holds (a listening socket reaches
-// another process only by inheritance from wakeport, or handed on by one
-// that has it) and stops it as it stops a worker.
+// wakeport knows one by the mark every wait worker's environment carries
+// (WAKEPORT_INVOCATION_ID, inherited by what it starts) and stops it as it
+// stops a worker. Other holders of the same sockets are never touched: the
+// process that handed them to wakeport (LISTEN_FDS), another wakeport
+// serving them, the launcher.
 //
-// Only at shutdown, once every service has stopped: while wakeport runs, a
-// process holding the sockets may be a worker a dead supervisor left to the
-// launcher, or a worker's own server process that a replacement will take
-// over from.
+// Only at shutdown, once every service has stopped: while wakeport runs, the
+// worker that left it may be replaced by one that serves beside it.
 
 import { readFileSync } from 'node:fs';
 import { formatSocket, type ServiceEntry } from '../config/entry.js';
 import type { Logger } from '../log.js';
-import { sessionLeadersHolding } from '../processes/group.js';
-import { stopGroup } from '../processes/stop.js';
+import { invocationId } from '../processes/environment.js';
+import { environmentHas, holding } from '../processes/group.js';
+import { signalGroup, stopGroup } from '../processes/stop.js';
 import { socketInode } from '../sockets/inspect.js';
 import type { SocketAssignment } from './hello.js';
 
@@ -29,6 +30,8 @@ export class EscapeeSweep {
   /** The sockets, by the name /proc gives each (`socket:[inode]`). */
   readonly #byFile = new Map<string, Held>();
   readonly #log: Logger;
+  readonly #stopping = new Set<number>();
+  #killed = false;
 
   /** Notes the sockets' inodes while the services still hold them open. */
   constructor(sockets: readonly Held[], log: Logger) {
@@ -39,23 +42,33 @@ export class EscapeeSweep {
     }
   }
 
-  /** Stops (SIGTERM, SIGKILL after the service's exit-timeout) every process still holding one; resolves once they are gone. */
+  /** Stops (SIGTERM, SIGKILL after the service's exit-timeout) each such process's group; resolves once they are gone. */
   stop(): Promise<void> {
     if (this.#byFile.size === 0) return Promise.resolve();
-    // Not wakeport's own: the launcher, and this process's children (helpers, hosts) hold sockets too.
-    const escapees = sessionLeadersHolding(new Set(this.#byFile.keys())).filter(({ pid, ppid }) => ppid !== process.pid && pid !== process.ppid);
+    const mark = `WAKEPORT_INVOCATION_ID=${invocationId}`;
+    // Leaders of their own group (a daemon's setsid() makes it one): a member of a worker's group went with it.
+    const escapees = holding(new Set(this.#byFile.keys())).filter(
+      ({ pid, ppid, pgrp }) => pgrp === pid && ppid !== process.pid && environmentHas(pid, mark),
+    );
     return Promise.all(
       escapees.map(({ pid, file }) => {
         const { entry, assignment } = this.#byFile.get(file)!;
         this.#log.warn(
           entry.label,
-          `stop pid ${pid} (${commandName(pid)}): it holds ${formatSocket(assignment.socket)} after its service has stopped, ` +
-            'outside the process group of any worker (a worker started it in a session of its own, as a daemon does)',
+          `stop pid ${pid} (${commandName(pid)}): a worker left it holding ${formatSocket(assignment.socket)} ` +
+            'outside its process group (it started it in a session of its own, as a daemon does)',
           { pid },
         );
-        return stopGroup(pid, entry.exitTimeoutMs);
+        this.#stopping.add(pid);
+        return stopGroup(pid, this.#killed ? 0 : entry.exitTimeoutMs);
       }),
     ).then(() => {});
+  }
+
+  /** A second stop signal: what stop() is stopping is killed now, and what it has yet to find, at once. */
+  kill(): void {
+    this.#killed = true;
+    for (const pid of this.#stopping) signalGroup(pid, 'SIGKILL');
   }
 }
 

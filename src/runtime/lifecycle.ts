@@ -92,14 +92,15 @@ export function handleStopRequests(
   parentGone: string,
   level: 'info' | 'debug',
   onStop: () => void = () => {},
-  /** Runs once every service has stopped, before the process exits. */
-  afterStop: () => Promise<void> = () => Promise.resolve(),
+  /** What runs once every service has stopped, before the process exits; kill() at a second signal. */
+  afterStop?: { stop(): Promise<void>; kill(): void },
 ): void {
   let stopping = false;
   const stop = (why: string): void => {
     if (stopping) {
       log.warn(subject, `${why} again: killing what is left`);
       void Promise.resolve(services()).then((running) => running.forEach((service) => void service.stop()));
+      afterStop?.kill();
       return;
     }
     stopping = true;
@@ -110,7 +111,7 @@ export function handleStopRequests(
         log[level](subject, `${why}: stopping`);
         return Promise.all(running.map((service) => service.stop()));
       })
-      .then(afterStop)
+      .then(() => afterStop?.stop())
       .then(() => {
         log[level](subject, 'stopped');
         process.exit(exitCodes.ok);

@@ -57,7 +57,7 @@ export async function supervise(): Promise<void> {
       // Noted now: the services close their sockets as they stop.
       escapees = new EscapeeSweep(table.servedSockets(), log);
     },
-    () => escapees?.stop() ?? Promise.resolve(),
+    { stop: () => escapees?.stop() ?? Promise.resolve(), kill: () => escapees?.kill() },
   );
   // The launcher holds back stop signals until now: before, a SIGTERM would kill this process outright.
   const stoppable: Stoppable = { type: 'stoppable' };

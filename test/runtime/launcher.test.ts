@@ -143,6 +143,27 @@ t.test('under LISTEN_FDS, the given sockets are adopted (by name and by address)
   t.match(String(await exchange(addressPort)), /\d\d:\d\d:\d\d/);
 });
 
+t.test('at shutdown, another holder of an adopted socket is left alone: it does not descend from a worker (a socket manager in a session of its own)', async (t) => {
+  const listener = net.createServer();
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  const port = (listener.address() as net.AddressInfo).port;
+  const fd = rawHandleOf(listener).fd;
+  // It keeps its copy, as systemd does: a session leader holding the socket, with no parent in wakeport.
+  const manager = spawn('setsid', ['sleep', '30'], { stdio: ['ignore', 'ignore', 'ignore', fd] });
+  t.teardown(() => manager.kill('SIGKILL'));
+  const wakeportPromise = startWakeport(t, `127.0.0.1:${port} stream tcp wait - /bin/cat cat\n    label = adopted`, {
+    env: { ...process.env, LISTEN_FDS: '1' },
+    stdio: [fd],
+    wrap: (command) => ['/bin/sh', '-c', 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"', 'sh', ...command],
+  });
+  listener.close();
+  const wakeport = await wakeportPromise;
+  t.equal(wakeport.port('adopted'), port);
+  t.same(await wakeport.stop(), { code: 0, signal: null });
+  t.ok(isAlive(manager.pid!), 'the manager runs on');
+  t.notOk(wakeport.logs.some((r) => r.message.startsWith('stop pid')), 'and nothing says it was stopped');
+});
+
 t.test('socket-activation variables that do not match the fds: one fatal line saying which, exit 100, nothing closed or served', async (t) => {
   const dir = t.testdir({ 'services.conf': '127.0.0.1:0 stream tcp nowait - internal echo\n' });
   const listener = net.createServer();
