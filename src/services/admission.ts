@@ -23,6 +23,12 @@ interface Waiting<T> {
   readonly source: string;
 }
 
+/** That the first waiting client of `source` came as the `arrival`th. */
+interface FirstNote {
+  readonly arrival: number;
+  readonly source: string;
+}
+
 interface Entry<T> extends Waiting<T> {
   readonly arrival: number;
   /** Out of the queue: admitted, refused or taken. #arrivals may still hold it. */
@@ -45,11 +51,12 @@ export class Admission<T> {
   readonly #bySource = new Map<string, Line<Entry<T>>>();
   readonly #crowding = new WaitingCounts();
   /**
-   * With max-per-source: the first waiting client of every address with
-   * room, and some that have since left or whose address filled up (they
-   * are passed over when they come out).
+   * With max-per-source: when the first waiting client of each address with
+   * room came, and stale notes (that client has left, or its address has
+   * filled up) passed over when they come out. Notes, not the clients: a
+   * stale one keeps no connection alive.
    */
-  readonly #firsts = new EarliestFirst<Entry<T>>();
+  readonly #firsts = new EarliestFirst<FirstNote>();
 
   constructor(readonly limits: AdmissionLimits) {}
 
@@ -162,7 +169,6 @@ export class Admission<T> {
     if (line.size === 0) this.#bySource.delete(entry.source);
     else if (wasFirst) this.#offerFirstOf(entry.source);
     this.#tidyArrivals();
-    // Nobody waits: what #firsts still holds has left (and would keep their connections' objects alive).
     if (this.#waiting === 0) this.#firsts.clear();
     return entry;
   }
@@ -175,9 +181,10 @@ export class Admission<T> {
   }
 
   #earliestWithRoom(): Entry<T> | undefined {
-    for (let first = this.#firsts.pop(); first !== undefined; first = this.#firsts.pop()) {
-      // One that has left, or whose address is full, is dropped: #offerFirstOf adds it again when its address has room.
-      if (!first.left && this.#hasRoom(first.source)) return first;
+    for (let note = this.#firsts.pop(); note !== undefined; note = this.#firsts.pop()) {
+      // A stale note is dropped: #offerFirstOf notes the address's first again when it has room.
+      const first = this.#bySource.get(note.source)?.first();
+      if (first?.arrival === note.arrival && this.#hasRoom(note.source)) return first;
     }
     return undefined;
   }
@@ -185,7 +192,17 @@ export class Admission<T> {
   #offerFirstOf(source: string): void {
     if (this.limits.maxPerSource === null || !this.#hasRoom(source)) return;
     const first = this.#bySource.get(source)?.first();
-    if (first !== undefined) this.#firsts.push(first);
+    if (first === undefined) return;
+    this.#firsts.push({ arrival: first.arrival, source });
+    // Stale notes pile up while nobody is admitted (evictions, releases): past twice the addresses waiting, start afresh.
+    if (this.#firsts.size > 2 * this.#bySource.size + 16) this.#noteFirstsAfresh();
+  }
+
+  #noteFirstsAfresh(): void {
+    this.#firsts.clear();
+    for (const [source, line] of this.#bySource) {
+      if (this.#hasRoom(source)) this.#firsts.push({ arrival: line.first()!.arrival, source });
+    }
   }
 
   #hasRoom(source: string): boolean {

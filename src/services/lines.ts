@@ -25,7 +25,9 @@ export class Line<E> {
 
   shift(): E | undefined {
     if (this.size === 0) return undefined;
-    const item = this.#items[this.#head++]!;
+    const item = this.#items[this.#head]!;
+    // Let go of it now, not at the next rebase: it may be a closed connection's.
+    this.#items[this.#head++] = undefined as E;
     if (this.#head === this.#items.length) this.#reset();
     // Moving the head instead of shifting the array; the taken entries are let go once they are half of it, so each is copied at most once.
     else if (this.#head * 2 >= this.#items.length) this.#rebase();
@@ -63,6 +65,10 @@ export class Line<E> {
 /** Entries by their arrival number, the earliest first: a binary heap. */
 export class EarliestFirst<E extends { readonly arrival: number }> {
   readonly #heap: E[] = [];
+
+  get size(): number {
+    return this.#heap.length;
+  }
 
   push(entry: E): void {
     const heap = this.#heap;

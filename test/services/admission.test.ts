@@ -4,6 +4,8 @@
 // long random runs of every operation checked against a plain array
 // searched at each step (the queue itself never searches).
 
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import t from 'tap';
 import { Admission } from '../../src/services/admission.js';
 
@@ -163,4 +165,34 @@ t.test('random offers, admits, releases, withdrawals and evictions give what the
   }
   // Each case happened often enough to have been compared.
   for (const [event, times] of Object.entries(seen)) t.ok(times > 100, `${event}: ${times} times`);
+});
+
+/** Offers `count` clients, each from an address of its own, and takes each out again as the newest; weak references to them. */
+function offerAndEvict(admission: Admission<object>, count: number): { evicted: WeakRef<object>[]; takenBack: number } {
+  // Not in the async test: a suspended async function keeps its last locals alive.
+  const evicted: WeakRef<object>[] = [];
+  let takenBack = 0;
+  for (let client = 0; client < count; client++) {
+    const connection = {};
+    evicted.push(new WeakRef(connection));
+    admission.offer(connection, `s${client}`);
+    if (admission.takeNewest() === connection) takenBack++;
+  }
+  return { evicted, takenBack };
+}
+
+t.test('clients taken out while nobody can be admitted are not kept alive by the queue', async (t) => {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const admission = new Admission<object>({ maxConnections: 1, maxPerSource: 5, queueLimit: 100 });
+  admission.offer({}, 'busy');
+  t.ok(admission.admit(), 'max-connections is reached');
+  admission.offer({}, 'waiting');
+  const { evicted, takenBack } = offerAndEvict(admission, 200);
+  t.equal(takenBack, 200, 'each newcomer is the newest, and is taken out');
+  // A WeakRef holds its target until the job that made it ends.
+  await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  t.equal(evicted.filter((ref) => ref.deref() !== undefined).length, 0, 'every evicted client can be collected');
+  t.equal(admission.waiting, 1);
 });
