@@ -23,8 +23,8 @@ const usage = `Usage: wakeport run   [-f FILE] [--strict] [--log-level LEVEL] [-
 Options:
   -f, --file FILE        the services table (default: services.conf)
       --strict           run: refuse to start if any line is wrong or any socket cannot be bound
-      --log-level LEVEL  debug | info | warn | error (default: info)
-      --log-format FMT   text | json (default: text)
+      --log-level LEVEL  run: debug | info | warn | error (default: info)
+      --log-format FMT   run: text | json (default: text)
       --host-idle TIME   run: how long a nowait host runs without work before it
                          exits (500ms, 30s, 10m; 0: never; default: 10m)
   -h, --help             this help

@@ -4,7 +4,7 @@
 // reported and left out; the rest of the table stands.
 
 import { constants as fsConstants } from 'node:fs';
-import { access, readFile } from 'node:fs/promises';
+import { access, readFile, stat } from 'node:fs/promises';
 import dns from 'node:dns/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -128,7 +128,7 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
   const options = parseOptions(raw.options, context.baseDir);
   const label = options.label ?? defaultLabel(serviceField!, raw.stickyHost, protocolField!);
   const sockets = await resolveSockets(raw, options, protocol, label, context);
-  if (protocol.transport === 'unix' && /^(\[[0-9a-f:.]*\]|[\w.-]*):\w+$/i.test(serviceField!)) {
+  if (protocol.transport === 'unix' && !serviceField!.includes('/') && /^[\w.*,[\]:-]*:\w+$/.test(serviceField!)) {
     // A unix socket may be named so, but a line copied from a TCP one with its protocol mistyped is likelier.
     context.warnings.push({
       file: raw.file,
@@ -509,9 +509,8 @@ async function startWarnings(entries: readonly ServiceEntry[]): Promise<ConfigPr
       for (const { spec, line } of entry.sockets) {
         if (spec.transport !== 'unix') continue;
         const folder = path.dirname(spec.path);
-        if ((await accessProblem(folder, fsConstants.X_OK)) === 'ENOENT') {
-          found.push(warning(`folder ${folder} does not exist; the unix socket ${spec.path} is bound once it does`, line));
-        }
+        const problem = await folderProblem(folder);
+        if (problem !== null) found.push(warning(`folder ${folder} ${problem}; the unix socket ${spec.path} is bound once it is one`, line));
       }
       if (entry.program.kind !== 'exec') return found;
       const programProblem = await accessProblem(entry.program.path, fsConstants.X_OK);
@@ -540,10 +539,21 @@ async function startWarnings(entries: readonly ServiceEntry[]): Promise<ConfigPr
   return warnings.flat();
 }
 
+/** Why `folder` is not one (it does not exist, or it or a folder above it is a file), or null. */
+async function folderProblem(folder: string): Promise<string | null> {
+  try {
+    return (await stat(folder)).isDirectory() ? null : 'is a file, not a folder';
+  } catch (error) {
+    const errno = errnoOf(error);
+    if (errno === 'ENOENT') return 'does not exist';
+    return errno === 'ENOTDIR' ? 'is under a file, not a folder' : null;
+  }
+}
+
 /** Why an output file could not be opened for appending, or null. */
 async function outputProblem(file: string): Promise<string | null> {
   const existing = await accessProblem(file, fsConstants.W_OK);
-  if (existing === null) return null;
+  if (existing === null) return (await stat(file)).isDirectory() ? 'it is a folder' : null;
   if (existing !== 'ENOENT') return `cannot be written (${existing})`;
   const folder = await accessProblem(path.dirname(file), fsConstants.W_OK | fsConstants.X_OK);
   if (folder === null) return null;

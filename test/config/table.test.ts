@@ -479,7 +479,7 @@ t.test('a missing program is a warning: the service still stands', async (t) => 
   t.equal(table.entries.length, 1);
 });
 
-t.test('what will keep a service from starting is a warning on its line: a wait program missing, an output file or a unix socket in a folder that does not exist', async (t) => {
+t.test('what will keep a service from starting is a warning on its line: a wait program missing, an output file or a unix socket in a folder that is not there', async (t) => {
   const table = await parse(
     [
       '127.0.0.1:0 stream tcp wait - /no/such/program',
@@ -492,22 +492,29 @@ t.test('what will keep a service from starting is a warning on its line: a wait 
       '    label = errors',
       '/tmp/wakeport-test.sock stream unix nowait - internal echo',
       '    listen = /no/such/folder/echo.sock',
+      '127.0.0.1:0 stream tcp nowait - /bin/cat',
+      '    stdout = /tmp',
+      '    label = into-a-folder',
+      '/etc/passwd/echo.sock stream unix nowait - internal echo',
     ].join('\n'),
   );
   t.same(table.problems.map(formatProblem), [
     'services.conf:1: warning: program /no/such/program does not exist; its worker cannot start until it does (clients wait through the restart back-off, then are closed once the service has failed)',
     'services.conf:2: warning: stdout file /no/such/folder/out.log: its folder /no/such/folder does not exist; the service will not start (its sockets closed, its clients refused) until the table is reloaded with it put right',
     'services.conf:6: warning: stderr file /no/such/folder/err.log: its folder /no/such/folder does not exist; the service will not start (its sockets closed, its clients refused) until the table is reloaded with it put right',
-    'services.conf:10: warning: folder /no/such/folder does not exist; the unix socket /no/such/folder/echo.sock is bound once it does',
+    'services.conf:10: warning: folder /no/such/folder does not exist; the unix socket /no/such/folder/echo.sock is bound once it is one',
+    'services.conf:11: warning: stdout file /tmp: it is a folder; the service will not start (its sockets closed, its clients refused) until the table is reloaded with it put right',
+    'services.conf:14: warning: folder /etc/passwd is a file, not a folder; the unix socket /etc/passwd/echo.sock is bound once it is one',
   ]);
-  t.equal(table.entries.length, 4, 'every service stands');
+  t.equal(table.entries.length, 6, 'every service stands');
 });
 
 t.test('a unix service written like an address and port is a warning: a mistyped protocol is likelier than such a file name', async (t) => {
-  const table = await parse('127.0.0.1:7001 stream unix nowait - internal echo\n[::1]:7002 stream unix nowait - internal echo\n/run/echo.sock stream unix nowait - internal echo');
+  const fields = ['127.0.0.1:7001', '[::1]:7002', '*:7003', '127.0.0.1,[::1]:echo'];
+  const table = await parse([...fields, '/run/echo.sock'].map((field) => `${field} stream unix nowait - internal echo`).join('\n'));
   const warning = (field: string) => `warning: "${field}" looks like an address and port, but the protocol is unix: it names a socket file in the table's folder (for TCP, write tcp)`;
-  t.same(table.problems.map(formatProblem), [`services.conf:1: ${warning('127.0.0.1:7001')}`, `services.conf:2: ${warning('[::1]:7002')}`]);
-  t.equal(table.entries.length, 3);
+  t.same(table.problems.map(formatProblem), fields.map((field, index) => `services.conf:${index + 1}: ${warning(field)}`));
+  t.equal(table.entries.length, 5);
 });
 
 t.test('a non-root wakeport may only run programs as itself', { skip: process.getuid?.() === 0 ? 'runs as root' : false }, async (t) => {
