@@ -81,11 +81,14 @@ export class Admission<T> {
    * least as many waiting as this one's after the swap; otherwise this one
    * (a swap that only moves the surplus from one address to the other
    * would refuse a client that waited longer, for nothing). Otherwise
-   * returns null.
+   * returns null. `admitsNext`: the caller admits right after (it is not
+   * held back, as by a spawn limit); then a newcomer the limits let in now
+   * refuses no one, even when the queue is full: those waiting are all
+   * held back by the limits, and it is served at once.
    */
-  offer(client: T, source: string): T | null {
+  offer(client: T, source: string, admitsNext = true): T | null {
     let refused: T | null = null;
-    if (this.queueFull) {
+    if (this.queueFull && !(admitsNext && this.#admissibleNow(source))) {
       const crowded = this.#crowding.most();
       if (crowded === null || crowded.count <= this.#waitingFrom(source) + 1) return client;
       refused = this.#takeOut(this.#bySource.get(crowded.source)!.last()!).client;
@@ -203,6 +206,11 @@ export class Admission<T> {
     for (const [source, line] of this.#bySource) {
       if (this.#hasRoom(source)) this.#firsts.push({ arrival: line.first()!.arrival, source });
     }
+  }
+
+  /** Whether a client from `source` would be admitted now if nobody waited before it. */
+  #admissibleNow(source: string): boolean {
+    return !this.full && (this.limits.maxPerSource === null || this.#hasRoom(source));
   }
 
   #hasRoom(source: string): boolean {

@@ -214,9 +214,10 @@ export class NowaitService implements BudgetHolder {
 
   // ---- effects, called from the transition table ----
 
-  #queue(waiting: WaitingConnection): void {
+  /** `serveNext`: the queue is served right after (not held back by the spawn limit). */
+  #queue(waiting: WaitingConnection, serveNext = !this.#spawnLimitReached()): void {
     for (const gone of this.#goneSweep.sweep(this.#admission)) this.#dropGone(gone.connection, 'while it waited');
-    const refused = this.#admission.offer(waiting, waiting.source);
+    const refused = this.#admission.offer(waiting, waiting.source, serveNext);
     if (refused) this.#overflow.refuse(letGo(refused.connection, this));
   }
 
@@ -467,7 +468,7 @@ export class NowaitService implements BudgetHolder {
       stop: (s) => s.#beginStop(),
     },
     throttled: {
-      connection: (s, e) => (s.#queue(e.connection), 'throttled'),
+      connection: (s, e) => (s.#queue(e.connection, false), 'throttled'),
       exit: (s, e) => (s.#finish(e), 'throttled'),
       window: (s) => {
         const next = s.#serveQueue();

@@ -29,8 +29,9 @@ t.test('withdrawWhere takes out the gone clients, keeps the order of the rest, a
 
 t.test('a long queue is served in order and counted right as it drains and refills', async (t) => {
   const admission = new Admission<number>({ maxConnections: null, maxPerSource: null, queueLimit: 1000 });
+  // Offered as by a caller held back (a spawn limit): without limits, one that admits next would serve every newcomer.
   const offered = (from: number, to: number, source: (client: number) => string) =>
-    Array.from({ length: to - from }, (_, index) => admission.offer(from + index, source(from + index)));
+    Array.from({ length: to - from }, (_, index) => admission.offer(from + index, source(from + index), false));
   t.ok(offered(0, 1000, (client) => `s${client % 10}`).every((refused) => refused === null));
   const served: number[] = [];
   for (let client = 0; client < 700; client++) served.push(admission.admit()!.client);
@@ -39,14 +40,38 @@ t.test('a long queue is served in order and counted right as it drains and refil
   t.ok(admission.queueFull);
   t.equal(admission.waiting, 1000);
   // 700 from the flood, 30 from each other address: the flood gives up its newest to a newcomer.
-  t.equal(admission.offer(2000, 'new'), 1699);
-  t.equal(admission.offer(2001, 's3'), 1698, 'and to an address with 30 waiting');
+  t.equal(admission.offer(2000, 'new', false), 1699);
+  t.equal(admission.offer(2001, 's3', false), 1698, 'and to an address with 30 waiting');
   t.equal(admission.takeNewest(), 2001);
   const rest = admission.takeQueue();
   t.same(rest.slice(0, 3), [700, 701, 702], 'the oldest still wait first');
   t.same(rest.slice(-2), [1697, 2000]);
   t.equal(admission.waiting, 0);
   t.equal(admission.offer(1, 'new'), null, 'an emptied queue counts nobody');
+});
+
+t.test('a full queue refuses no one for a newcomer the limits let in now: it is served at once (found by a reviewer)', async (t) => {
+  // Every address waiting is at its per-source limit; a new address has room, and so does max-connections.
+  const perSource = new Admission<string>({ maxConnections: 10, maxPerSource: 1, queueLimit: 2 });
+  for (const client of ['a1', 'b1', 'a2', 'b2']) {
+    t.equal(perSource.offer(client, client[0]!), null);
+    perSource.admit();
+  }
+  t.ok(perSource.queueFull, 'a2 and b2 wait');
+  t.equal(perSource.offer('c1', 'c'), null, 'c1 is not refused');
+  t.equal(perSource.admit()?.client, 'c1', 'it is served at once');
+  t.same(perSource.takeQueue(), ['a2', 'b2'], 'and nobody lost a place');
+  // One address fills the queue at its limit; another's client takes no one's place either.
+  const flood = new Admission<string>({ maxConnections: 4, maxPerSource: 2, queueLimit: 8 });
+  for (let client = 0; client < 10; client++) {
+    flood.offer(`f${client}`, 'flood');
+    flood.admit();
+  }
+  t.equal(flood.offer('other', 'other'), null);
+  t.equal(flood.admit()?.client, 'other');
+  t.equal(flood.waiting, 8, "the flood's eight still wait");
+  // Held back (a spawn limit), the same newcomer goes through the crowding rule.
+  t.equal(flood.offer('held', 'other', false), 'f9', "held back, it takes the crowded address's newest place");
 });
 
 t.test('clients already served are out of the queue for good: withdrawing and per-address admits look only at those still waiting', async (t) => {
@@ -73,8 +98,14 @@ class Reference {
     return this.queue.filter((waiting) => waiting.source === source).length;
   }
 
-  /** Who a full queue may refuse for a newcomer from `source`: the newcomer, or the newest of one of the most crowded addresses. */
-  refusable(client: number, source: string): number[] {
+  admissible(source: string): boolean {
+    const full = this.limits.maxConnections !== null && this.activeCount >= this.limits.maxConnections;
+    return !full && (this.limits.maxPerSource === null || (this.active.get(source) ?? 0) < this.limits.maxPerSource);
+  }
+
+  /** Who a full queue may refuse for a newcomer: nobody, when it is served at once; else the newcomer, or the newest of one of the most crowded addresses. */
+  refusable(client: number, source: string, admitsNext: boolean): (number | null)[] {
+    if (admitsNext && this.admissible(source)) return [null];
     const sources = [...new Set(this.queue.map((waiting) => waiting.source))];
     const most = Math.max(...sources.map((other) => this.waitingFrom(other)));
     if (most <= this.waitingFrom(source) + 1) return [client];
@@ -111,35 +142,47 @@ t.test('random offers, admits, releases, withdrawals and evictions give what the
     { maxConnections: 3, maxPerSource: null, queueLimit: 5 },
     { maxConnections: null, maxPerSource: 3, queueLimit: 40 },
   ];
-  const seen = { newcomerRefused: 0, crowdedRefused: 0, admitted: 0, blocked: 0, withdrawn: 0 };
+  const seen = { newcomerRefused: 0, crowdedRefused: 0, servedPastFullQueue: 0, admitted: 0, blocked: 0, withdrawn: 0 };
   for (const limits of settings) {
     const admission = new Admission<number>(limits);
     const reference = new Reference(limits);
     const served: { client: number; source: string }[] = [];
     let next = 0;
-    for (let step = 0; step < 20_000; step++) {
+    let step = 0;
+    const admitStep = (): string | null => {
+      const expected = reference.nextToAdmit();
+      const admitted = admission.admit();
+      if (admitted?.client !== expected) return `step ${step}: admitted ${admitted?.client}, expected ${expected}`;
+      if (expected === undefined) {
+        if (reference.queue.length > 0) seen.blocked++;
+        return null;
+      }
+      seen.admitted++;
+      served.push(reference.remove(expected));
+      reference.countActive(admitted!.source, +1);
+      return null;
+    };
+    for (; step < 20_000; step++) {
       const choice = random(100);
       if (choice < 45) {
         const client = next++;
         const source = `s${random(5)}`;
-        const allowed = reference.queue.length >= limits.queueLimit ? reference.refusable(client, source) : [null];
-        const refused = admission.offer(client, source);
+        // Mostly as a serving caller does (admit right after), at times as one held back by a spawn limit.
+        const admitsNext = random(4) !== 0;
+        const full = reference.queue.length >= limits.queueLimit;
+        const allowed = full ? reference.refusable(client, source, admitsNext) : [null];
+        const refused = admission.offer(client, source, admitsNext);
         if (!allowed.includes(refused)) return t.fail(`step ${step}: offer of ${client} from ${source} refused ${refused}; allowed ${allowed}`);
         if (refused === client) seen.newcomerRefused++;
         else if (refused !== null) seen.crowdedRefused++;
+        else if (full) seen.servedPastFullQueue++;
         if (refused !== client) reference.queue.push({ client, source });
         if (refused !== null && refused !== client) reference.remove(refused);
+        const failure = admitsNext ? admitStep() : null;
+        if (failure !== null) return t.fail(failure);
       } else if (choice < 80) {
-        const expected = reference.nextToAdmit();
-        const admitted = admission.admit();
-        if (admitted?.client !== expected) return t.fail(`step ${step}: admitted ${admitted?.client}, expected ${expected}`);
-        if (expected === undefined) {
-          if (reference.queue.length > 0) seen.blocked++;
-          continue;
-        }
-        seen.admitted++;
-        served.push(reference.remove(expected));
-        reference.countActive(admitted!.source, +1);
+        const failure = admitStep();
+        if (failure !== null) return t.fail(failure);
       } else if (choice < 95) {
         if (served.length === 0) continue;
         const { source } = served.splice(random(served.length), 1)[0]!;

@@ -136,13 +136,17 @@ t.test('limits: a client that hangs up while waiting gives back its place, and o
   const waiting = [await connectFrom('127.0.0.1', port), await connectFrom('127.0.0.1', port)];
   await sleep(200);
   const other = await connectFrom('127.0.0.2', port);
-  t.equal(await echoOnce(other, 'c'), 'c', 'another address is served while one address fills the queue');
+  t.equal(await echoOnce(other, 'c'), 'c', 'another address is served at once while one address fills the queue');
   const [older, newest] = waiting as [net.Socket, net.Socket];
+  await sleep(200);
+  t.ok(!older.closed && !newest.closed, 'taking no one\'s place: the queue was full, but it was served at once');
+  // Now max-connections is reached too: a third address's client must wait, and takes the crowding address's newest place.
+  const third = await connectFrom('127.0.0.3', port);
   await until(() => newest.closed);
   t.ok(newest.closed && newest.bytesRead === 0, "the crowding address's newest waiting client is closed without an answer");
   t.notOk(older.closed, 'its older waiting client still waits');
   await wakeport.waitForLog((r) => r.subject === 'limited' && /reject client 127\.0\.0\.1:/.test(r.message));
-  for (const socket of [next, other, ...waiting]) socket.destroy();
+  for (const socket of [next, other, third, ...waiting]) socket.destroy();
 });
 
 t.test('only-from: internal services over TCP and UDP answer only the addresses it names, and close a refused client at once', async (t) => {

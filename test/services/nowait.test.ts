@@ -726,6 +726,22 @@ t.test('when the waiting queue is full, a client is refused with a log line sayi
   t.equal(answers.filter((answer) => answer === '').length, 1, 'one closed cleanly (no reset)');
 });
 
+t.test('a full queue refuses no one for a client the limits let in now: it gets its program at once', async (t) => {
+  const table = ['127.0.0.1:0 stream tcp nowait - /bin/cat cat', '    label = per-source', '    max-connections = 10', '    max-per-source = 1', '    backlog = 2'].join('\n');
+  const wakeport = await startWakeport(t, table);
+  const port = wakeport.port('per-source');
+  // One served and one waiting from each of two addresses: the queue is full, with 2 of 10 slots in use.
+  const held: net.Socket[] = [];
+  t.teardown(() => held.forEach((socket) => socket.destroy()));
+  for (const address of ['127.0.0.2', '127.0.0.2', '127.0.0.4', '127.0.0.4']) {
+    held.push(await connectFrom(address, port));
+    await sleep(100);
+  }
+  t.equal(String(await exchange(port, 'hello', '127.0.0.1', 5000, '127.0.0.3')), 'hello', 'a third address is served');
+  t.notOk(held.some((socket) => socket.closed), 'and nobody waiting lost a place');
+  t.notOk(wakeport.logs.some((r) => r.subject === 'per-source' && r.message.startsWith('reject client')), 'no refusal is logged');
+});
+
 t.test('as root, the user field runs the program as that user and group', { skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
   const wakeport = await startWakeport(t, '127.0.0.1:0 stream tcp nowait nobody:nogroup /bin/sh sh -c id\n    label = id');
   // inetd has no quoting: "sh -c id" is argv ["sh", "-c", "id"].
