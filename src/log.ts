@@ -75,13 +75,21 @@ function writeStderr(line: string): void {
 /**
  * For problems that can repeat thousands of times a second (a missing
  * program, a full queue): report the first, hold back the rest for a while,
- * then report again with how many were held back.
+ * then report again with how many were held back. When the while ends with
+ * some held back and no report after them, `onHeldBack` says how many (a
+ * flood that stops would otherwise never be counted in the log).
  */
 export class ReportThrottle {
+  /** Those holding back a count they will say at the end of their while: flushAll() says them all now. */
+  static readonly #pending = new Set<ReportThrottle>();
   #nextReport = 0;
   #heldBack = 0;
+  #flushTimer: NodeJS.Timeout | null = null;
 
-  constructor(readonly intervalMs: number) {}
+  constructor(
+    readonly intervalMs: number,
+    readonly onHeldBack?: (count: number) => void,
+  ) {}
 
   /**
    * What a report due now adds: "" or " (N more … since the last report)",
@@ -98,12 +106,38 @@ export class ReportThrottle {
   due(now = Date.now()): number | null {
     if (now < this.#nextReport) {
       this.#heldBack++;
+      // Unref'd: a count still held back does not keep a stopping process alive.
+      if (this.onHeldBack && !this.#flushTimer) {
+        this.#flushTimer = setTimeout(() => this.flush(), this.#nextReport - now).unref();
+        ReportThrottle.#pending.add(this);
+      }
       return null;
     }
+    this.#cancelFlush();
     const heldBack = this.#heldBack;
     this.#heldBack = 0;
     this.#nextReport = now + this.intervalMs;
     return heldBack;
+  }
+
+  /** Says how many are held back, if any, now (at the end of the while, or as a service stops). */
+  flush(): void {
+    this.#cancelFlush();
+    if (this.#heldBack === 0) return;
+    const heldBack = this.#heldBack;
+    this.#heldBack = 0;
+    this.onHeldBack?.(heldBack);
+  }
+
+  /** At the end of a process's stop: every count still held back is said before it exits. */
+  static flushAll(): void {
+    for (const throttle of ReportThrottle.#pending) throttle.flush();
+  }
+
+  #cancelFlush(): void {
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    this.#flushTimer = null;
+    ReportThrottle.#pending.delete(this);
   }
 }
 

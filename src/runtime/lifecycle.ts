@@ -2,7 +2,7 @@
 // parent (the hello over IPC, and a check of every inherited fd), the
 // parent's later messages, and stopping on request.
 
-import { createLogger, type Logger } from '../log.js';
+import { createLogger, ReportThrottle, type Logger } from '../log.js';
 import { inspectFds } from '../sockets/inspect.js';
 import { exitCodes } from './exit-codes.js';
 import { isHello, type Hello, type SocketAssignment } from './hello.js';
@@ -113,6 +113,7 @@ export function handleStopRequests(
       })
       .then(() => afterStop?.stop())
       .then(() => {
+        ReportThrottle.flushAll();
         log[level](subject, 'stopped');
         process.exit(exitCodes.ok);
       });

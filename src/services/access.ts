@@ -10,7 +10,7 @@
 import net from 'node:net';
 import { formatAddressRule } from '../config/address-rules.js';
 import type { AddressRule, ClientAccess } from '../config/entry.js';
-import { ReportThrottle, type Logger } from '../log.js';
+import { counted, ReportThrottle, type Logger } from '../log.js';
 import type { Address } from '../sockets/internals.js';
 import { clientName } from './listener.js';
 
@@ -57,7 +57,14 @@ function longestMatch(rules: readonly Rule[], client: RuleAddress): Rule | null 
 export class ClientFilter {
   readonly #onlyFrom: readonly Rule[] | null;
   readonly #noAccess: readonly Rule[];
-  readonly #refusals = new ReportThrottle(reportEveryMs);
+  readonly #refusals = new ReportThrottle(reportEveryMs, (count) =>
+    this.log.warn(
+      this.label,
+      this.refused === 'connection'
+        ? `rejected ${counted(count, 'more client')} since the last report: their addresses are refused by only-from or no-access`
+        : `ignored ${counted(count, 'more datagram')} since the last report: their addresses are refused by only-from or no-access`,
+    ),
+  );
 
   constructor(
     access: ClientAccess,

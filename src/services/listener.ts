@@ -4,7 +4,7 @@
 // service's waiting queue is full.
 
 import net from 'node:net';
-import { ReportThrottle, type Logger } from '../log.js';
+import { counted, ReportThrottle, type Logger } from '../log.js';
 import { takeAccepts, type AcceptedConnection, type Address } from '../sockets/internals.js';
 import { listenOnFd } from '../sockets/listen-fds.js';
 import type { Admission } from './admission.js';
@@ -77,7 +77,9 @@ const acceptFailureReportMs = 60_000;
 
 /** Logs a service's failed accepts (EMFILE, …): the first at once, the rest at most once a minute, with a count. */
 export function acceptFailureReporter(label: string, log: Logger): (code: string) => void {
-  const throttle = new ReportThrottle(acceptFailureReportMs);
+  const throttle = new ReportThrottle(acceptFailureReportMs, (count) =>
+    log.error(label, `accept failed ${counted(count, 'more time')} since the last report`),
+  );
   return (code) => {
     const more = throttle.heldBackNote();
     if (more !== null) log.error(label, `accept failed: ${code}${more}`);
@@ -117,7 +119,9 @@ const reportEveryMs = 60_000;
 
 /** Closes a client the queue has no room for, and says so (at most once a minute, with a count). */
 export class QueueOverflow {
-  readonly #throttle = new ReportThrottle(reportEveryMs);
+  readonly #throttle = new ReportThrottle(reportEveryMs, (count) =>
+    this.log.warn(this.label, `rejected ${counted(count, 'more client')} since the last report: ${this.queueLimit} clients were already waiting for a free slot`),
+  );
 
   constructor(
     readonly label: string,

@@ -130,7 +130,7 @@ export class NowaitPool {
   #failedStarts = 0;
   /** How hosts of the current start ended within restartGapMs of it. */
   #earlyEnds: string[] = [];
-  readonly #problems = new ReportThrottle(reportEveryMs);
+  readonly #problems = new ReportThrottle(reportEveryMs, (count) => this.#log.error(subject, `${counted(count, 'more problem')} with the nowait hosts since the last report`));
   readonly #stopWaiters = new StopWaiters();
   readonly #spawnFailures: SpawnFailureLog;
   readonly #entries: ReadonlyMap<string, ServiceEntry>;

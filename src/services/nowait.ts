@@ -91,7 +91,12 @@ export class NowaitService implements BudgetHolder {
   #leftStopping: Promise<void> | null = null;
   /** Start times of the spawns inside the current rate window, oldest first. */
   readonly #spawnTimes: number[] = [];
-  readonly #overBudget = new ReportThrottle(overBudgetReportMs);
+  readonly #overBudget = new ReportThrottle(overBudgetReportMs, (count) =>
+    this.#log.warn(
+      this.#entry.label,
+      `rejected ${counted(count, 'more client')} since the last report: nowait host pid ${process.pid} already held ${connectionBudget.limit} connections`,
+    ),
+  );
   readonly #goneSweep = new GoneSweep();
   #filter: ClientFilter;
   /**

@@ -5,7 +5,7 @@
 
 import { existsSync } from 'node:fs';
 import type { ServiceEntry } from '../config/entry.js';
-import { formatDuration, ReportThrottle, type Logger } from '../log.js';
+import { counted, formatDuration, ReportThrottle, type Logger } from '../log.js';
 
 export interface SpawnFailure {
   readonly type: 'spawn-failure';
@@ -33,7 +33,11 @@ export class SpawnFailureLog {
     const entry = this.entries.get(failure.label);
     if (!entry || entry.program.kind !== 'exec') return;
     let throttle = this.#throttles.get(failure.label);
-    if (!throttle) this.#throttles.set(failure.label, (throttle = new ReportThrottle(reportEveryMs)));
+    if (!throttle) {
+      const path = entry.program.path;
+      const onHeldBack = (count: number) => this.log.error(failure.label, `cannot start ${path}: ${counted(count, 'more failure')} since the last report`);
+      this.#throttles.set(failure.label, (throttle = new ReportThrottle(reportEveryMs, onHeldBack)));
+    }
     const heldBack = throttle.due();
     if (heldBack === null) return;
     const { errno } = failure;

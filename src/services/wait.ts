@@ -106,7 +106,9 @@ export class WaitService {
   readonly #watchers: TreeWatch[] = [];
   readonly #stopWaiters = new StopWaiters();
   #onWorker: (pid: number, running: boolean) => void = () => {};
-  readonly #watchFailures = new ReportThrottle(watchFailureReportMs);
+  readonly #watchFailures = new ReportThrottle(watchFailureReportMs, (count) =>
+    this.#log.error(this.#entry.label, `cannot watch for clients: ${counted(count, 'more failure')} since the last report`),
+  );
 
   private constructor(entry: ServiceEntry, fds: readonly number[], recipe: ProgramRecipe, log: Logger) {
     this.#entry = entry;

@@ -149,6 +149,19 @@ t.test('limits: a client that hangs up while waiting gives back its place, and o
   for (const socket of [next, other, third, ...waiting]) socket.destroy();
 });
 
+t.test('a flood of refused clients is logged once, and the count of the rest is said as wakeport stops (found by a reviewer)', async (t) => {
+  const wakeport = await startWakeport(t, '127.0.0.1:0 stream tcp nowait - internal echo\n    label = guarded\n    only-from = 127.0.0.1');
+  const port = wakeport.port('guarded');
+  // Each is closed at once, with or without a reset.
+  for (let client = 0; client < 5; client++) t.equal(String(await exchange(port, 'x', '127.0.0.1', 5000, '127.0.0.2').catch(() => '')), '');
+  await wakeport.waitForLog((r) => r.subject === 'guarded');
+  t.same(await wakeport.stop(), { code: 0, signal: null });
+  const lines = wakeport.logs.filter((r) => r.subject === 'guarded' && r.severity === 'warning').map((r) => r.message);
+  t.equal(lines.length, 2, 'two lines for five refusals');
+  t.match(lines[0], /^reject client 127\.0\.0\.2:\d+: its address is not in only-from; closed its connection$/);
+  t.equal(lines[1], 'rejected 4 more clients since the last report: their addresses are refused by only-from or no-access');
+});
+
 t.test('only-from: internal services over TCP and UDP answer only the addresses it names, and close a refused client at once', async (t) => {
   const table = [
     '127.0.0.1:0 stream tcp nowait - internal echo',

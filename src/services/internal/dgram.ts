@@ -7,7 +7,7 @@
 
 import dgram from 'node:dgram';
 import type { ServiceEntry } from '../../config/entry.js';
-import { ReportThrottle, type Logger } from '../../log.js';
+import { counted, ReportThrottle, type Logger } from '../../log.js';
 import { ClientFilter } from '../access.js';
 import type { Builtin } from './builtin.js';
 import { builtins } from './index.js';
@@ -67,7 +67,9 @@ export class InternalDgramService {
 
   async #serve({ fd, family }: UdpSocketFd): Promise<dgram.Socket> {
     const socket = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
-    const loops = new ReportThrottle(reportEveryMs);
+    const loops = new ReportThrottle(reportEveryMs, (count) =>
+      this.log.warn(this.label, `ignored ${counted(count, 'more datagram')} since the last report: loop protection refuses their sources`),
+    );
     socket.on('message', (message, from) => {
       if (!this.filter.admits(from)) return;
       if (isLoopRisk(from.address, from.port, this.protectedPorts)) {

@@ -9,7 +9,7 @@
 
 import type net from 'node:net';
 import type { ServiceEntry } from '../../config/entry.js';
-import { ReportThrottle, type Logger } from '../../log.js';
+import { counted, ReportThrottle, type Logger } from '../../log.js';
 import type { AcceptedConnection } from '../../sockets/internals.js';
 import { ClientFilter } from '../access.js';
 import { Admission } from '../admission.js';
@@ -39,7 +39,12 @@ export class InternalStreamService implements BudgetHolder {
   readonly #overflow: QueueOverflow;
   readonly #open = new Set<net.Socket>();
   readonly #servers: net.Server[] = [];
-  readonly #overBudget = new ReportThrottle(reportEveryMs);
+  readonly #overBudget = new ReportThrottle(reportEveryMs, (count) =>
+    this.#log.warn(
+      this.#entry.label,
+      `rejected ${counted(count, 'more client')} since the last report: internal services already held ${connectionBudget.limit} connections`,
+    ),
+  );
   readonly #goneSweep = new GoneSweep();
   readonly #filter: ClientFilter;
   /** Connections closed to make room for another service's client: their place is given back at once, not at 'close'. */
