@@ -46,21 +46,21 @@ export class EscapeeSweep {
   stop(): Promise<void> {
     if (this.#byFile.size === 0) return Promise.resolve();
     const mark = `WAKEPORT_INVOCATION_ID=${invocationId}`;
-    // Leaders of their own group (a daemon's setsid() makes it one): a member of a worker's group went with it.
-    const escapees = holding(new Set(this.#byFile.keys())).filter(
-      ({ pid, ppid, pgrp }) => pgrp === pid && ppid !== process.pid && environmentHas(pid, mark),
-    );
+    const escapees = holding(new Set(this.#byFile.keys())).filter(({ pid, ppid }) => ppid !== process.pid && environmentHas(pid, mark));
+    // By group: a daemon that forked twice is in the group of the process that called setsid(), which may be gone.
+    // That group was made by one of the workers' descendants, so all in it are theirs.
+    const groups = new Map(escapees.map((escapee) => [escapee.pgrp, escapee]));
     return Promise.all(
-      escapees.map(({ pid, file }) => {
+      [...groups].map(([pgrp, { pid, file }]) => {
         const { entry, assignment } = this.#byFile.get(file)!;
         this.#log.warn(
           entry.label,
           `stop pid ${pid} (${commandName(pid)}): a worker left it holding ${formatSocket(assignment.socket)} ` +
-            'outside its process group (it started it in a session of its own, as a daemon does)',
+            `outside its process group (in group ${pgrp}, of a session of its own, as a daemon's)`,
           { pid },
         );
-        this.#stopping.add(pid);
-        return stopGroup(pid, this.#killed ? 0 : entry.exitTimeoutMs);
+        this.#stopping.add(pgrp);
+        return stopGroup(pgrp, this.#killed ? 0 : entry.exitTimeoutMs);
       }),
     ).then(() => {});
   }

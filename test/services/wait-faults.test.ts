@@ -452,26 +452,31 @@ t.test('a worker program that does not exist: each attempt is one log line that 
   t.equal(lines.length, 3, 'nothing else: one line per attempt');
 });
 
-t.test('stopping wakeport stops a process a worker left holding its sockets in a session of its own (a daemon), so the port is not left bound', async (t) => {
-  const table = [`127.0.0.1:0 stream tcp wait - ${fixtures}/daemonize.sh daemonize`, '    label = daemon', '    handoff = listen-fds', '    run-at-load = yes'].join('\n');
-  const wakeport = await startWakeport(t, table);
-  const said = await wakeport.waitForLog((r) => r.subject === 'daemon' && /daemon \d+$/.test(r.message));
-  const daemon = Number(/daemon (\d+)$/.exec(said.message)![1]);
-  t.teardown(() => void (isAlive(daemon) && process.kill(daemon, 'SIGKILL')));
-  await wakeport.waitForLog((r) => r.subject === 'daemon' && /^worker pid \d+ exited with exitcode 0/.test(r.message));
-  t.ok(isAlive(daemon), 'the daemon outlives its worker');
-  const port = wakeport.port('daemon');
-  t.same(await wakeport.stop(), { code: 0, signal: null });
-  t.ok(goneOrZombie(daemon), 'and not wakeport');
-  t.ok(
-    wakeport.logs.some((r) => r.subject === 'daemon' && r.message.startsWith(`stop pid ${daemon} (sleep): a worker left it holding 127.0.0.1:${port} outside its process group`)),
-    'the log says which process was stopped, and why',
-  );
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', resolve));
-  server.close();
-  t.pass('the port is free again');
-});
+for (const [how, mode] of [
+  ['forked once', ''],
+  ['forked twice, in the group of a process that has gone', 'twice'],
+] as const) {
+  t.test(`stopping wakeport stops a process a worker left holding its sockets in a session of its own (a daemon, ${how}), so the port is not left bound`, async (t) => {
+    const table = [`127.0.0.1:0 stream tcp wait - ${fixtures}/daemonize.sh daemonize ${mode}`, '    label = daemon', '    handoff = listen-fds', '    run-at-load = yes'].join('\n');
+    const wakeport = await startWakeport(t, table);
+    const said = await wakeport.waitForLog((r) => r.subject === 'daemon' && /daemon \d+$/.test(r.message));
+    const daemon = Number(/daemon (\d+)$/.exec(said.message)![1]);
+    t.teardown(() => void (isAlive(daemon) && process.kill(daemon, 'SIGKILL')));
+    await wakeport.waitForLog((r) => r.subject === 'daemon' && /^worker pid \d+ exited with exitcode 0/.test(r.message));
+    t.ok(isAlive(daemon), 'the daemon outlives its worker');
+    const port = wakeport.port('daemon');
+    t.same(await wakeport.stop(), { code: 0, signal: null });
+    t.ok(goneOrZombie(daemon), 'and not wakeport');
+    t.ok(
+      wakeport.logs.some((r) => r.subject === 'daemon' && r.message.startsWith(`stop pid ${daemon} (sleep): a worker left it holding 127.0.0.1:${port} outside its process group`)),
+      'the log says which process was stopped, and why',
+    );
+    const server = net.createServer();
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', resolve));
+    server.close();
+    t.pass('the port is free again');
+  });
+}
 
 t.test('a second SIGTERM kills at once a daemon a worker left that ignores SIGTERM', async (t) => {
   const table = [`127.0.0.1:0 stream tcp wait - ${fixtures}/daemonize.sh daemonize stubborn`, '    label = daemon', '    handoff = listen-fds', '    run-at-load = yes', '    exit-timeout = 20s'].join('\n');
