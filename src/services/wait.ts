@@ -92,6 +92,7 @@ export class WaitService {
   /** Failure times within start-limit-interval, oldest first. */
   #failures: number[] = [];
   #consecutiveFailures = 0;
+  /** Watched files changed while a worker (or a replacement) was starting: a replacement follows once it is ready. */
   #changedWhileStarting = false;
   /** The clients waiting when the last worker exited cleanly within a second of its start (see #tookNoClient). */
   #leftWaiting: Set<string> | null = null;
@@ -491,12 +492,14 @@ export class WaitService {
   }
 
   /** The current worker died while its replacement was starting: the replacement takes over. */
-  #replacementTakesOver(event: ExitEvent): 'ready' | 'starting' {
-    this.#log.warn(this.#entry.label, `worker pid ${event.worker.pid} exited while its replacement was starting`);
+  #replacementTakesOver(event: ExitEvent): 'ready' | 'replacing' | 'starting' {
+    const how = event.signal !== null ? `was killed by ${event.signal}` : `exited with exitcode ${event.code}`;
+    const uptimeMs = performance.now() - event.worker.startedAt;
+    this.#log.warn(this.#entry.label, `worker pid ${event.worker.pid} ${how} while its replacement was starting`, exitFields(event, uptimeMs));
     this.#leftWaiting = null;
     this.#current = this.#next;
     this.#next = null;
-    return this.#current?.ready ? 'ready' : 'starting';
+    return this.#current?.ready ? this.#onReady() : 'starting';
   }
 
   #retire(worker: Worker): void {
@@ -605,11 +608,12 @@ export class WaitService {
     replacing: {
       client: () => 'replacing',
       probes: (s, e) => (s.#attachProbes(e), 'replacing'),
-      ready: (s) => s.#promoteReplacement(),
-      exit: (s, e) => (e.worker === s.#next ? s.#abandonReplacement(s.#howItEnded(e.worker)) : s.#replacementTakesOver(e)),
-      'start-timeout': (s) => s.#abandonReplacement(`did not check in within ${formatDuration(s.#entry.worker.startTimeoutMs)}`),
+      // A change while the replacement starts is another replacement once this one is settled (#onReady).
+      ready: (s) => (s.#promoteReplacement(), s.#onReady()),
+      exit: (s, e) => (e.worker === s.#next ? (s.#abandonReplacement(s.#howItEnded(e.worker)), s.#onReady()) : s.#replacementTakesOver(e)),
+      'start-timeout': (s) => (s.#abandonReplacement(`did not check in within ${formatDuration(s.#entry.worker.startTimeoutMs)}`), s.#onReady()),
       timer: () => 'replacing',
-      changed: () => 'replacing',
+      changed: (s) => ((s.#changedWhileStarting = true), 'replacing'),
       stop: (s) => s.#beginStop(),
     },
     killing: {

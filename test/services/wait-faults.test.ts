@@ -141,6 +141,31 @@ t.test('watch: a change while a worker starts, which then dies, does not replace
   t.notOk(wakeport.logs.some((r) => r.message.startsWith('watched files changed')), 'and is not replaced');
 });
 
+t.test('watch: a change while the replacement starts is a second replacement once that one is ready (found by a reviewer)', async (t) => {
+  const dir = tempDir(t);
+  const table = [
+    `127.0.0.1:0 stream tcp wait - ${fixtures}/slow-start.sh slow-start ${httpServer}`,
+    '    label = slow',
+    '    handoff = listen-fds',
+    '    listen-pid = no',
+    '    ready = notify',
+    '    run-at-load = yes',
+    `    watch = ${dir}`,
+  ].join('\n');
+  const wakeport = await startWakeport(t, table);
+  await wakeport.waitForLog((r) => r.subject === 'slow' && /is ready/.test(r.message), 10_000);
+  const replacements = () => wakeport.logs.filter((r) => r.subject === 'slow' && r.message.startsWith('watched files changed: starting a new worker'));
+  writeFileSync(`${dir}/version.txt`, 'two');
+  await until(() => replacements().length === 1, 5000);
+  await sleep(400); // Past the 200 ms that count as one change; the replacement takes a second to start.
+  writeFileSync(`${dir}/version.txt`, 'three');
+  await until(() => replacements().length === 2, 8000);
+  t.equal(replacements().length, 2, 'the second change starts a second replacement');
+  const readyLines = () => wakeport.logs.filter((r) => r.subject === 'slow' && /is ready/.test(r.message));
+  await until(() => readyLines().length === 3, 8000);
+  t.equal((await get(wakeport.port('slow'), '/')).status, 200, 'and the last one serves');
+});
+
 t.test('watch: editing a file under load restarts the worker gracefully, with zero failed requests', async (t) => {
   const dir = t.testdirName;
   const table = [
