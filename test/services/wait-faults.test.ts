@@ -119,17 +119,22 @@ t.test('watch: a change to the files of a failed service is tried at once, not a
   t.equal(String(await exchange(port, 'later\n')), 'got:later\n', 'served at once, a minute before the cooldown ends');
 });
 
-t.test('watch: a change while a worker starts, which then dies, does not replace the next worker (it starts with the change)', async (t) => {
-  const dir = tempDir(t);
-  const table = [
+/** A service "slow" whose worker takes a second to be ready, watching `dir`. */
+function slowStartingWatched(dir: string, option: string): string {
+  return [
     `127.0.0.1:0 stream tcp wait - ${fixtures}/slow-start.sh slow-start ${httpServer}`,
     '    label = slow',
     '    handoff = listen-fds',
     '    listen-pid = no',
     '    ready = notify',
-    '    restart-delay = 50ms',
+    option,
     `    watch = ${dir}`,
   ].join('\n');
+}
+
+t.test('watch: a change while a worker starts, which then dies, does not replace the next worker (it starts with the change)', async (t) => {
+  const dir = tempDir(t);
+  const table = slowStartingWatched(dir, '    restart-delay = 50ms');
   const wakeport = await startWakeport(t, table);
   const answer = get(wakeport.port('slow'), '/');
   const first = await wakeport.waitForLog((r) => r.subject === 'slow' && r.severity === 'output' && r.message === 'starting');
@@ -143,15 +148,7 @@ t.test('watch: a change while a worker starts, which then dies, does not replace
 
 t.test('watch: a change while the replacement starts is a second replacement once that one is ready (found by a reviewer)', async (t) => {
   const dir = tempDir(t);
-  const table = [
-    `127.0.0.1:0 stream tcp wait - ${fixtures}/slow-start.sh slow-start ${httpServer}`,
-    '    label = slow',
-    '    handoff = listen-fds',
-    '    listen-pid = no',
-    '    ready = notify',
-    '    run-at-load = yes',
-    `    watch = ${dir}`,
-  ].join('\n');
+  const table = slowStartingWatched(dir, '    run-at-load = yes');
   const wakeport = await startWakeport(t, table);
   await wakeport.waitForLog((r) => r.subject === 'slow' && /is ready/.test(r.message), 10_000);
   const replacements = () => wakeport.logs.filter((r) => r.subject === 'slow' && r.message.startsWith('watched files changed: starting a new worker'));
