@@ -5,7 +5,7 @@
 // for the hello's idleExitMs, or once it has drained (a DrainRequest: it
 // stops accepting and exits when its programs have finished).
 
-import { formatDuration, type Logger } from '../log.js';
+import { counted, formatDuration, type Logger } from '../log.js';
 import { NowaitService } from '../services/nowait.js';
 import { isDrainRequest, type DrainRequest, type DrainStarted, type ProgramsReport } from './hello.js';
 import { handleStopRequests, takeOver } from './lifecycle.js';
@@ -42,7 +42,7 @@ export async function host(): Promise<void> {
     log.error(hello.entries[index]!.label, `cannot start in nowait host pid ${process.pid}: ${(start.reason as Error).message}`);
     return [];
   });
-  log.debug('wakeport', `nowait host pid ${process.pid} serving ${services.length} services`);
+  log.debug('wakeport', `nowait host pid ${process.pid} serving ${counted(services.length, 'service')}`);
   // A stop during a drain ends the host once every service has stopped, what drained services' programs left included.
   let stopping = false;
   handleStopRequests(() => services, log, 'the supervisor is gone', 'debug', () => void (stopping = true));

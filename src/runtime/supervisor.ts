@@ -8,7 +8,7 @@
 
 import { closeSync } from 'node:fs';
 import { formatSocket, isNowaitProgram, type ServiceEntry } from '../config/entry.js';
-import type { Logger } from '../log.js';
+import { counted, type Logger } from '../log.js';
 import { InternalDgramService } from '../services/internal/dgram.js';
 import { wellKnownPorts } from '../services/internal/index.js';
 import { InternalStreamService } from '../services/internal/stream.js';
@@ -71,7 +71,7 @@ export async function supervise(): Promise<void> {
   // Reloads wait until the services have started.
   applyReloads(inbox, table, starters, started.then(() => {}), log);
   const count = await started;
-  log.info(subject, `serving ${count} services (supervisor pid ${process.pid})`, { services: count });
+  log.info(subject, `serving ${counted(count, 'service')} (supervisor pid ${process.pid})`, { services: count });
 }
 
 /** What starting a service needs besides its entry and sockets. */

@@ -196,7 +196,7 @@ t.test("a log whose reader has gone (a closed pipe) does not take wakeport down"
   await new Promise<void>((resolve) =>
     launcher.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
       stderr += chunk;
-      if (stderr.includes('serving 1 services')) resolve();
+      if (stderr.includes('serving 1 service ')) resolve();
     }),
   );
   const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(stderr)![1]);

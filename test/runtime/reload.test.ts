@@ -367,7 +367,7 @@ t.test('a SIGHUP that comes while wakeport is starting is done once it runs', as
   const summary = await wakeport.waitForLog((r) => r.message.startsWith('reloaded the table'));
   t.equal(summary.message, 'reloaded the table: 0 added, 0 removed, 0 changed, 1 unchanged');
   const order = (prefix: string) => wakeport.logs.findIndex((r) => r.message.startsWith(prefix));
-  t.ok(order('SIGHUP: reloading') < order('serving 1 services'), 'the SIGHUP came before the supervisor served');
+  t.ok(order('SIGHUP: reloading') < order('serving 1 service '), 'the SIGHUP came before the supervisor served');
   t.equal(String(await exchange(wakeport.port('echo'), 'x')), 'x');
 });
 
