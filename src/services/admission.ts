@@ -9,6 +9,7 @@
 // that has the most clients waiting, if it has at least two more than the
 // newcomer's address, or else the newcomer: one address flooding a service
 // cannot crowd out the others' clients (which is what max-per-source is for).
+// A newcomer the limits let in at once refuses no one: it is served.
 
 import { EarliestFirst, Line } from './lines.js';
 
