@@ -15,9 +15,18 @@ const passedThrough = ['PATH', 'LANG', 'TZ'] as const;
  * This wakeport's mark on its wait workers, as WAKEPORT_INVOCATION_ID (as
  * systemd's INVOCATION_ID marks a unit's processes): a process that carries
  * it descends from one of them, whatever its parent or session now
- * (runtime/escapees.ts). One per supervisor.
+ * (runtime/escapees.ts). The launcher makes it and tells the supervisor
+ * (useInvocationId), so both can find what the workers left.
  */
-export const invocationId = randomUUID().replaceAll('-', '');
+let invocation = randomUUID().replaceAll('-', '');
+
+export function invocationId(): string {
+  return invocation;
+}
+
+export function useInvocationId(id: string): void {
+  invocation = id;
+}
 
 /**
  * The environment of wakeport's own processes (supervisor, nowait hosts,

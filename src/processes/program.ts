@@ -156,7 +156,7 @@ export class ProgramRecipe {
     const names = this.#entry.sockets.map(({ name }) => name);
     if (this.#entry.handoff === 'listen-fds' && this.#entry.listenPid) makeBlocking(fds.slice(1));
     // A Node worker's server.listen({ fd }) calls listen() again: this says with which backlog (listener.ts).
-    const marks = { WAKEPORT_BACKLOG: String(this.#entry.backlog), WAKEPORT_INVOCATION_ID: invocationId };
+    const marks = { WAKEPORT_BACKLOG: String(this.#entry.backlog), WAKEPORT_INVOCATION_ID: invocationId() };
     const launch = this.#launch(fds, names, marks, notify, 'pipe');
     let child: ChildProcess;
     try {

@@ -1,5 +1,5 @@
-// At shutdown: processes a wait worker left holding its service's listening
-// sockets outside its process group. A worker that daemonizes (forks, calls
+// Processes a wait worker left holding its service's listening sockets
+// outside its process group. A worker that daemonizes (forks, calls
 // setsid(), and exits) leaves one where stopping the worker's group does not
 // reach it; it would keep the port bound, and go on serving it, after
 // wakeport has gone. systemd stops such a process with the unit's cgroup;
@@ -9,58 +9,62 @@
 // process that handed them to wakeport (LISTEN_FDS), another wakeport
 // serving them, the launcher.
 //
-// Only at shutdown, once every service has stopped: while wakeport runs, the
-// worker that left it may be replaced by one that serves beside it.
+// Swept when wakeport stops, once every service has (the supervisor), or
+// once the workers a dead supervisor left are stopped (the launcher); never
+// while it runs, as the worker that left it may be replaced by one that
+// serves beside it.
 
 import { readFileSync } from 'node:fs';
-import { formatSocket, type ServiceEntry } from '../config/entry.js';
+import { formatSocket, type SocketSpec } from '../config/entry.js';
 import type { Logger } from '../log.js';
 import { invocationId } from '../processes/environment.js';
 import { environmentHas, holding } from '../processes/group.js';
 import { signalGroup, stopGroup } from '../processes/stop.js';
 import { socketInode } from '../sockets/inspect.js';
-import type { SocketAssignment } from './hello.js';
 
-interface Held {
-  readonly entry: ServiceEntry;
-  readonly assignment: SocketAssignment;
+/** A socket wakeport serves: what a log line names, and how long its service gives a process to stop. */
+export interface ServedSocket {
+  readonly label: string;
+  readonly socket: SocketSpec;
+  readonly exitTimeoutMs: number;
+}
+
+/** Notes, by the name /proc gives it (`socket:[inode]`), the socket open as `fd` here (nothing for one that is not). */
+export function noteSocket(sockets: Map<string, ServedSocket>, fd: number, served: ServedSocket): void {
+  const inode = socketInode(fd);
+  if (inode !== undefined) sockets.set(`socket:[${inode}]`, served);
 }
 
 export class EscapeeSweep {
-  /** The sockets, by the name /proc gives each (`socket:[inode]`). */
-  readonly #byFile = new Map<string, Held>();
+  readonly #sockets: ReadonlyMap<string, ServedSocket>;
   readonly #log: Logger;
   readonly #stopping = new Set<number>();
   #killed = false;
 
-  /** Notes the sockets' inodes while the services still hold them open. */
-  constructor(sockets: readonly Held[], log: Logger) {
+  constructor(sockets: ReadonlyMap<string, ServedSocket>, log: Logger) {
+    this.#sockets = sockets;
     this.#log = log;
-    for (const held of sockets) {
-      const inode = socketInode(held.assignment.fd);
-      if (inode !== undefined) this.#byFile.set(`socket:[${inode}]`, held);
-    }
   }
 
   /** Stops (SIGTERM, SIGKILL after the service's exit-timeout) each such process's group; resolves once they are gone. */
   stop(): Promise<void> {
-    if (this.#byFile.size === 0) return Promise.resolve();
-    const mark = `WAKEPORT_INVOCATION_ID=${invocationId}`;
-    const escapees = holding(new Set(this.#byFile.keys())).filter(({ pid, ppid }) => ppid !== process.pid && environmentHas(pid, mark));
+    if (this.#sockets.size === 0) return Promise.resolve();
+    const mark = `WAKEPORT_INVOCATION_ID=${invocationId()}`;
+    const escapees = holding(new Set(this.#sockets.keys())).filter(({ pid, ppid }) => ppid !== process.pid && environmentHas(pid, mark));
     // By group: a daemon that forked twice is in the group of the process that called setsid(), which may be gone.
     // That group was made by one of the workers' descendants, so all in it are theirs.
     const groups = new Map(escapees.map((escapee) => [escapee.pgrp, escapee]));
     return Promise.all(
       [...groups].map(([pgrp, { pid, file }]) => {
-        const { entry, assignment } = this.#byFile.get(file)!;
+        const { label, socket, exitTimeoutMs } = this.#sockets.get(file)!;
         this.#log.warn(
-          entry.label,
-          `stop pid ${pid} (${commandName(pid)}): a worker left it holding ${formatSocket(assignment.socket)} ` +
+          label,
+          `stop pid ${pid} (${commandName(pid)}): a worker left it holding ${formatSocket(socket)} ` +
             `outside its process group (in group ${pgrp}, of a session of its own, as a daemon's)`,
           { pid },
         );
         this.#stopping.add(pgrp);
-        return stopGroup(pgrp, this.#killed ? 0 : entry.exitTimeoutMs);
+        return stopGroup(pgrp, this.#killed ? 0 : exitTimeoutMs);
       }),
     ).then(() => {});
   }
@@ -68,7 +72,7 @@ export class EscapeeSweep {
   /** A second stop signal: what stop() is stopping is killed now, and what it has yet to find, at once. */
   kill(): void {
     this.#killed = true;
-    for (const pid of this.#stopping) signalGroup(pid, 'SIGKILL');
+    for (const pgrp of this.#stopping) signalGroup(pgrp, 'SIGKILL');
   }
 }
 

@@ -24,6 +24,8 @@ export interface Hello {
   readonly idleExitMs?: number;
   readonly entries: readonly ServiceEntry[];
   readonly sockets: readonly SocketAssignment[];
+  /** For the supervisor: the mark its wait workers carry (processes/environment.ts), which the launcher knows too. */
+  readonly invocationId?: string;
   /** For a nowait host: the inherited pipe each service's programs share as stderr, by label. */
   readonly stderrFds?: Readonly<Record<string, number>>;
   /**

@@ -22,6 +22,7 @@ import { formatDuration, type Logger } from '../log.js';
 import { bindSocket, checkUnixPath, removeSocketFiles, reportStrayTraffic, withoutPolling, type BoundSocket } from '../sockets/bind.js';
 import { receivedRawHandle, type RawHandle } from '../sockets/internals.js';
 import { hasType, type SocketAssignment } from './hello.js';
+import { noteSocket, type ServedSocket } from './escapees.js';
 import type { Inbox } from './lifecycle.js';
 
 /** Launcher → supervisor, with the socket's bare handle. */
@@ -75,6 +76,8 @@ export class BindRetries {
   readonly #waiting = new Map<string, { entry: ServiceEntry; tries: number; since: number }>();
   /** Unix socket files bound here, for the launcher to remove at exit. */
   readonly #socketFiles: string[];
+  /** The sockets the supervisor serves, by inode: each one bound here is added (runtime/escapees.ts). */
+  readonly #served: Map<string, ServedSocket>;
   #pauseMs = firstRetryMs;
   #timer: NodeJS.Timeout | null = null;
   /** A round of tries is running: another waits for it (one socket in flight at a time). */
@@ -82,10 +85,11 @@ export class BindRetries {
   #stopped = false;
   readonly #replies = new Map<string, (reply: LateSocketTaken) => void>();
 
-  constructor(supervisor: ChildProcess, entries: readonly ServiceEntry[], socketFiles: string[], log: Logger) {
+  constructor(supervisor: ChildProcess, entries: readonly ServiceEntry[], socketFiles: string[], served: Map<string, ServedSocket>, log: Logger) {
     this.#supervisor = supervisor;
     this.#log = log;
     this.#socketFiles = socketFiles;
+    this.#served = served;
     // Their first try was at start, and was logged there.
     for (const entry of entries) this.#waiting.set(entry.label, { entry, tries: 1, since: Date.now() });
     supervisor.on('message', (message) => {
@@ -195,6 +199,7 @@ export class BindRetries {
     const reply = this.#replyFor(entry.label, index);
     const message: LateSocket = { type: 'late-socket', label: entry.label, index, socket: bound.socket };
     this.#supervisor.send(message, bound.handle as unknown as SendHandle, {}, () => {});
+    noteSocket(this.#served, bound.fd, { label: entry.label, socket: bound.socket, exitTimeoutMs: entry.exitTimeoutMs });
     bound.release();
     endStretch();
     const { error, served } = await reply;

@@ -18,13 +18,14 @@ import { isNowaitProgram, type ServiceEntry } from '../config/entry.js';
 import { loadTable, type Table } from '../config/table.js';
 import { isWakeportError, type WakeportError } from '../errors.js';
 import { counted, type Logger } from '../log.js';
-import { runtimeEnvironment } from '../processes/environment.js';
+import { invocationId, runtimeEnvironment } from '../processes/environment.js';
 import { adoptListenFds, type AdoptedSocket, type Adoption } from '../sockets/adopt.js';
 import { bindSocket, checkUnixPath, removeSocketFiles, reportStrayTraffic, withoutPolling, type BoundSocket } from '../sockets/bind.js';
 import { checkNowaitInternals } from '../sockets/internals.js';
 import { firstListenFd, takeListenFds } from '../sockets/listen-fds.js';
 import { exitCodes } from './exit-codes.js';
 import { hasType, type Hello, type SocketAssignment, type Stoppable } from './hello.js';
+import { EscapeeSweep, noteSocket, type ServedSocket } from './escapees.js';
 import { BindRetries, retryNote } from './late-sockets.js';
 import { Hangups } from './reload.js';
 import { isWorkerNotice, LeftWorkers } from './left-workers.js';
@@ -161,15 +162,19 @@ async function serve(options: RunOptions, log: Logger, hangups: Hangups, stops: 
     log.info(subject, `${stops.before} during start-up: not starting`);
     return exitCodes.ok;
   }
+  // What the supervisor serves, by inode: should it die, what its workers left holding them is found by these.
+  const served = new Map<string, ServedSocket>();
+  const exitTimeouts = new Map(table.entries.map(({ label, exitTimeoutMs }) => [label, exitTimeoutMs]));
+  for (const { fd, label, socket } of handed) noteSocket(served, fd, { label, socket, exitTimeoutMs: exitTimeouts.get(label)! });
   const supervisor = startSupervisor(table, handed, log, options.hostIdleMs);
   letGo(false);
   endStretch();
 
   const unbound = table.entries.filter(({ label }) => incomplete.has(label) && !adoptedLabels.has(label));
-  const retries = new BindRetries(supervisor, unbound, socketFiles, log);
+  const retries = new BindRetries(supervisor, unbound, socketFiles, served, log);
   hangups.reloadWith({ strict: options.strict, supervisor, retries, socketFiles, reportProblems: (next) => reportProblems(next, options.strict, log) });
   stops.forwardTo(supervisor);
-  const code = await waitForSupervisor(supervisor, socketFiles, stops, log);
+  const code = await waitForSupervisor(supervisor, socketFiles, served, stops, log);
   retries.stop();
   return code;
 }
@@ -243,7 +248,14 @@ function startSupervisor(table: Table, sockets: readonly Held[], log: Logger, ho
     fd: firstListenFd + position,
     socket,
   }));
-  const hello: Hello = { type: 'hello', log: log.options, entries: table.entries, sockets: assignments, idleExitMs: hostIdleMs };
+  const hello: Hello = {
+    type: 'hello',
+    log: log.options,
+    entries: table.entries,
+    sockets: assignments,
+    idleExitMs: hostIdleMs,
+    invocationId: invocationId(),
+  };
   // One that could not be started has no pid, and nobody to read the hello.
   if (child.pid !== undefined) child.send(hello);
   return child;
@@ -256,6 +268,7 @@ function startSupervisor(table: Table, sockets: readonly Held[], log: Logger, ho
 function waitForSupervisor(
   supervisor: ChildProcess,
   socketFiles: readonly string[],
+  served: ReadonlyMap<string, ServedSocket>,
   stops: StopSignals,
   log: Logger,
 ): Promise<number> {
@@ -281,6 +294,8 @@ function waitForSupervisor(
         log.error(subject, `stopping the wait workers and nowait programs it left running (${counted(left.length, 'program')}: pid ${left.join(', ')})`);
         stopped = workers.stop();
       }
+      // What the workers left outside their groups, which the supervisor would have stopped (runtime/escapees.ts).
+      if (code !== exitCodes.ok) stopped = stopped.then(() => new EscapeeSweep(served, log).stop());
       void stopped.then(() => {
         finish();
         resolve(code ?? exitCodes.system);

@@ -18,7 +18,8 @@ import { WaitService } from '../services/wait.js';
 import type { Hello, SocketAssignment, Stoppable } from './hello.js';
 import { receiveLateSockets } from './late-sockets.js';
 import { applyReloads } from './reload.js';
-import { EscapeeSweep } from './escapees.js';
+import { useInvocationId } from '../processes/environment.js';
+import { EscapeeSweep, noteSocket, type ServedSocket } from './escapees.js';
 import { ServiceTable, type Starters } from './service-table.js';
 import { tellLauncher } from './left-workers.js';
 import { checkInheritedFds, handleStopRequests, takeOver, type RunningService } from './lifecycle.js';
@@ -27,6 +28,7 @@ const subject = 'wakeport';
 
 export async function supervise(): Promise<void> {
   const { hello, log, inbox } = await takeOver('the supervisor must be started by the launcher');
+  if (hello.invocationId !== undefined) useInvocationId(hello.invocationId);
   const poolSettings: PoolSettings = { log: hello.log, idleExitMs: hello.idleExitMs ?? 0, onTakenOver: tellLauncher };
   const context: Context = { log, protectedPorts: internalPorts(hello), poolSettings };
   const table = new ServiceTable(hello.entries);
@@ -55,7 +57,11 @@ export async function supervise(): Promise<void> {
       late.stop();
       table.shutDown();
       // Noted now: the services close their sockets as they stop.
-      escapees = new EscapeeSweep(table.servedSockets(), log);
+      const sockets = new Map<string, ServedSocket>();
+      for (const { entry, assignment } of table.servedSockets()) {
+        noteSocket(sockets, assignment.fd, { label: entry.label, socket: assignment.socket, exitTimeoutMs: entry.exitTimeoutMs });
+      }
+      escapees = new EscapeeSweep(sockets, log);
     },
     { stop: () => escapees?.stop() ?? Promise.resolve(), kill: () => escapees?.kill() },
   );

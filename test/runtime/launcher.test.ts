@@ -240,6 +240,24 @@ t.test('if the supervisor is killed, the launcher stops the wait workers it left
   rebound.close();
 });
 
+t.test('if the supervisor is killed, the launcher also stops a daemon a wait worker left holding its socket, so the port is free (found by a reviewer)', async (t) => {
+  const table = `127.0.0.1:0 stream tcp wait - ${fixtures}/daemonize.sh daemonize twice\n    label = daemon\n    handoff = listen-fds\n    run-at-load = yes\n`;
+  const wakeport = await startWakeport(t, table);
+  const said = await wakeport.waitForLog((r) => r.subject === 'daemon' && /daemon \d+$/.test(r.message));
+  const daemon = Number(/daemon (\d+)$/.exec(said.message)![1]);
+  t.teardown(() => void (isAlive(daemon) && process.kill(daemon, 'SIGKILL'))); // Should this test fail: leave nothing behind.
+  await wakeport.waitForLog((r) => r.subject === 'daemon' && /exited with exitcode 0/.test(r.message));
+  const port = wakeport.port('daemon');
+  const exited = new Promise<number | null>((resolve) => wakeport.process.once('exit', (code) => resolve(code)));
+  process.kill(wakeport.supervisorPid, 'SIGKILL');
+  t.equal(await exited, 111);
+  t.ok(!isAlive(daemon) || isZombie(daemon), 'the daemon has been stopped');
+  t.ok(wakeport.logs.some((r) => r.subject === 'daemon' && r.message.startsWith(`stop pid ${daemon} (sleep): a worker left it holding 127.0.0.1:${port}`)));
+  const rebound = net.createServer();
+  await new Promise<void>((resolve, reject) => rebound.once('error', reject).listen(port, '127.0.0.1', resolve));
+  rebound.close();
+});
+
 t.test('if the supervisor is killed, the launcher also stops what a wait worker left running in its group', async (t) => {
   const table = `127.0.0.1:0 stream tcp wait - ${fixtures}/leave-transfer.sh leave-transfer\n    label = stray\n    run-at-load = yes\n`;
   const wakeport = await startWakeport(t, table);
