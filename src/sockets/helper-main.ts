@@ -23,6 +23,14 @@ if (mode === 'copy') {
   process.channel?.ref();
   // The channel held, nothing else ends the helper if the supervisor goes first.
   process.on('disconnect', () => process.exit(0));
+  // disconnect() waits for the supervisor to acknowledge the last handle; if
+  // the supervisor closes the channel first (it is stopping), Node's own
+  // disconnect at the channel's end finds it disconnected and emits
+  // ERR_IPC_DISCONNECTED here, which would crash the helper with a trace.
+  process.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ERR_IPC_DISCONNECTED') throw error;
+    process.exit(0);
+  });
   let pending = fds.length;
   for (const [index, fd] of fds.entries()) {
     // Not readable: this copy must not start reading here; the receiver's does.
