@@ -5,7 +5,7 @@
 // for the hello's idleExitMs, or once it has drained (a DrainRequest: it
 // stops accepting and exits when its programs have finished).
 
-import { counted, formatDuration, type Logger } from '../log.js';
+import { counted, formatDuration, ReportThrottle, type Logger } from '../log.js';
 import { NowaitService } from '../services/nowait.js';
 import { isDrainRequest, type DrainRequest, type DrainStarted, type ProgramsReport } from './hello.js';
 import { handleStopRequests, takeOver } from './lifecycle.js';
@@ -63,6 +63,7 @@ export async function host(): Promise<void> {
     // What programs left in their groups runs on: the supervisor takes it over from this last report.
     void drained.then(() => {
       if (stopping) return;
+      ReportThrottle.flushAll();
       if (process.send) process.send(programsReport(services), () => process.exit(0));
       else process.exit(0);
     });
@@ -120,6 +121,9 @@ function watchIdleness(services: readonly NowaitService[], idleExitMs: number, l
     if (!idleExitMs || idleMs < idleExitMs) return;
     clearInterval(idleCheck);
     log.debug('wakeport', `nowait host pid ${process.pid}: no work for ${formatDuration(idleExitMs)}; exiting`);
-    void Promise.all(services.map((service) => service.stop())).then(() => process.exit(0));
+    void Promise.all(services.map((service) => service.stop())).then(() => {
+      ReportThrottle.flushAll();
+      process.exit(0);
+    });
   }, idleCheckMs).unref();
 }

@@ -137,6 +137,21 @@ t.test('nowait.max: past the spawn limit the service pauses, then resumes by its
   await wakeport.waitForLog((r) => r.message === 'spawn rate back under the limit: serving again');
 });
 
+t.test('a host that exits for want of work first says how many refusals it held back (found by a reviewer)', async (t) => {
+  const wakeport = await startWakeport(t, '127.0.0.1:0 stream tcp nowait - /bin/cat cat\n    label = guarded\n    only-from = 10.0.0.1', { args: ['--host-idle', '500ms'] });
+  const port = wakeport.port('guarded');
+  for (let client = 0; client < 6; client++) await exchange(port, 'x', '127.0.0.1', 5000).catch(() => '');
+  const started = await wakeport.waitForLog((r) => /^started \d+ nowait hosts?$/.test(r.message));
+  const hosts = Number(/^started (\d+)/.exec(started.message)![1]);
+  await until(() => wakeport.logs.filter((r) => /no work for 500ms; exiting$/.test(r.message)).length === hosts, 15_000);
+  await sleep(300);
+  const lines = wakeport.logs.filter((r) => r.subject === 'guarded' && r.severity === 'warning').map((r) => r.message);
+  const reported = lines.filter((line) => line.startsWith('reject client')).length;
+  const heldBack = lines.reduce((sum, line) => sum + Number(/^rejected (\d+) more clients? since the last report/.exec(line)?.[1] ?? 0), 0);
+  t.equal(reported + heldBack, 6, `all six refusals are in the log (${lines.join(' | ')})`);
+  t.ok(heldBack > 0, 'some as a count');
+});
+
 t.test('nowait.max holds across a quiet spell longer than --host-idle: the host stays until its spawns leave the window', async (t) => {
   const table = ['127.0.0.1:0 stream tcp nowait.2 - /bin/echo echo hi', '    label = limited', '    rate-window = 6s'].join('\n');
   const wakeport = await startWakeport(t, table, { args: ['--host-idle', '1s'] });
