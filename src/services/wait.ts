@@ -94,6 +94,8 @@ export class WaitService {
   #consecutiveFailures = 0;
   /** Watched files changed while a worker (or a replacement) was starting: a replacement follows once it is ready. */
   #changedWhileStarting = false;
+  /** The replacement starting was started for a change while the one before it started (#afterReplacement). */
+  #followUp = false;
   /** The clients waiting when the last worker exited cleanly within a second of its start (see #tookNoClient). */
   #leftWaiting: Set<string> | null = null;
   /** What workers that exited left running in their groups (see #afterWorker). */
@@ -499,7 +501,32 @@ export class WaitService {
     this.#leftWaiting = null;
     this.#current = this.#next;
     this.#next = null;
-    return this.#current?.ready ? this.#onReady() : 'starting';
+    return this.#current?.ready ? this.#afterReplacement() : 'starting';
+  }
+
+  /**
+   * A replacement is settled (promoted, abandoned, or taken over): a change
+   * while it started is one more replacement, unless this one was such a
+   * follow-up too. A worker that writes under its own watched path as it
+   * starts (a pid file, a cache) would otherwise be replaced for ever.
+   */
+  #afterReplacement(): 'ready' | 'replacing' {
+    if (!this.#changedWhileStarting) {
+      this.#followUp = false;
+      return 'ready';
+    }
+    this.#changedWhileStarting = false;
+    if (this.#followUp) {
+      this.#followUp = false;
+      this.#log.warn(
+        this.#entry.label,
+        'watched files changed again while the new worker started, as while the one before it did: the worker may write ' +
+          'under its own watched path; no new worker for that change (the next one starts one)',
+      );
+      return 'ready';
+    }
+    this.#followUp = true;
+    return this.#startReplacement();
   }
 
   #retire(worker: Worker): void {
@@ -608,10 +635,10 @@ export class WaitService {
     replacing: {
       client: () => 'replacing',
       probes: (s, e) => (s.#attachProbes(e), 'replacing'),
-      // A change while the replacement starts is another replacement once this one is settled (#onReady).
-      ready: (s) => (s.#promoteReplacement(), s.#onReady()),
-      exit: (s, e) => (e.worker === s.#next ? (s.#abandonReplacement(s.#howItEnded(e.worker)), s.#onReady()) : s.#replacementTakesOver(e)),
-      'start-timeout': (s) => (s.#abandonReplacement(`did not check in within ${formatDuration(s.#entry.worker.startTimeoutMs)}`), s.#onReady()),
+      // A change while the replacement starts is another replacement once this one is settled (#afterReplacement).
+      ready: (s) => (s.#promoteReplacement(), s.#afterReplacement()),
+      exit: (s, e) => (e.worker === s.#next ? (s.#abandonReplacement(s.#howItEnded(e.worker)), s.#afterReplacement()) : s.#replacementTakesOver(e)),
+      'start-timeout': (s) => (s.#abandonReplacement(`did not check in within ${formatDuration(s.#entry.worker.startTimeoutMs)}`), s.#afterReplacement()),
       timer: () => 'replacing',
       changed: (s) => ((s.#changedWhileStarting = true), 'replacing'),
       stop: (s) => s.#beginStop(),

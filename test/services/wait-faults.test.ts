@@ -163,6 +163,18 @@ t.test('watch: a change while the replacement starts is a second replacement onc
   t.equal((await get(wakeport.port('slow'), '/')).status, 200, 'and the last one serves');
 });
 
+t.test('watch: a worker that writes under its own watched folder as it starts is not replaced for ever (found by a reviewer)', async (t) => {
+  const dir = tempDir(t);
+  const table = [`127.0.0.1:0 stream tcp wait - ${fixtures}/self-writer.sh self-writer ${dir}`, '    label = writer', '    ready = notify', '    run-at-load = yes', `    watch = ${dir}`].join('\n');
+  const wakeport = await startWakeport(t, table);
+  await wakeport.waitForLog((r) => r.subject === 'writer' && r.message.startsWith('watched files changed again while the new worker started'), 10_000);
+  const starts = () => wakeport.logs.filter((r) => r.subject === 'writer' && r.message.startsWith('start worker')).length;
+  const settled = starts();
+  await sleep(2000);
+  t.equal(starts(), settled, `no worker started after the warning (${settled} in all)`);
+  t.ok(settled <= 3, 'the first, and at most two replacements');
+});
+
 t.test('watch: editing a file under load restarts the worker gracefully, with zero failed requests', async (t) => {
   const dir = t.testdirName;
   const table = [
