@@ -260,17 +260,14 @@ export class WaitService {
     const who = worker.pid === -1 ? 'the worker' : `worker pid ${worker.pid}`;
     // A clean exit is a failure too before the worker checked in (ready = notify): the log says why.
     const unready = code === 0 && signal === null && !worker.ready ? ' before it sent READY=1' : '';
-    const how =
-      signal !== null
-        ? `was killed by ${signal}`
-        : code === null
-          ? `could not start (${worker.startError ?? 'no reason given'})`
-          : `exited with exitcode ${code}${unready}`;
-    const what = code === null && signal === null ? `${who} ${how}` : `${who} ${how} after ${formatDuration(uptimeMs)}`;
+    const what =
+      code === null && signal === null
+        ? `${who} could not start (${worker.startError ?? 'no reason given'})`
+        : `${who} ${howItExited(event)}${unready} after ${formatDuration(uptimeMs)}`;
     const failed = timedOut || signal !== null || code !== 0 || !worker.ready;
     const left = this.#leftWaiting;
     this.#leftWaiting = null;
-    const fields = exitFields(event, uptimeMs);
+    const fields = exitFields(event);
     if (failed) return this.#afterFailure(what, uptimeMs, fields);
     const untaken = uptimeMs < minimumRestartGapMs ? this.#tookNoClient(left) : null;
     if (untaken !== null) return this.#afterFailure(`${what} without accepting a client: ${untaken}`, uptimeMs, fields);
@@ -495,9 +492,7 @@ export class WaitService {
 
   /** The current worker died while its replacement was starting: the replacement takes over. */
   #replacementTakesOver(event: ExitEvent): 'ready' | 'replacing' | 'starting' {
-    const how = event.signal !== null ? `was killed by ${event.signal}` : `exited with exitcode ${event.code}`;
-    const uptimeMs = performance.now() - event.worker.startedAt;
-    this.#log.warn(this.#entry.label, `worker pid ${event.worker.pid} ${how} while its replacement was starting`, exitFields(event, uptimeMs));
+    this.#log.warn(this.#entry.label, `worker pid ${event.worker.pid} ${howItExited(event)} while its replacement was starting`, exitFields(event));
     this.#leftWaiting = null;
     this.#current = this.#next;
     this.#next = null;
@@ -540,7 +535,7 @@ export class WaitService {
   #retired(event: ExitEvent): void {
     this.#retiring.delete(event.worker);
     const how = event.signal !== null ? `signal ${event.signal}` : `exitcode ${event.code}`;
-    this.#log.info(this.#entry.label, `worker pid ${event.worker.pid} ended (${how})`, exitFields(event, performance.now() - event.worker.startedAt));
+    this.#log.info(this.#entry.label, `worker pid ${event.worker.pid} ended (${how})`, exitFields(event));
     if (this.#state === 'stopping' && this.#workerCount() === 0) this.#dispatch({ type: 'stop' });
   }
 
@@ -697,6 +692,11 @@ export class WaitService {
 }
 
 /** A worker's end as JSON log fields, as a nowait program's end has them. */
-function exitFields({ worker, code, signal }: ExitEvent, uptimeMs: number): LogFields {
-  return { pid: worker.pid === -1 ? undefined : worker.pid, exitCode: code, signal, durationMs: Math.round(uptimeMs) };
+function exitFields({ worker, code, signal }: ExitEvent): LogFields {
+  return { pid: worker.pid === -1 ? undefined : worker.pid, exitCode: code, signal, durationMs: Math.round(performance.now() - worker.startedAt) };
+}
+
+/** `was killed by SIGKILL`, `exited with exitcode 1`. */
+function howItExited({ code, signal }: ExitEvent): string {
+  return signal !== null ? `was killed by ${signal}` : `exited with exitcode ${code}`;
 }
