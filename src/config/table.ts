@@ -130,12 +130,7 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
   const sockets = await resolveSockets(raw, options, protocol, label, context);
   if (protocol.transport === 'unix' && !serviceField!.includes('/') && /^[\w.*,[\]:-]*:\w+$/.test(serviceField!)) {
     // A unix socket may be named so, but a line copied from a TCP one with its protocol mistyped is likelier.
-    context.warnings.push({
-      file: raw.file,
-      line: raw.line,
-      severity: 'warning',
-      message: `"${serviceField}" looks like an address and port, but the protocol is unix: it names a socket file in the table's folder (for TCP, write tcp)`,
-    });
+    context.warnings.push(lineWarning(raw, `"${serviceField}" looks like an address and port, but the protocol is unix: it names a socket file in the table's folder (for TCP, write tcp)`));
   }
 
   let program: Program;
@@ -172,22 +167,12 @@ async function interpret(raw: RawService, context: Context): Promise<ServiceEntr
   const workerTakesConnections = program.kind === 'exec' && wait.mode === 'wait';
   const limits = connectionLimits(wait, options, waitField!, workerTakesConnections);
   if (workerTakesConnections && (wait.maxConnections !== null || wait.maxPerSource !== null)) {
-    context.warnings.push({
-      file: raw.file,
-      line: raw.line,
-      severity: 'warning',
-      message: `"${waitField}": the connection limits are ignored, as a wait service is handed its socket (its worker takes every connection)`,
-    });
+    context.warnings.push(lineWarning(raw, `"${waitField}": the connection limits are ignored, as a wait service is handed its socket (its worker takes every connection)`));
   }
   if (wait.max !== null && !spawnsPerConnection) {
     // OpenBSD's inetd.conf allows wait.max, and internal lines may carry one: the line stays, and the user learns the limit does nothing here.
     const instead = program.kind === 'internal' ? 'limit an internal service with max-connections' : "a wait service's restarts are limited by start-limit-burst";
-    context.warnings.push({
-      file: raw.file,
-      line: raw.line,
-      severity: 'warning',
-      message: `"${waitField}": the spawn limit is ignored, as it applies to nowait services with a program only; ${instead}`,
-    });
+    context.warnings.push(lineWarning(raw, `"${waitField}": the spawn limit is ignored, as it applies to nowait services with a program only; ${instead}`));
   }
 
   const entry: ServiceEntry = {
@@ -485,14 +470,17 @@ function isWildcard(host: string): boolean {
   return host === '0.0.0.0' || host === '::';
 }
 
+/** A warning on a service's own line: the line stands. */
+function lineWarning(raw: RawService, message: string): ConfigProblem {
+  return { file: raw.file, line: raw.line, severity: 'warning', message };
+}
+
 function ignoredInternalArgument(raw: RawService, served: InternalName, ignored: string, service: string): ConfigProblem {
   const elsewhere = isInternalName(ignored) ? `; to serve ${ignored}, write its name or a port number in the service field` : '';
-  return {
-    file: raw.file,
-    line: raw.line,
-    severity: 'warning',
-    message: `"internal ${ignored}": the service field "${service}" names ${served}, which this line serves, as inetd does (it ignores the words after internal)${elsewhere}`,
-  };
+  return lineWarning(
+    raw,
+    `"internal ${ignored}": the service field "${service}" names ${served}, which this line serves, as inetd does (it ignores the words after internal)${elsewhere}`,
+  );
 }
 
 /**
