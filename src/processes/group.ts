@@ -46,6 +46,11 @@ export function environmentHas(pid: number, assignment: string): boolean {
   return environ !== null && environ.split('\0').includes(assignment);
 }
 
+/** A process's command name (`sleep`), or `gone`. */
+export function commandName(pid: number): string {
+  return readOrNull(() => readFileSync(`/proc/${pid}/comm`, 'utf8').trim()) ?? 'gone';
+}
+
 function processIds(): number[] {
   return readdirSync('/proc').filter((name) => /^\d+$/.test(name)).map(Number);
 }

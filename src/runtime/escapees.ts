@@ -14,11 +14,10 @@
 // while it runs, as the worker that left it may be replaced by one that
 // serves beside it.
 
-import { readFileSync } from 'node:fs';
 import { formatSocket, type SocketSpec } from '../config/entry.js';
 import type { Logger } from '../log.js';
 import { invocationId } from '../processes/environment.js';
-import { environmentHas, holding } from '../processes/group.js';
+import { commandName, environmentHas, holding } from '../processes/group.js';
 import { signalGroup, stopGroup } from '../processes/stop.js';
 import { socketInode } from '../sockets/inspect.js';
 
@@ -73,13 +72,5 @@ export class EscapeeSweep {
   kill(): void {
     this.#killed = true;
     for (const pgrp of this.#stopping) signalGroup(pgrp, 'SIGKILL');
-  }
-}
-
-function commandName(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-  } catch {
-    return 'gone';
   }
 }
