@@ -53,9 +53,8 @@ export class Admission<T> {
   readonly #crowding = new WaitingCounts();
   /**
    * With max-per-source: when the first waiting client of each address with
-   * room came, and stale notes (that client has left, or its address has
-   * filled up) passed over when they come out. Notes, not the clients: a
-   * stale one keeps no connection alive.
+   * room came, and stale notes (that client has left) passed over when they
+   * come out. Notes, not the clients: a stale one keeps no connection alive.
    */
   readonly #firsts = new EarliestFirst<FirstNote>();
 
@@ -186,9 +185,10 @@ export class Admission<T> {
 
   #earliestWithRoom(): Entry<T> | undefined {
     for (let note = this.#firsts.pop(); note !== undefined; note = this.#firsts.pop()) {
-      // A stale note is dropped: #offerFirstOf notes the address's first again when it has room.
+      // A stale note (its client has left) is dropped. A note is made only while its address has room, and the
+      // address fills only when its first is admitted, which makes that note stale: a current one has room.
       const first = this.#bySource.get(note.source)?.first();
-      if (first?.arrival === note.arrival && this.#hasRoom(note.source)) return first;
+      if (first?.arrival === note.arrival) return first;
     }
     return undefined;
   }
